@@ -1,0 +1,36 @@
+# gradsweep: two commands on a fresh machine.
+#   make sweep   set up .venv and run a real default sweep (contrastive, small scale, local Ray, SQLite)
+#   make test    set up .venv, lint, and run the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.gradsweep-installed
+TORCH_VERSION ?= 2.13.0
+
+SWEEP_TRIALS ?= 8
+SWEEP_ARGS   ?=
+
+.PHONY: setup sweep test lint clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Re-installs only when pyproject.toml changes; torch first, pinned, so pip never pulls CUDA wheels.
+$(STAMP): $(PY) pyproject.toml
+	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet "torch==$(TORCH_VERSION)"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+sweep: setup
+	$(VENV)/bin/gradsweep launch contrastive --scale small --n-trials $(SWEEP_TRIALS) --baseline before --baseline after $(SWEEP_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+test: lint
+	$(VENV)/bin/pytest -q
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

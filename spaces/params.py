@@ -1,0 +1,167 @@
+"""Parameter kinds of a search space: ``float``, ``int``, ``categorical`` and ``fixed``.
+
+Anywhere a search space holds a value, it may hold a plain scalar (a fixed value) or one of
+these knobs, told apart by their ``type`` tag (a Pydantic discriminated union with
+``extra="forbid"``). Tower learning rates may also be tied to another tower's LR
+(:class:`TieParam`).
+
+Example:
+    >>> FloatParam(type="float", low=1e-5, high=1e-2, log=True).to_distribution()
+    FloatDistribution(high=0.01, log=True, low=1e-05, step=None)
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+
+Scalar = bool | int | float | str
+
+
+class _Param(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FloatParam(_Param):
+    """A float searched in ``[low, high]``, on a log scale if ``log``, in steps of ``step`` if given."""
+
+    type: Literal["float"]
+    low: float
+    high: float
+    log: bool = False
+    step: float | None = Field(default=None, gt=0.0)
+
+    @model_validator(mode="after")
+    def _check(self) -> FloatParam:
+        if not self.low < self.high:
+            raise ValueError(
+                f"low ({self.low:g}) must be < high ({self.high:g}); use a plain value for a fixed one"
+            )
+        if self.log and self.low <= 0:
+            raise ValueError(f"log scale needs low > 0, got low={self.low:g}")
+        if self.log and self.step is not None:
+            raise ValueError("log and step cannot be combined; drop one of them")
+        return self
+
+    def to_distribution(self) -> BaseDistribution:
+        return FloatDistribution(self.low, self.high, log=self.log, step=self.step)
+
+    def probe_values(self) -> list[Scalar]:
+        return [self.low, self.high]
+
+    def describe(self) -> str:
+        scale = "log" if self.log else "linear"
+        step = f", step {self.step:g}" if self.step else ""
+        return f"float [{self.low:g}, {self.high:g}] {scale}{step}"
+
+
+class IntParam(_Param):
+    """An integer searched in ``[low, high]`` (inclusive)."""
+
+    type: Literal["int"]
+    low: int
+    high: int
+    log: bool = False
+    step: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> IntParam:
+        if not self.low < self.high:
+            raise ValueError(f"low ({self.low}) must be < high ({self.high}); use a plain value for a fixed one")
+        if self.log and self.low <= 0:
+            raise ValueError(f"log scale needs low >= 1, got low={self.low}")
+        if self.log and self.step != 1:
+            raise ValueError("log and step cannot be combined; drop one of them")
+        return self
+
+    def to_distribution(self) -> BaseDistribution:
+        return IntDistribution(self.low, self.high, log=self.log, step=self.step)
+
+    def probe_values(self) -> list[Scalar]:
+        return [self.low, self.high]
+
+    def describe(self) -> str:
+        return f"int [{self.low}, {self.high}] {'log' if self.log else 'linear'}"
+
+
+class CategoricalParam(_Param):
+    """One of ``choices`` (scalars)."""
+
+    type: Literal["categorical"]
+    choices: list[Scalar]
+
+    @model_validator(mode="after")
+    def _check(self) -> CategoricalParam:
+        if not self.choices:
+            raise ValueError("choices must list at least one value")
+        seen = [repr(c) for c in self.choices]
+        dupes = sorted({c for c in seen if seen.count(c) > 1})
+        if dupes:
+            raise ValueError(f"choices repeat {', '.join(dupes)}")
+        return self
+
+    def to_distribution(self) -> BaseDistribution:
+        return CategoricalDistribution(self.choices)
+
+    def probe_values(self) -> list[Scalar]:
+        return list(self.choices)
+
+    def describe(self) -> str:
+        return "one of " + ", ".join(str(c) for c in self.choices)
+
+
+class FixedParam(_Param):
+    """A fixed value written as a knob (same as writing the plain value)."""
+
+    type: Literal["fixed"]
+    value: Scalar
+
+    def probe_values(self) -> list[Scalar]:
+        return [self.value]
+
+    def describe(self) -> str:
+        return f"fixed {self.value}"
+
+
+Param = Annotated[FloatParam | IntParam | CategoricalParam | FixedParam, Field(discriminator="type")]
+SearchedParam = FloatParam | IntParam | CategoricalParam
+
+
+class TieParam(_Param):
+    """A tower LR tied to another tower's: ``lr = <tie>.lr * ratio`` (ratio may be searched)."""
+
+    tie: str
+    ratio: Annotated[
+        Annotated[Param, Tag("__param__")] | Annotated[float, Tag("__value__")],
+        Discriminator(lambda v: "__param__" if isinstance(v, dict) else "__value__"),
+    ] = 1.0
+
+
+def _knob_tag(value: Any) -> str:
+    if isinstance(value, dict | BaseModel):
+        if (isinstance(value, dict) and "tie" in value) or isinstance(value, TieParam):
+            return "__tie__"
+        return "__param__"
+    return "__value__"
+
+
+Knob = Annotated[
+    Annotated[Param, Tag("__param__")] | Annotated[Scalar, Tag("__value__")],
+    Discriminator(_knob_tag),
+]
+"""A plain scalar or a parameter knob."""
+
+LrKnob = Annotated[
+    Annotated[Param, Tag("__param__")] | Annotated[TieParam, Tag("__tie__")] | Annotated[float, Tag("__value__")],
+    Discriminator(_knob_tag),
+]
+"""A tower LR: a plain float, a knob, or a tie to another tower."""
+
+TAGS = frozenset({"__param__", "__value__", "__tie__"})

@@ -1,0 +1,126 @@
+"""Every validation rule of a search space: a table of bad YAMLs and the message each must give."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+import yaml
+
+from spaces.space import SpaceError, parse_space
+
+BASE = yaml.safe_load(
+    """
+name: demo
+objective: contrastive
+metric: {name: recall_at_5_v2t, direction: maximize}
+batch_size: {type: categorical, choices: [32, 64]}
+towers:
+  - name: video
+    patterns: ["video.*"]
+    lr: {type: float, low: 1.0e-5, high: 3.0e-3, log: true}
+    weight_decay: {type: float, low: 1.0e-6, high: 1.0e-1, log: true}
+  - name: text
+    patterns: ["text.*"]
+    lr: {tie: video, ratio: {type: float, low: 0.05, high: 2.0, log: true}}
+schedule:
+  kind: {type: categorical, choices: [cosine, onecycle]}
+  warmup_fraction: 0.1
+  onecycle: {pct_start: {type: float, low: 0.1, high: 0.5}}
+stages:
+  - {name: head, steps: 10, train: [text]}
+  - {name: full, steps: 20, lr_multipliers: {"*": {type: float, low: 0.1, high: 1.0}}}
+extras: {loss_variant: {type: categorical, choices: [einsum, stable]}, depth: {type: int, low: 1, high: 4}}
+baselines:
+  before: {batch_size: 32, towers.video.lr: 1.0e-4, towers.video.weight_decay: 1.0e-2,
+           towers.text.lr_ratio: 0.2, schedule.kind: cosine, stages.full.lr_multipliers.*: 0.5,
+           extras.loss_variant: einsum, extras.depth: 2}
+"""
+)
+
+
+def _set(data: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    out = copy.deepcopy(data)
+    node: Any = out
+    parts = path.split("/")
+    for part in parts[:-1]:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    last = parts[-1]
+    if value is _DELETE:
+        del node[last]
+    elif isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+    return out
+
+
+_DELETE = object()
+
+CASES = [
+    # (path to change, new value, fragment the first error line must contain)
+    ("towers/0/lr/low", 1.0, "towers[0].lr: low (1) must be < high (0.003)"),
+    ("towers/0/weight_decay/low", 0.0, "towers[0].weight_decay: log scale needs low > 0"),
+    ("towers/0/lr/step", 1e-5, "towers[0].lr: log and step cannot be combined"),
+    ("batch_size/choices", [], "batch_size: choices must list at least one value"),
+    ("batch_size/choices", [32, 32], "batch_size: choices repeat 32"),
+    ("towers/1/lr/tie", "vidoe", "towers[1].lr.tie: unknown tower 'vidoe'; towers are: video, text"),
+    ("towers/1/lr/tie", "text", "towers[1].lr.tie: tower 'text' cannot be tied to itself"),
+    ("towers/1/lr/ratio", -0.5, "towers[1].lr.ratio: must be >= 0"),
+    ("stages/0/train", ["txt"], "stages[0].train: unknown tower 'txt'"),
+    ("stages/1/lr_multipliers", {"vid": 0.5}, "stages[1].lr_multipliers: unknown tower 'vid'"),
+    ("stages/1/lr_multipliers", {"*": -1.0}, "stages[1].lr_multipliers.*: multipliers must be >= 0"),
+    ("stages/1/lr_multipliers", {"*": {"type": "float", "low": -1.0, "high": 1.0}}, "multipliers must be >= 0"),
+    ("stages/0/epochs", 3, "stages[0]: give exactly one of epochs or steps"),
+    ("towers/1/name", "video", "towers[1].name: tower 'video' is defined twice"),
+    ("schedule/warmup_fraction", 1.5, "schedule.warmup_fraction: Input should be less than 1"),
+    ("schedule/warmup_steps", 30, "schedule: give warmup_steps or warmup_fraction, not both"),
+    ("schedule/kind/choices", ["cosine", "cosin"], "schedule.kind: value 'cosin' is not allowed here"),
+    ("schedule/flavour", "x", "schedule.flavour: unknown key"),
+    ("towers/0/lr/type", "flaot", "towers[0].lr: unknown parameter type 'flaot'"),
+    ("towers/0/lr", {"low": 1.0, "high": 2.0}, "towers[0].lr: a parameter needs `type:`"),
+    ("extras/depth/high", 1, "extras.depth: low (1) must be < high (1)"),
+    ("towers", [], "towers: List should have at least 1 item"),
+    ("metric", _DELETE, "metric: required field is missing"),
+    ("towers/0/patterns", [], "towers[0].patterns: List should have at least 1 item"),
+    ("towers/0/clip_max_norm", -1.0, "towers[0].clip_max_norm: Input should be greater than 0"),
+    ("amp", {"dtype": "fp8"}, "amp.dtype: Input should be 'none', 'bf16' or 'fp16'"),
+    ("baselines/before/towers.video.lr", 5.0, "baselines.before.towers.video.lr: 5.0 is outside the space"),
+    ("baselines/before/towers.vid.lr", 1e-4, "baselines.before.towers.vid.lr: unknown parameter"),
+    ("baselines/before/extras.depth", _DELETE, "baselines.before.extras.depth: missing"),
+    ("baselines/before/extras.depth", 2.5, "baselines.before.extras.depth: 2.5 is outside the space"),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "fragment"), CASES, ids=[c[0] + "=" + repr(c[1]) for c in CASES])
+def test_bad_space_gives_one_line_naming_the_field(path: str, value: Any, fragment: str) -> None:
+    bad = _set(BASE, path, value)
+    with pytest.raises(SpaceError) as info:
+        parse_space(bad)
+    lines = info.value.errors
+    # the expected message names the YAML path and what is allowed
+    assert any(fragment in line for line in lines), lines
+    # every problem is one line without Pydantic's noise
+    assert all("\n" not in line and "pydantic" not in line.lower() for line in lines)
+
+
+def test_warmup_longer_than_training_is_refused() -> None:
+    bad = _set(_set(BASE, "schedule/warmup_fraction", _DELETE), "schedule/warmup_steps", 30)
+    with pytest.raises(SpaceError) as info:
+        parse_space(bad)
+    # 30 warmup steps against 10 + 20 training steps is named with both numbers
+    assert "schedule.warmup_steps: 30 is not shorter than training (30 steps over 2 stage(s))" in str(info.value)
+
+
+def test_base_space_is_valid() -> None:
+    space = parse_space(BASE)
+    # the reference space of this table validates, so each case above fails for its own reason
+    assert space.tower_names() == ["video", "text"]
+
+
+def test_not_a_mapping() -> None:
+    with pytest.raises(SpaceError) as info:
+        parse_space(["a", "list"])
+    # a YAML list at top level is named as such
+    assert "must be a YAML mapping, got list" in info.value.errors[0]
