@@ -9,6 +9,12 @@ from __future__ import annotations
 
 import sys
 
+from search.cli import dashboard as _dashboard  # noqa: F401
+from search.cli import export as _export  # noqa: F401
+from search.cli import inspect as _inspect  # noqa: F401
+from search.cli import report as _report  # noqa: F401
+from search.cli import try_ as _try  # noqa: F401
+
 # Command modules register themselves on `app` when imported.
 from search.cli import validate as _validate  # noqa: F401
 from search.cli._app import app, console_err
@@ -17,30 +23,15 @@ from spaces.space import SpaceError
 
 
 def main() -> None:
+    """Run the CLI; usage errors exit 2 (click), user errors exit 1 with one line."""
     try:
-        code = app(standalone_mode=False)
+        app()  # standalone mode: click handles usage errors (exit 2) and typer.Exit codes
     except UserError as exc:
         console_err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except SpaceError as exc:
         console_err.print(f"[bold red]error:[/] {exc.first_line()}", highlight=False, soft_wrap=True)
         sys.exit(1)
-    except KeyboardInterrupt:
-        console_err.print("interrupted")
-        sys.exit(130)
-    except SystemExit:
-        raise
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            console_err.print("aborted")
-            sys.exit(130)
-        raise
-    sys.exit(code if isinstance(code, int) else 0)
 
 
 __all__ = ["app", "main"]
