@@ -1,0 +1,150 @@
+"""Objective names -> callables: built-ins, ``package.module:function`` and ``path/file.py:function``.
+
+Built-in objective modules are imported lazily (only the one asked for). Each exposes
+``run(config, ctx) -> float`` and the metadata ``METRICS``, ``DEFAULT_METRIC``, ``DIRECTION``
+and ``PRESET`` (the preset file name under ``spaces/presets``).
+
+Example:
+    >>> fn = load_objective("contrastive")
+    >>> fn.__name__
+    'run'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import inspect
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from objectives.api import Objective
+from search.errors import UserError
+
+BUILTINS: tuple[str, ...] = ("contrastive", "moco", "finetune", "multitower", "segmentation")
+_FORMS = "a built-in name, package.module:function, or path/to/file.py:function"
+
+
+@dataclass(frozen=True)
+class ObjectiveInfo:
+    """One row of :func:`list_objectives`."""
+
+    name: str
+    description: str
+    metrics: tuple[str, ...]
+    default_metric: str
+    direction: str
+    preset: str
+
+
+def builtin_module(name: str) -> ModuleType:
+    """Import the module of built-in objective ``name``.
+
+    Raises:
+        UserError: if ``name`` is not a built-in (the message lists them).
+    """
+    if name not in BUILTINS:
+        raise UserError(f"unknown objective {name!r}; built-ins are: {', '.join(BUILTINS)}; or give {_FORMS}")
+    return importlib.import_module(f"objectives.{name}")
+
+
+def describe(name: str) -> ObjectiveInfo:
+    """Metadata of built-in objective ``name``."""
+    module = builtin_module(name)
+    doc = (module.__doc__ or "").strip().splitlines()
+    return ObjectiveInfo(
+        name=name,
+        description=doc[0] if doc else "",
+        metrics=tuple(module.METRICS),
+        default_metric=module.DEFAULT_METRIC,
+        direction=module.DIRECTION,
+        preset=module.PRESET,
+    )
+
+
+def list_objectives() -> list[ObjectiveInfo]:
+    """Metadata rows for every built-in objective, in :data:`BUILTINS` order."""
+    return [describe(name) for name in BUILTINS]
+
+
+def _import_file(path_text: str) -> ModuleType:
+    path = Path(path_text).expanduser()
+    if not path.is_file():
+        raise UserError(f"objective file not found: {path_text}")
+    resolved = path.resolve()
+    digest = hashlib.sha1(str(resolved).encode()).hexdigest()[:12]
+    module_name = f"gradsweep_user_objective_{resolved.stem}_{digest}"
+    spec = importlib.util.spec_from_file_location(module_name, resolved)
+    if spec is None or spec.loader is None:
+        raise UserError(f"cannot import objective file {path_text}: not a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # dataclasses and pickling need the module registered
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        sys.modules.pop(module_name, None)
+        raise UserError(f"error importing objective file {path_text}: {_one_line(exc)}") from exc
+    return module
+
+
+def _import_module(name: str) -> ModuleType:
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and (name == exc.name or name.startswith(exc.name + ".")):
+            raise UserError(f"objective module not found: {name}") from exc
+        raise UserError(f"error importing objective module {name}: {_one_line(exc)}") from exc
+    except Exception as exc:
+        raise UserError(f"error importing objective module {name}: {_one_line(exc)}") from exc
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _is_file_spec(target: str) -> bool:
+    return target.endswith(".py") or "/" in target or "\\" in target
+
+
+def load_objective(spec: str) -> Objective:
+    """Resolve an objective spec to a callable ``(config, ctx) -> float``.
+
+    Args:
+        spec: a built-in name (``contrastive``), ``package.module:function`` or
+            ``path/to/file.py:function``. A class is instantiated without arguments and its
+            instance must be callable.
+
+    Returns:
+        The objective callable.
+
+    Raises:
+        UserError: one line naming what is wrong: an unknown name (listing the built-ins), a
+            missing module or file, a missing attribute, or an attribute that is not callable.
+    """
+    spec = spec.strip()
+    if not spec:
+        raise UserError(f"empty objective; give {_FORMS}")
+    if ":" not in spec:
+        if _is_file_spec(spec):
+            raise UserError(f"objective {spec!r} names no function; give {spec}:function")
+        return builtin_module(spec).run
+    target, _, attr = spec.rpartition(":")
+    if not target or not attr:
+        raise UserError(f"bad objective {spec!r}; give {_FORMS}")
+    module = _import_file(target) if _is_file_spec(target) else _import_module(target)
+    if not hasattr(module, attr):
+        raise UserError(f"{target} has no function {attr!r}")
+    obj: Any = getattr(module, attr)
+    if inspect.isclass(obj):
+        try:
+            obj = obj()
+        except Exception as exc:
+            raise UserError(f"cannot instantiate objective class {spec}: {_one_line(exc)}") from exc
+    if not callable(obj):
+        raise UserError(f"{spec} is not callable (it is a {type(obj).__name__})")
+    return obj

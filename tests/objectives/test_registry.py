@@ -1,0 +1,123 @@
+"""Objective specs: built-in names, ``package.module:function``, ``path/file.py:function``, and errors."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from objectives import contrastive
+from objectives.api import NullReporter, TrialContext, run_objective
+from objectives.registry import BUILTINS, list_objectives, load_objective
+from search.errors import UserError
+from spaces.presets import list_presets
+from spaces.trial_config import TrialConfig
+
+# A complete bring-your-own objective: an existing loop plus the handful of gradsweep lines.
+USER_OBJECTIVE = '''
+import torch
+import torch.nn.functional as F
+
+
+def objective(config, ctx):
+    g = torch.Generator().manual_seed(config.seed)
+    x = torch.randn(64, 4, generator=g)
+    y = x @ torch.tensor([[1.0], [-2.0], [0.5], [3.0]])
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.GELU(), torch.nn.Linear(8, 1))
+    trainer = ctx.trainer(model, steps_per_epoch=4)                     # gradsweep
+    x, y = x.to(ctx.device), y.to(ctx.device)
+    for step in range(trainer.total_steps):
+        batch = slice((step % 4) * 16, (step % 4 + 1) * 16)
+        with ctx.autocast():                                             # gradsweep
+            loss = F.mse_loss(model(x[batch]), y[batch])
+        trainer.step(loss)                                               # gradsweep
+        if (step + 1) % 4 == 0:
+            with torch.no_grad():
+                value = -F.mse_loss(model(x), y).item()
+            ctx.report(value, step)                                      # gradsweep
+    return value
+
+
+class Objective:
+    def __call__(self, config, ctx):
+        return objective(config, ctx)
+
+
+NOT_CALLABLE = 3
+'''
+
+
+@pytest.fixture
+def user_file(tmp_path: Path) -> Path:
+    path = tmp_path / "my_objective.py"
+    path.write_text(textwrap.dedent(USER_OBJECTIVE))
+    return path
+
+
+def test_builtin_names_resolve_to_their_run() -> None:
+    # a built-in name loads that module's run()
+    assert load_objective("contrastive") is contrastive.run
+    # every built-in has metadata whose default metric is one of its metrics and whose preset exists
+    for row in list_objectives():
+        assert row.default_metric in row.metrics and row.preset.removesuffix(".yaml") in list_presets(), row
+    # the rows come in BUILTINS order
+    assert tuple(r.name for r in list_objectives()) == BUILTINS
+
+
+def test_module_function_spec() -> None:
+    # package.module:function imports the module and returns the attribute
+    assert load_objective("objectives.contrastive:run") is contrastive.run
+
+
+def test_file_spec_runs_end_to_end(user_file: Path, make_linear_config: Callable[..., TrialConfig]) -> None:
+    fn = load_objective(f"{user_file}:objective")
+    config = make_linear_config(steps=16, check_every=4, lr=3e-2)
+    reporter = NullReporter()
+    value = run_objective(fn, config, TrialContext(config, reporter=reporter, device="cpu"))
+    # the user's loop returned a finite value and improved on the first report
+    assert value > reporter.history[0].value
+    # one report per epoch, each with the monitor's health summary
+    assert [r.step for r in reporter.history] == [3, 7, 11, 15]
+    assert all(r.health is not None and "health/all/grad_norm_pre" in r.health.metrics for r in reporter.history)
+
+
+def test_file_spec_with_a_class_is_instantiated(user_file: Path) -> None:
+    fn = load_objective(f"{user_file}:Objective")
+    # a class named in the spec is instantiated; the instance is the objective
+    assert callable(fn) and type(fn).__name__ == "Objective"
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("contrastiv", "unknown objective 'contrastiv'; built-ins are: contrastive, moco, finetune, multitower, segmentation"),
+        ("", "empty objective"),
+        ("nowhere/missing.py:objective", "objective file not found: nowhere/missing.py"),
+        ("objectives.nope:run", "objective module not found: objectives.nope"),
+        ("objectives.contrastive:walk", "objectives.contrastive has no function 'walk'"),
+        ("objectives.contrastive:METRICS", "objectives.contrastive:METRICS is not callable (it is a tuple)"),
+        (":run", "bad objective ':run'"),
+        ("train.py", "objective 'train.py' names no function; give train.py:function"),
+    ],
+)
+def test_bad_specs_give_one_line_errors(spec: str, message: str) -> None:
+    with pytest.raises(UserError) as info:
+        load_objective(spec)
+    # the message names the problem on one line
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_user_file_errors(user_file: Path, tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="has no function 'objectiv'"):
+        load_objective(f"{user_file}:objectiv")
+    with pytest.raises(UserError, match=r"my_objective.py:NOT_CALLABLE is not callable \(it is a int\)"):
+        load_objective(f"{user_file}:NOT_CALLABLE")
+    broken = tmp_path / "broken.py"
+    broken.write_text("def objective(config, ctx)\n    return 1.0\n")
+    with pytest.raises(UserError) as info:
+        load_objective(f"{broken}:objective")
+    # a syntax error in the user's file is reported as one line naming the file
+    assert str(info.value).startswith(f"error importing objective file {broken}: SyntaxError")
+    assert "\n" not in str(info.value)
