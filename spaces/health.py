@@ -79,6 +79,7 @@ class HealthConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = True
+    # 25 by measurement: under 1% of a step on CPU with a 291-tensor model, flat beyond (BENCHMARKS.md)
     check_every: int = Field(default=25, ge=1, description="optimizer steps between host reads")
     prune_on_unstable: bool = True
     warmup_checks: int = Field(default=0, ge=0, description="checks before sustained rules may fire")

@@ -1,0 +1,41 @@
+"""Gradient health: a cheap per-step monitor, pure statistics, rules and verdicts.
+
+Re-exports the public API; one idea per module:
+
+- :mod:`~search.health.stats`: pure helpers (norm aggregation, decay-to-grad ratio, spikes, stalls)
+- :mod:`~search.health.decay`: AdamW decay vs gradient-driven step sizes per tower
+- :mod:`~search.health.summary`: host-side summary of one check window
+- :mod:`~search.health.rules`: rules turning summaries into verdicts with reasons
+- :mod:`~search.health.verdict`: ``Verdict``, ``PruneKind``, ``HealthReport``
+- :mod:`~search.health.monitor`: ``HealthMonitor``
+- :mod:`~search.health.attrs`: the health user attrs of a trial (Contract 4)
+"""
+
+from __future__ import annotations
+
+from search.health.attrs import (
+    HEALTH_HISTORY,
+    HEALTH_LATEST,
+    read_health,
+    record_health,
+    write_health_attrs,
+)
+from search.health.monitor import HealthMonitor
+from search.health.rules import RuleContext, RuleResult, evaluate
+from search.health.verdict import HealthReport, PruneKind, Verdict, worst
+
+__all__ = [
+    "HEALTH_HISTORY",
+    "HEALTH_LATEST",
+    "HealthMonitor",
+    "HealthReport",
+    "PruneKind",
+    "RuleContext",
+    "RuleResult",
+    "Verdict",
+    "evaluate",
+    "read_health",
+    "record_health",
+    "worst",
+    "write_health_attrs",
+]

@@ -1,0 +1,275 @@
+"""Health rules: each reads the history of check summaries and returns verdicts with human reasons.
+
+Rules and their thresholds come from :class:`spaces.health.HealthConfig`:
+
+| rule | unstable when | warning when |
+|---|---|---|
+| ``nonfinite`` | more than ``tolerance`` non-finite loss steps (or non-finite gradient steps without an enabled GradScaler) in one window | never (it acts at once) |
+| ``exploding`` | a tower's (or the global) mean pre-clip grad norm over ``threshold`` or over ``clip_multiple`` x its clip ``max_norm`` for ``sustain`` checks in a row | the same, not yet sustained |
+| ``vanishing`` | a tower with gradients under ``max(threshold, tower_floors[tower])`` for ``sustain`` checks | not yet sustained |
+| ``decay_dominance`` | a tower's AdamW decay-to-grad ratio over ``ratio`` for ``sustain`` checks | not yet sustained |
+| ``scaler_overflow`` | GradScaler skipped more than ``max_streak`` steps in a row, or its scale fell under ``min_scale`` | never |
+| ``loss_spike`` | a robust loss z-score over ``z_score`` in ``sustain`` checks in a row | not yet sustained |
+| ``loss_stall`` | (off by default) no relative improvement by ``min_delta`` over ``window`` checks | never |
+
+Frozen towers (``TowerConfig.frozen``, or no gradients in the window) are never judged vanishing or
+decay-dominated. Until ``warmup_checks`` checks have passed, sustained rules give at most WARNING.
+
+Example:
+    >>> from spaces.health import HealthConfig
+    >>> from search.health.summary import CheckSummary, TowerSummary
+    >>> s = CheckSummary(first_step=0, step=24, n_steps=25,
+    ...                  towers={"text": TowerSummary(steps_with_grad=25, grad_norm_pre=3.1e-7)})
+    >>> config = HealthConfig(vanishing={"tower_floors": {"text": 1e-6}})
+    >>> [(str(r.verdict), r.reason) for r in evaluate([s], config, RuleContext())]
+    [('warning', 'text grad norm 3.1e-07 < 1e-06 for 1 check (step 24)')]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from search.health.stats import is_stalled
+from search.health.summary import CheckSummary
+from search.health.verdict import Verdict
+from spaces.health import HealthConfig
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    """One rule's finding: a verdict, the rule's name and one human line."""
+
+    verdict: Verdict
+    rule: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RuleContext:
+    """What the rules know besides the summaries.
+
+    Attributes:
+        tower_clip: per-tower clip ``max_norm`` (``None`` = no per-tower clipping).
+        global_clip: global clip ``max_norm`` or ``None``.
+        frozen: towers configured as frozen (never vanishing).
+        scaler_enabled: an enabled GradScaler turns non-finite gradients into skipped steps.
+        checks_done: checks so far including the current one (for ``warmup_checks``).
+    """
+
+    tower_clip: dict[str, float | None] = field(default_factory=dict)
+    global_clip: float | None = None
+    frozen: frozenset[str] = frozenset()
+    scaler_enabled: bool = False
+    checks_done: int = 1
+
+
+def _g(x: float) -> str:
+    return f"{x:.2g}"
+
+
+def _span(count: int, first: CheckSummary, last: CheckSummary) -> str:
+    if count == 1:
+        return f"for 1 check (step {last.step})"
+    return f"for {count} checks (steps {first.step}-{last.step})"
+
+
+def _sustained(
+    history: Sequence[CheckSummary], violation: Callable[[CheckSummary], str | None]
+) -> tuple[int, CheckSummary | None, str | None]:
+    """Checks in a row (ending now) for which ``violation`` returns a description."""
+    count, first, latest = 0, None, None
+    for s in reversed(history):
+        text = violation(s)
+        if text is None:
+            break
+        count, first = count + 1, s
+        latest = latest if latest is not None else text
+    return count, first, latest
+
+
+def _sustained_result(
+    rule: str, history: Sequence[CheckSummary], violation: Callable[[CheckSummary], str | None], sustain: int,
+    config: HealthConfig, ctx: RuleContext,
+) -> list[RuleResult]:
+    count, first, text = _sustained(history, violation)
+    if count == 0 or first is None or text is None:
+        return []
+    fire = count >= sustain and ctx.checks_done > config.warmup_checks
+    verdict = Verdict.UNSTABLE if fire else Verdict.WARNING
+    return [RuleResult(verdict, rule, f"{text} {_span(count, first, history[-1])}")]
+
+
+def nonfinite_rule(history: Sequence[CheckSummary], config: HealthConfig, ctx: RuleContext) -> list[RuleResult]:
+    """Non-finite loss (or gradients without a GradScaler) beyond ``tolerance`` steps: unstable at once."""
+    s = history[-1]
+    grad_steps = 0 if ctx.scaler_enabled else s.nonfinite_grad_steps
+    if s.nonfinite_loss_steps + grad_steps <= config.nonfinite.tolerance:
+        return []
+    parts = []
+    if s.nonfinite_loss_steps:
+        parts.append(f"non-finite loss at step {s.first_nonfinite_loss_step} ({s.nonfinite_loss_steps} of {s.n_steps} steps)")
+    if grad_steps:
+        bad = [t for t, ts in s.towers.items() if ts.nonfinite_steps] or ["global"]
+        parts.append(
+            f"non-finite gradients in {', '.join(bad)} at step {s.first_nonfinite_grad_step} "
+            f"({grad_steps} of {s.n_steps} steps)"
+        )
+    return [RuleResult(Verdict.UNSTABLE, "nonfinite", "; ".join(parts))]
+
+
+def exploding_rule(history: Sequence[CheckSummary], config: HealthConfig, ctx: RuleContext) -> list[RuleResult]:
+    """Pre-clip grad norm over the threshold or ``clip_multiple`` x the clip max-norm, sustained."""
+    rule = config.exploding
+
+    def limit(max_norm: float | None) -> tuple[float, str]:
+        if max_norm is not None and rule.clip_multiple * max_norm < rule.threshold:
+            return rule.clip_multiple * max_norm, f" ({rule.clip_multiple:g}x clip max_norm {max_norm:g})"
+        return rule.threshold, ""
+
+    def check(name: str, value_of: Callable[[CheckSummary], float], max_norm: float | None) -> list[RuleResult]:
+        bound, why = limit(max_norm)
+
+        def violation(s: CheckSummary) -> str | None:
+            v = value_of(s)
+            return f"{name} grad norm {_g(v)} > {_g(bound)}{why}" if math.isfinite(v) and v > bound else None
+
+        return _sustained_result("exploding", history, violation, rule.sustain, config, ctx)
+
+    out: list[RuleResult] = []
+    for tower in history[-1].towers:
+        out += check(tower, lambda s, t=tower: s.towers[t].grad_norm_pre if t in s.towers else math.nan,
+                     ctx.tower_clip.get(tower))
+    if not out:  # a tower explosion already explains the global one
+        out += check("global", lambda s: s.grad_norm_global, ctx.global_clip)
+    return out
+
+
+def vanishing_rule(history: Sequence[CheckSummary], config: HealthConfig, ctx: RuleContext) -> list[RuleResult]:
+    """A tower that has gradients but whose norm stays under its floor, sustained."""
+    rule = config.vanishing
+    out: list[RuleResult] = []
+    for tower in history[-1].towers:
+        if tower in ctx.frozen:
+            continue
+        floor = max(rule.threshold, rule.tower_floors.get(tower, 0.0))
+
+        def violation(s: CheckSummary, t: str = tower, floor: float = floor) -> str | None:
+            ts = s.towers.get(t)
+            if ts is None or ts.steps_with_grad == 0 or not math.isfinite(ts.grad_norm_pre):
+                return None
+            return f"{t} grad norm {_g(ts.grad_norm_pre)} < {_g(floor)}" if ts.grad_norm_pre < floor else None
+
+        out += _sustained_result("vanishing", history, violation, rule.sustain, config, ctx)
+    return out
+
+
+def decay_dominance_rule(history: Sequence[CheckSummary], config: HealthConfig, ctx: RuleContext) -> list[RuleResult]:
+    """AdamW decay step larger than ``ratio`` x the gradient-driven step, sustained."""
+    rule = config.decay_dominance
+    out: list[RuleResult] = []
+    for tower in history[-1].towers:
+        if tower in ctx.frozen:
+            continue
+
+        def violation(s: CheckSummary, t: str = tower) -> str | None:
+            ts = s.towers.get(t)
+            if ts is None or ts.steps_with_grad == 0 or math.isnan(ts.decay_to_grad):
+                return None
+            r = ts.decay_to_grad
+            return f"{t} decay-to-grad ratio {_g(r)} > {_g(rule.ratio)}" if r > rule.ratio else None
+
+        out += _sustained_result("decay_dominance", history, violation, rule.sustain, config, ctx)
+    return out
+
+
+def scaler_overflow_rule(history: Sequence[CheckSummary], config: HealthConfig, ctx: RuleContext) -> list[RuleResult]:
+    """GradScaler overflow storm: a long run of skipped steps, or the scale collapsing."""
+    rule = config.scaler_overflow
+    s = history[-1]
+    if not ctx.scaler_enabled:
+        return []
+    out = []
+    if s.overflow_streak > rule.max_streak:
+        out.append(RuleResult(
+            Verdict.UNSTABLE, "scaler_overflow",
+            f"GradScaler skipped {s.overflow_streak} steps in a row > {rule.max_streak} (at step {s.step})",
+        ))
+    if math.isfinite(s.min_scale) and s.min_scale < rule.min_scale:
+        out.append(RuleResult(
+            Verdict.UNSTABLE, "scaler_overflow",
+            f"GradScaler scale {_g(s.min_scale)} < {_g(rule.min_scale)} (steps {s.first_step}-{s.step})",
+        ))
+    return out
+
+
+def loss_spike_rule(history: Sequence[CheckSummary], config: HealthConfig, ctx: RuleContext) -> list[RuleResult]:
+    """Robust z-score of a step loss against the running median/MAD, sustained over checks."""
+    rule = config.loss_spike
+
+    def violation(s: CheckSummary) -> str | None:
+        z = s.loss_spike_z
+        if not (z > rule.z_score):  # NaN-safe
+            return None
+        return f"loss spike {s.loss_spike_value:.4g} at step {s.loss_spike_step} (z {_g(z)} > {_g(rule.z_score)})"
+
+    return _sustained_result("loss_spike", history, violation, rule.sustain, config, ctx)
+
+
+def loss_stall_rule(history: Sequence[CheckSummary], config: HealthConfig, ctx: RuleContext) -> list[RuleResult]:
+    """No relative improvement of the per-check mean loss over ``window`` checks."""
+    rule = config.loss_stall
+    losses = [s.mean_loss for s in history]
+    if ctx.checks_done <= config.warmup_checks or not is_stalled(losses, rule.window, rule.min_delta):
+        return []
+    finite = [x for x in losses if math.isfinite(x)]
+    recent = history[-rule.window]
+    return [RuleResult(
+        Verdict.UNSTABLE, "loss_stall",
+        f"loss stalled: best {min(finite[-rule.window:]):.4g} over {rule.window} checks is not "
+        f"{rule.min_delta:g} below {min(finite[:-rule.window]):.4g} (steps {recent.step}-{history[-1].step})",
+    )]
+
+
+#: (config attribute, rule) in evaluation order; a disabled rule is skipped.
+RULES: tuple[tuple[str, Callable[[Sequence[CheckSummary], HealthConfig, RuleContext], list[RuleResult]]], ...] = (
+    ("nonfinite", nonfinite_rule),
+    ("exploding", exploding_rule),
+    ("vanishing", vanishing_rule),
+    ("decay_dominance", decay_dominance_rule),
+    ("scaler_overflow", scaler_overflow_rule),
+    ("loss_spike", loss_spike_rule),
+    ("loss_stall", loss_stall_rule),
+)
+
+
+def history_needed(config: HealthConfig) -> int:
+    """How many summaries the rules look back over (the monitor keeps this many)."""
+    return 1 + max(
+        config.exploding.sustain, config.vanishing.sustain, config.decay_dominance.sustain,
+        config.loss_spike.sustain, config.loss_stall.window + 1,
+    )
+
+
+def evaluate(history: Sequence[CheckSummary], config: HealthConfig, ctx: RuleContext) -> list[RuleResult]:
+    """Run every enabled rule over ``history`` (oldest first, the current check last).
+
+    Args:
+        history: check summaries; must not be empty.
+        config: the rules' thresholds.
+        ctx: clip limits, frozen towers, scaler state, checks so far.
+
+    Returns:
+        The non-healthy findings, most severe first (stable within a severity).
+
+    Raises:
+        ValueError: if ``history`` is empty.
+    """
+    if not history:
+        raise ValueError("history must hold at least the current check summary")
+    results: list[RuleResult] = []
+    for attr, rule in RULES:
+        if getattr(config, attr).enabled:
+            results += rule(history, config, ctx)
+    return sorted(results, key=lambda r: -r.verdict.severity)

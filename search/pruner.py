@@ -1,0 +1,179 @@
+"""HealthPruner: any Optuna pruner, plus "prune when the gradient-health verdict is unstable".
+
+The health verdict reaches the pruner through the trial's user attrs (Contract 4:
+``gradsweep.health.latest`` / ``gradsweep.health.history``, written by
+:func:`search.health.write_health_attrs`), so the same pruner works in a plain
+``study.optimize`` and on a Ray Tune driver. A prune stores ``gradsweep.prune.kind``
+(``unstable`` | ``underperforming``), ``gradsweep.prune.reason`` and ``gradsweep.prune.step`` on the trial.
+
+Decision order in :meth:`HealthPruner.decide`:
+
+1. the latest health report is UNSTABLE (and the trial's ``gradsweep.config`` does not set
+   ``health.prune_on_unstable: false``) -> prune, kind ``unstable``, the rules' reasons;
+2. otherwise the base pruner judges a view of the trial WITHOUT its non-finite intermediate
+   values -> prune, kind ``underperforming``, with the comparison for Median/Percentile.
+
+Why the filtering: in Optuna 5 ``PercentilePruner``/``MedianPruner`` prune a trial whose reported
+values are all NaN (``nanmax`` of them is NaN -> ``return True``), ``SuccessiveHalvingPruner`` and
+``HyperbandPruner`` prune at once on a NaN value at a rung, and ``ThresholdPruner`` prunes on NaN;
+``WilcoxonPruner`` refuses to prune on any non-finite value. None of them crash, but a NaN metric
+from an otherwise healthy trial (e.g. an empty validation batch) must not prune it: that is the
+health rules' call. So non-finite values never reach the base pruner, and a trial with no finite
+value yet is never pruned by it.
+
+Note: wrapping a ``HyperbandPruner`` hides it from ``TPESampler``'s bracket-aware trial filter
+(TPE checks ``isinstance(study.pruner, HyperbandPruner)``); sampling still works, over all trials.
+
+Example:
+    >>> import optuna
+    >>> study = optuna.create_study(pruner=HealthPruner())
+    >>> study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    >>> len(study.trials)
+    2
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.pruners import BasePruner, MedianPruner, PercentilePruner
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from search.health.attrs import CONFIG, PRUNE_KIND, PRUNE_REASON, PRUNE_STEP, read_health
+from search.health.verdict import PruneKind, Verdict
+
+__all__ = ["DEFAULT_N_STARTUP_TRIALS", "HealthPruner", "PruneDecision", "PruneKind", "finite_view"]
+
+#: Default base pruner: ``MedianPruner(n_startup_trials=3)``. Optuna's default of 5 completed
+#: trials wastes most of a small study (tiny/small scales run 10-30 trials); with fewer than 3 the
+#: "median" is one or two runs and prunes on noise.
+DEFAULT_N_STARTUP_TRIALS = 3
+
+
+@dataclass(frozen=True)
+class PruneDecision:
+    """A pruning decision with its reason.
+
+    Attributes:
+        prune: whether to stop the trial.
+        kind: why (``None`` when not pruning).
+        reason: one human line (also explains a decision not to prune).
+    """
+
+    prune: bool
+    kind: PruneKind | None
+    reason: str
+
+
+def finite_view(trial: FrozenTrial) -> FrozenTrial:
+    """A shallow copy of ``trial`` whose intermediate values are only the finite ones.
+
+    The copy keeps ``_trial_id`` and ``number``, so base pruners that write system attrs
+    (successive halving's rungs) still write to the real trial.
+    """
+    view = copy.copy(trial)
+    view.intermediate_values = {s: v for s, v in trial.intermediate_values.items() if math.isfinite(v)}
+    return view
+
+
+class HealthPruner(BasePruner):
+    """Prune unstable trials (health verdict) and underperforming ones (any base pruner).
+
+    Args:
+        base_pruner: an Optuna pruner (Median, Percentile, Hyperband, SuccessiveHalving,
+            Wilcoxon, Patient, Threshold, Nop, ...); default ``MedianPruner(n_startup_trials=3)``.
+        prune_on_unstable: prune on an UNSTABLE verdict; a trial's ``gradsweep.config`` with
+            ``health.prune_on_unstable: false`` overrides it for that trial.
+
+    Raises:
+        TypeError: if ``base_pruner`` is not an ``optuna.pruners.BasePruner``.
+    """
+
+    def __init__(self, base_pruner: BasePruner | None = None, *, prune_on_unstable: bool = True) -> None:
+        if base_pruner is None:
+            base_pruner = MedianPruner(n_startup_trials=DEFAULT_N_STARTUP_TRIALS)
+        if not isinstance(base_pruner, BasePruner):
+            raise TypeError(f"base_pruner must be an optuna.pruners.BasePruner but got {type(base_pruner).__name__}")
+        self.base_pruner = base_pruner
+        self.prune_on_unstable = prune_on_unstable
+
+    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        """:meth:`decide`, storing ``gradsweep.prune.kind/reason/step`` on the trial when pruning."""
+        decision = self.decide(study, trial)
+        if decision.prune and decision.kind is not None:
+            step = trial.last_step
+            if step is None:
+                latest, _ = read_health(trial)
+                step = latest.step if latest is not None else 0
+            storage = study._storage
+            storage.set_trial_user_attr(trial._trial_id, PRUNE_KIND, decision.kind.value)
+            storage.set_trial_user_attr(trial._trial_id, PRUNE_REASON, decision.reason)
+            storage.set_trial_user_attr(trial._trial_id, PRUNE_STEP, int(step))
+        return decision.prune
+
+    def decide(self, study: optuna.Study, trial: FrozenTrial) -> PruneDecision:
+        """Decide whether ``trial`` should stop, and why (stores nothing).
+
+        Args:
+            study: the trial's study.
+            trial: the trial as stored (its intermediate values and user attrs).
+
+        Returns:
+            The decision; ``reason`` names the rule, or the comparison with other trials.
+
+        Raises:
+            ValueError: if the trial's health attrs are malformed.
+        """
+        latest, _ = read_health(trial)
+        if latest is not None and latest.verdict == Verdict.UNSTABLE and self._prunes_unstable(trial):
+            reason = "; ".join(latest.reasons) or f"health verdict unstable at step {latest.step}"
+            return PruneDecision(True, PruneKind.UNSTABLE, reason)
+        view = finite_view(trial)
+        name = type(self.base_pruner).__name__
+        if not view.intermediate_values:
+            return PruneDecision(False, None, "no finite intermediate value yet")
+        if not self.base_pruner.prune(study, view):
+            skipped = len(trial.intermediate_values) - len(view.intermediate_values)
+            note = f" ({skipped} non-finite value(s) not shown to it)" if skipped else ""
+            return PruneDecision(False, None, f"{name} keeps the trial{note}")
+        return PruneDecision(True, PruneKind.UNDERPERFORMING, self._explain(study, view))
+
+    def _prunes_unstable(self, trial: FrozenTrial) -> bool:
+        config: Any = trial.user_attrs.get(CONFIG)
+        health = config.get("health") if isinstance(config, dict) else None
+        if isinstance(health, dict) and "prune_on_unstable" in health:
+            return bool(health["prune_on_unstable"])
+        return self.prune_on_unstable
+
+    def _explain(self, study: optuna.Study, view: FrozenTrial) -> str:
+        """The base pruner's comparison in words (exact for Median/Percentile)."""
+        base, name = self.base_pruner, type(self.base_pruner).__name__
+        step = view.last_step
+        assert step is not None  # decide() only explains trials with finite values
+        value = view.intermediate_values[step]
+        if isinstance(base, PercentilePruner):
+            return _percentile_reason(study, view, base, name)
+        return f"value {value:.4g} at step {step} pruned by {name}"
+
+
+def _percentile_reason(study: optuna.Study, view: FrozenTrial, base: PercentilePruner, name: str) -> str:
+    step = view.last_step
+    assert step is not None
+    maximize = study.direction == StudyDirection.MAXIMIZE
+    values = np.asarray(list(view.intermediate_values.values()), dtype=float)
+    best = float(values.max() if maximize else values.min())
+    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    others = [t.intermediate_values[step] for t in completed if step in t.intermediate_values]
+    others = [v for v in others if math.isfinite(v)]
+    pct = float(base._percentile)
+    label = "median" if pct == 50.0 else f"{pct:g}th percentile"
+    if not others:
+        return f"value {best:.4g} at step {step} pruned by {name}"
+    ref = float(np.percentile(others, 100.0 - pct if maximize else pct))
+    return f"value {best:.4g} at step {step} worse than {label} {ref:.4g} of {len(others)} trials ({name})"
