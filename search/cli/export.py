@@ -1,0 +1,48 @@
+"""``gradsweep export``: write the best trial's resolved TrialConfig (plus provenance) to a file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from search.cli._app import app, console
+from search.cli._study_args import DEFAULT_STORAGE, StorageOpt, StudyOpt
+from search.export import ExportFormat, export_document, resolve_format, write_export
+from search.views import load_study
+from search.views.trials import format_value
+
+
+@app.command()
+def export(
+    out: Annotated[Path, typer.Option("--out", help="File to write (.yaml/.yml or .json).")],
+    storage: StorageOpt = DEFAULT_STORAGE,
+    study: StudyOpt = None,
+    top: Annotated[int, typer.Option("--top", min=1, help="Export the K best complete trials (list under configs:).")]
+    = 1,
+    fmt: Annotated[
+        ExportFormat | None, typer.Option("--format", help="yaml or json (default: from the --out suffix).")
+    ] = None,
+) -> None:
+    """Export the best complete trial's resolved config with its provenance.
+
+    The file loads with TrialConfig.load(path) and works as [bold]--config[/] of gradsweep try and [bold]--baseline[/] of gradsweep launch.
+
+    Example: [bold]gradsweep export --study demo --out best.yaml[/]
+    """
+    chosen = resolve_format(out, fmt)  # refuse a bad suffix/format pair before reading anything
+    loaded = load_study(storage, study)
+    doc = export_document(loaded, storage_url=storage, top=top)
+    path = write_export(doc, out, chosen)
+    prov = doc["provenance"]
+    extra = len(doc.get("configs", [])) - 1
+    more = f" (and {extra} more under configs:)" if extra > 0 else ""
+    console.print(
+        f"wrote {path}: trial #{prov['trial']} of study {prov['study']}, "
+        f"{prov['metric'] or 'value'} {format_value(prov['value'])}{more}",
+        highlight=False,
+        soft_wrap=True,
+        markup=False,
+    )
+    console.print(f"reproduce it: gradsweep try --config {path}", highlight=False, soft_wrap=True, markup=False)

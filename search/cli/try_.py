@@ -1,0 +1,214 @@
+"""``gradsweep try``: run one config without a search and show its metric and health.
+
+It also reproduces an exported best config: with the same seed and scale on CPU the metric
+matches the exported trial's value within :data:`REPRODUCE_TOLERANCE`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+import yaml
+from pydantic import ValidationError
+
+from search.cli._app import app, console, console_err
+from search.cli._study_args import JsonOpt, echo_json
+from search.errors import UserError
+from spaces.trial_config import TrialConfig
+
+# Absolute tolerance for "same seed, same scale -> same metric" on CPU. Runs are seeded and
+# deterministic on one machine (the metric is usually bit-identical); the slack covers float
+# reductions whose order depends on the thread count of the process that ran the trial.
+REPRODUCE_TOLERANCE = 1e-4
+_RANK = {"healthy": 0, "warning": 1, "unstable": 2}
+_KEY_METRICS = 10
+
+Scale = Literal["tiny", "small", "full"]
+
+
+def load_config_file(path: Path) -> TrialConfig:
+    """Read a TrialConfig (or an export file) with one-line errors.
+
+    Raises:
+        UserError: missing file, unreadable YAML/JSON, or a config that does not validate.
+    """
+    if not path.is_file():
+        raise UserError(f"config file not found: {path}")
+    try:
+        return TrialConfig.load(path)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        raise UserError(f"{path}: {where}: {err['msg']}") from exc
+    except (yaml.YAMLError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{path}: not a valid config file: {first}") from exc
+
+
+def recommended_config(objective: str, *, scale: str | None, seed: int | None) -> TrialConfig:
+    """The built-in objective's recommended config: its preset's ``after`` baseline, resolved.
+
+    Raises:
+        UserError: the objective is not a built-in (give --config), or its preset has no ``after``.
+    """
+    from objectives.registry import BUILTINS, describe
+    from spaces.sampling import baseline_config
+    from spaces.space import SpaceError, load_space
+
+    if objective not in BUILTINS:
+        raise UserError(
+            f"objective {objective!r} has no preset; give --config FILE (built-ins: {', '.join(BUILTINS)})"
+        )
+    preset = describe(objective).preset
+    name = preset[: -len(".yaml")] if preset.endswith(".yaml") else preset
+    try:
+        space = load_space(name)
+        overrides: dict[str, Any] = {k: v for k, v in (("scale", scale), ("seed", seed)) if v is not None}
+        return baseline_config(space, "after", **overrides)
+    except SpaceError as exc:
+        raise UserError(f"preset {name!r} of objective {objective!r}: {exc.first_line()}") from exc
+
+
+def health_summary(reports: list[Any]) -> dict[str, Any]:
+    """Verdict, reasons and key metrics of the last health report, plus the worst verdict seen."""
+    if not reports:
+        return {"verdict": None, "worst_verdict": None, "step": None, "reasons": [], "metrics": {}}
+    last = reports[-1]
+    worst = max(reports, key=lambda r: _RANK.get(str(r.verdict).lower(), -1))
+    metrics = {k: float(v) for k, v in sorted(last.metrics.items())}
+    return {
+        "verdict": str(last.verdict),
+        "worst_verdict": str(worst.verdict),
+        "worst_reasons": list(worst.reasons),
+        "step": int(last.step),
+        "reasons": list(last.reasons),
+        "metrics": metrics,
+    }
+
+
+def _key_rank(key: str) -> int:
+    """Order of health metrics: loss, global norm, tower norms, decay ratios, non-finite counts, the rest."""
+    ranks = (
+        ("health/loss",), ("health/grad_norm_global",), ("/grad_norm_pre",), ("/decay_to_grad",),
+        ("health/nonfinite_steps_total", "health/scaler/scale"),
+    )
+    for rank, keys in enumerate(ranks):
+        if any(key == k or (k.startswith("/") and key.endswith(k)) for k in keys):
+            return rank
+    return len(ranks)
+
+
+def key_metrics(metrics: dict[str, float], limit: int = _KEY_METRICS) -> dict[str, float]:
+    """The few metrics worth a glance (see :func:`_key_rank`), at most ``limit``."""
+    picked = [k for k in metrics if _key_rank(k) < 5]
+    picked.sort(key=lambda k: (_key_rank(k), k))
+    return {k: metrics[k] for k in picked[:limit]}
+
+
+def reproduction(config: TrialConfig, value: float) -> dict[str, Any] | None:
+    """Compare ``value`` with the exported trial's value in ``config.provenance``, if any."""
+    prov = config.provenance or {}
+    expected = prov.get("value")
+    if not isinstance(expected, int | float) or not math.isfinite(expected):
+        return None
+    diff = abs(value - float(expected))
+    return {
+        "study": prov.get("study"),
+        "trial": prov.get("trial"),
+        "expected": float(expected),
+        "abs_diff": diff,
+        "tolerance": REPRODUCE_TOLERANCE,
+        "reproduced": diff <= REPRODUCE_TOLERANCE,
+    }
+
+
+@app.command(name="try")
+def try_(
+    objective: Annotated[
+        str | None,
+        typer.Option("--objective", help="Built-in name, package.module:function or path/file.py:function "
+                     "(default: the config's objective)."),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="TrialConfig or export file (default: the preset's 'after').")
+    ] = None,
+    scale: Annotated[Scale | None, typer.Option("--scale", help="Override the config's scale.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Override the config's seed.")] = None,
+    device: Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:1 (default: cuda if present).")]
+    = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run one config without a search; print its metric and gradient-health report.
+
+    Without --config it runs the objective's recommended preset config. With an exported config it also says whether the exported value is reproduced (same seed and scale, within 1e-4 on CPU).
+
+    Example: [bold]gradsweep try --config best.yaml --scale tiny[/]
+    """
+    from objectives.api import NullReporter, TrialContext, run_objective
+    from objectives.registry import load_objective
+
+    if config is None and objective is None:
+        raise UserError("give --objective NAME, --config FILE, or both")
+    if config is not None:
+        cfg = load_config_file(config)
+        update = {k: v for k, v in (("scale", scale), ("seed", seed)) if v is not None}
+        if update:
+            cfg = TrialConfig.from_dict({**cfg.to_dict(), **update})
+    else:
+        cfg = recommended_config(str(objective), scale=scale, seed=seed)
+    spec = objective or cfg.objective
+    fn = load_objective(spec)
+    reporter = NullReporter()
+    ctx = TrialContext(cfg, reporter=reporter, device=device)
+    started = time.perf_counter()
+    try:
+        value = run_objective(fn, cfg, ctx)
+    except ValueError as exc:
+        if "non-finite objective value" in str(exc):
+            raise UserError(f"{spec}: {exc}") from exc
+        raise
+    elapsed = time.perf_counter() - started
+    health = health_summary(reporter.health_reports)
+    result = {
+        "objective": spec,
+        "metric": cfg.metric.name,
+        "direction": cfg.metric.direction,
+        "value": value,
+        "scale": cfg.scale,
+        "seed": cfg.seed,
+        "device": str(ctx.device),
+        "elapsed_s": round(elapsed, 3),
+        **health,
+        "reproduction": reproduction(cfg, value),
+    }
+    if as_json:
+        echo_json(result)
+        return
+    _print(result)
+
+
+def _print(r: dict[str, Any]) -> None:
+    console.print(
+        f"[bold]{r['metric']}[/] = {r['value']:.6g} ({r['direction']}; objective {r['objective']}, "
+        f"scale {r['scale']}, seed {r['seed']}, {r['device']}, {r['elapsed_s']:.1f}s)",
+        highlight=False,
+    )
+    if r["verdict"] is None:
+        console.print("health: no report (the objective reported no health checks)", highlight=False)
+    else:
+        console.print(f"health: {r['verdict']} at step {r['step']} (worst seen: {r['worst_verdict']})",
+                      highlight=False)
+        for reason in r["reasons"] or r.get("worst_reasons") or []:
+            console.print(f"  - {reason}", highlight=False, soft_wrap=True, markup=False)
+        for key, value in key_metrics(r["metrics"]).items():
+            console.print(f"  {key} = {value:.4g}", highlight=False)
+    rep = r["reproduction"]
+    if rep is not None:
+        word = "reproduces" if rep["reproduced"] else "does NOT reproduce"
+        line = (f"{word} trial #{rep['trial']} of study {rep['study']}: expected {rep['expected']:.6g}, "
+                f"|diff| {rep['abs_diff']:.2g} (tolerance {rep['tolerance']:g})")
+        (console if rep["reproduced"] else console_err).print(line, highlight=False, soft_wrap=True, markup=False)

@@ -1,0 +1,194 @@
+"""Export the best trial(s) of a study as resolved ``TrialConfig`` files with provenance.
+
+The file is what ``gradsweep try --config``, ``gradsweep launch --baseline`` and user code
+read back with :meth:`spaces.trial_config.TrialConfig.load`::
+
+    config:        # the best trial's TrialConfig (params and provenance included)
+      objective: contrastive
+      ...
+    provenance:    # study, trial, value, metric, direction, gradsweep version, space, storage (masked)
+      study: demo
+      trial: 7
+      ...
+    configs:       # only with --top K > 1: K entries of {config, provenance}, best first
+      - config: ...
+
+Example:
+    >>> doc = export_document(study, storage_url="sqlite:///gradsweep.db", top=1)  # doctest: +SKIP
+    >>> write_export(doc, Path("best.yaml"))                                       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+from optuna.trial import FrozenTrial
+from pydantic import ValidationError
+
+from search.errors import UserError
+from search.version import __version__
+from search.views import _keys
+from search.views.store import mask_url
+from search.views.summary import study_direction
+from search.views.trials import best_trials, trial_value
+from spaces.trial_config import TrialConfig
+
+
+class ExportFormat(StrEnum):
+    YAML = "yaml"
+    JSON = "json"
+
+
+def provenance(study: optuna.Study, trial: FrozenTrial, *, storage_url: str) -> dict[str, Any]:
+    """Where an exported config came from (JSON-able; the storage URL is masked)."""
+    attrs = study.user_attrs
+    value = trial_value(trial)
+    return {
+        "study": study.study_name,
+        "trial": trial.number,
+        "value": value,
+        "metric": _metric_name(attrs.get(_keys.METRIC)),
+        "direction": study_direction(study),
+        "objective": attrs.get(_keys.OBJECTIVE),
+        "baseline": trial.user_attrs.get(_keys.BASELINE),
+        "gradsweep_version": __version__,
+        "space": attrs.get(_keys.SPACE),
+        "storage": mask_url(storage_url),
+        "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def trial_config(trial: FrozenTrial, prov: dict[str, Any]) -> TrialConfig:
+    """The resolved :class:`TrialConfig` of ``trial`` with ``params`` and ``provenance`` filled in.
+
+    Raises:
+        UserError: the trial has no ``gradsweep.config`` attr, or it does not validate.
+    """
+    raw = trial.user_attrs.get(_keys.CONFIG)
+    if not isinstance(raw, dict):
+        raise UserError(
+            f"trial {trial.number} has no recorded config ({_keys.CONFIG}); was the study written by gradsweep?"
+        )
+    try:
+        config = TrialConfig.from_dict(raw)
+    except ValidationError as exc:
+        first = str(exc).splitlines()[0]
+        raise UserError(f"trial {trial.number}: recorded config does not validate: {first}") from exc
+    update: dict[str, Any] = {"provenance": prov}
+    if not config.params and trial.params:
+        update["params"] = dict(trial.params)
+    return config.model_copy(update=update)
+
+
+def export_document(study: optuna.Study, *, storage_url: str, top: int = 1) -> dict[str, Any]:
+    """The export file's content for the ``top`` best COMPLETE trials.
+
+    Args:
+        study: the study.
+        storage_url: its storage URL (masked in the provenance).
+        top: how many configs (at least 1). With ``top > 1`` the list goes under ``configs``
+            and the best one stays under ``config`` so the file still loads as one TrialConfig.
+
+    Returns:
+        A JSON-able dict with ``config`` and ``provenance`` (and ``configs`` when ``top > 1``).
+
+    Raises:
+        UserError: no trial is COMPLETE, or a trial lacks a valid recorded config.
+        ValueError: ``top`` < 1.
+    """
+    best = best_trials(study.trials, study_direction(study), top=top)
+    if not best:
+        counts = _state_counts(study.trials)
+        raise UserError(
+            f"study {study.study_name!r} has no complete trial ({counts}); nothing to export"
+        )
+    entries = []
+    for trial in best:
+        prov = provenance(study, trial, storage_url=storage_url)
+        entries.append({"config": trial_config(trial, prov).to_dict(), "provenance": prov})
+    doc: dict[str, Any] = dict(entries[0])
+    if top > 1:
+        doc["configs"] = entries
+    return doc
+
+
+def resolve_format(out: Path, fmt: ExportFormat | str | None) -> ExportFormat:
+    """The format to write: ``fmt`` if given, else from the file suffix (``.json`` -> json, else yaml).
+
+    Raises:
+        UserError: ``fmt`` is yaml but the file ends in ``.json`` (it would not load back).
+        ValueError: unknown ``fmt``.
+    """
+    suffix_json = out.suffix.lower() == ".json"
+    if fmt is None:
+        return ExportFormat.JSON if suffix_json else ExportFormat.YAML
+    try:
+        chosen = ExportFormat(fmt)
+    except ValueError:
+        raise ValueError(f"format must be one of yaml, json but got {fmt!r}") from None
+    if chosen == ExportFormat.YAML and suffix_json:
+        raise UserError(f"--format yaml does not match {out.name}: a .json file is read back as JSON")
+    return chosen
+
+
+def render(doc: dict[str, Any], fmt: ExportFormat) -> str:
+    """The file text of ``doc`` in ``fmt``."""
+    if fmt == ExportFormat.JSON:
+        return json.dumps(_finite(doc), indent=2, sort_keys=False) + "\n"
+    return yaml.safe_dump(_finite(doc), sort_keys=False)
+
+
+def write_export(doc: dict[str, Any], out: Path, fmt: ExportFormat | str | None = None) -> Path:
+    """Write ``doc`` to ``out`` atomically (a crash leaves no partial file).
+
+    Raises:
+        UserError: the output directory does not exist or ``out`` is a directory.
+    """
+    out = Path(out)
+    chosen = resolve_format(out, fmt)
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise UserError(f"output directory {parent} does not exist")
+    if out.is_dir():
+        raise UserError(f"{out} is a directory; give a file name such as {out / 'best.yaml'}")
+    text = render(doc, chosen)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out
+
+
+def _metric_name(metric: Any) -> Any:
+    return metric.get("name") if isinstance(metric, dict) else metric
+
+
+def _state_counts(trials: list[FrozenTrial]) -> str:
+    counts: dict[str, int] = {}
+    for t in trials:
+        counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
+    return ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "no trials"
+
+
+def _finite(value: Any) -> Any:
+    """Replace non-finite floats by strings so JSON stays standard."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value

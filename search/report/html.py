@@ -1,0 +1,95 @@
+"""The self-contained HTML report: plotly.js inline, each figure's JSON in its own script tag.
+
+Each figure sits in ``<script type="application/json" class="gradsweep-figure" id=...>`` so
+scripts (and the tests) can read the plotted data back without a browser.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
+
+from search.report import plotly_figs
+from search.report.data import ReportData
+from search.views.trials import format_knobs, format_value
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}
+.fig{min-height:420px;margin-bottom:1.5em}
+"""
+_RENDER = """
+for (const el of document.querySelectorAll('script.gradsweep-figure')) {
+  const fig = JSON.parse(el.textContent);
+  const div = document.getElementById(el.dataset.target);
+  Plotly.newPlot(div, fig.data, fig.layout, {responsive: true});
+}
+"""
+
+
+def figures(data: ReportData) -> list[tuple[str, str, go.Figure]]:
+    """``(id, section title, figure)`` for every plot of the report, in page order."""
+    metric = data.summary.metric or "value"
+    figs = [
+        ("history", "Optimization history", plotly_figs.history_figure(data.history, metric)),
+        ("parallel", "Parallel coordinates", plotly_figs.parallel_figure(data.parallel, metric)),
+        ("importances", "Parameter importances", plotly_figs.importance_figure(data.importances)),
+        ("lr", "Per-tower LR vs value", plotly_figs.lr_figure(data.lr, metric)),
+    ]
+    figs += [(f"health-{c.number}", f"Gradient health: trial {c.number}", plotly_figs.health_figure(c))
+             for c in data.curves]
+    return figs
+
+
+def _script_json(fig: go.Figure) -> str:
+    return fig.to_json().replace("</", "<\\/")
+
+
+def render_html(data: ReportData) -> str:
+    """The whole page as a string (no external resources)."""
+    s = data.summary
+    esc = html.escape
+    counts = ", ".join(f"{state.lower()} {n}" for state, n in s.counts.items())
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f"<title>gradsweep report: {esc(s.study)}</title><style>{_STYLE}</style>",
+        f"<script>{get_plotlyjs()}</script></head><body>",
+        f"<h1>gradsweep report: study {esc(s.study)}</h1>",
+        f"<p>objective {esc(str(s.objective))}, metric {esc(str(s.metric))} ({esc(s.direction)}); "
+        f"{s.total} trials: {esc(counts)}</p>",
+    ]
+    if s.best is not None:
+        parts.append(f"<p><b>best:</b> trial {s.best.number}, value {esc(format_value(s.best.value))}, "
+                     f"{esc(format_knobs(s.best.params, limit=12))}</p>")
+    else:
+        parts.append("<p><b>best:</b> none yet (no complete trial)</p>")
+    if data.prune_groups:
+        parts.append("<h2>Pruned trials by reason</h2><table><tr><th>kind</th><th>count</th>"
+                     "<th>reason</th><th>trials</th><th>example</th></tr>")
+        for g in data.prune_groups:
+            parts.append(f"<tr><td>{esc(g.kind)}</td><td>{g.count}</td><td>{esc(g.key)}</td>"
+                         f"<td>{esc(', '.join(map(str, g.trials)))}</td><td>{esc(g.example)}</td></tr>")
+        parts.append("</table>")
+    if s.failures:
+        parts.append("<h2>Failed trials</h2><table><tr><th>trial</th><th>error</th></tr>")
+        parts += [f"<tr><td>{f.number}</td><td>{esc(f.reason)}</td></tr>" for f in s.failures]
+        parts.append("</table>")
+    for fig_id, title, fig in figures(data):
+        parts.append(f"<h2>{esc(title)}</h2><div class='fig' id='{fig_id}'></div>")
+        parts.append(f"<script type='application/json' class='gradsweep-figure' id='{fig_id}-json' "
+                     f"data-target='{fig_id}'>{_script_json(fig)}</script>")
+    if not data.curves:
+        parts.append("<h2>Gradient health</h2><p>no trial recorded a health history</p>")
+    if data.omitted_curves:
+        parts.append(f"<p>health curves not shown for trials {esc(', '.join(map(str, data.omitted_curves)))}</p>")
+    parts.append(f"<script>{_RENDER}</script></body></html>")
+    return "\n".join(parts)
+
+
+def write_html(data: ReportData, out: Path) -> Path:
+    """Write the report page to ``out`` (its directory must exist)."""
+    out.write_text(render_html(data), encoding="utf-8")
+    return out

@@ -1,0 +1,140 @@
+"""The report's plots as PNG files with matplotlib (Agg backend: no display, no browser)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+
+from search.report.data import ReportData
+from search.report.plotly_figs import parallel_axis
+from search.views import HealthCurve
+
+_DPI = 100
+
+
+def _note(ax: plt.Axes, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes)
+    ax.set_axis_off()
+
+
+def history_png(data: ReportData, metric: str) -> Figure:
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    h = data.history
+    if not h.numbers:
+        _note(ax, "no complete trial yet")
+    else:
+        ax.scatter(h.numbers, h.values, label=metric)
+        ax.step(h.numbers, h.best_so_far, where="post", color="tab:orange", label="best so far")
+        ax.set_xlabel("trial")
+        ax.set_ylabel(metric)
+        ax.legend()
+    ax.set_title("Optimization history")
+    return fig
+
+
+def parallel_png(data: ReportData, metric: str) -> Figure:
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    p = data.parallel
+    if not p.values:
+        _note(ax, "no complete trial yet")
+        ax.set_title("Parallel coordinates")
+        return fig
+    dims = [parallel_axis(name, col) for name, col in p.params.items()] + [{"label": metric, "values": p.values}]
+    lo, hi = min(p.values), max(p.values)
+    cmap = plt.get_cmap("viridis")
+    for i in range(len(p.values)):
+        ys = []
+        for d in dims:
+            vals = d["values"]
+            a, b = min(vals), max(vals)
+            ys.append(0.5 if b == a else (vals[i] - a) / (b - a))
+        shade = 0.5 if hi == lo else (p.values[i] - lo) / (hi - lo)
+        ax.plot(range(len(dims)), ys, color=cmap(shade), alpha=0.8)
+    ax.set_xticks(range(len(dims)))
+    ax.set_xticklabels([d["label"] for d in dims], rotation=30, ha="right", fontsize=8)
+    ax.set_yticks([0, 1])
+    ax.set_yticklabels(["min", "max"])
+    ax.set_title("Parallel coordinates (complete trials)")
+    fig.tight_layout()
+    return fig
+
+
+def importances_png(data: ReportData) -> Figure:
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    imp = data.importances
+    if imp.values is None:
+        _note(ax, imp.note or "unavailable")
+    else:
+        names = list(imp.values)[::-1]
+        ax.barh(names, [imp.values[n] for n in names])
+        ax.set_xlabel("importance")
+        ax.tick_params(axis="y", labelsize=8)
+    ax.set_title("Parameter importances")
+    fig.tight_layout()
+    return fig
+
+
+def lr_png(data: ReportData, metric: str) -> Figure:
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    if not data.lr.towers:
+        _note(ax, "no complete trial with tower LRs yet")
+    else:
+        for tower, points in data.lr.towers.items():
+            ax.scatter([p[0] for p in points], [p[1] for p in points], label=tower)
+        ax.set_xscale("log")
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel(metric)
+        ax.legend(fontsize=8)
+    ax.set_title("Per-tower LR vs value")
+    return fig
+
+
+def health_png(c: HealthCurve) -> Figure:
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    plotted = False
+    for tower, values in c.series.items():
+        pts = [(s, v) for s, v in zip(c.steps, values, strict=True) if math.isfinite(v) and v > 0]
+        if pts:
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, label=f"{tower} grad norm")
+            plotted = True
+    if plotted:
+        ax.set_yscale("log")
+    title = f"Trial {c.number} ({c.state.lower()}): gradient health"
+    if c.prune is not None:
+        ax.axvline(c.prune.step, color="red", linestyle="--", label="prune")
+        ax.annotate(c.prune.reason, xy=(c.prune.step, 0.95), xycoords=("data", "axes fraction"),
+                    ha="right", va="top", fontsize=8, color="red", wrap=True)
+        title += f"\npruned ({c.prune.kind or 'unknown'}) at step {c.prune.step}"
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("step")
+    ax.set_ylabel("grad norm")
+    if plotted or c.prune is not None:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def write_pngs(data: ReportData, directory: Path) -> list[Path]:
+    """Write every plot as ``DIR/<name>.png`` and return the paths (``DIR`` must exist)."""
+    metric = data.summary.metric or "value"
+    figs: list[tuple[str, Figure]] = [
+        ("history", history_png(data, metric)),
+        ("parallel", parallel_png(data, metric)),
+        ("importances", importances_png(data)),
+        ("lr_vs_value", lr_png(data, metric)),
+    ]
+    figs += [(f"health_trial_{c.number}", health_png(c)) for c in data.curves]
+    paths = []
+    for name, fig in figs:
+        path = directory / f"{name}.png"
+        fig.savefig(path, dpi=_DPI)
+        plt.close(fig)
+        paths.append(path)
+    return paths

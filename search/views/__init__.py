@@ -1,0 +1,54 @@
+"""Read an Optuna study into plain rows and summaries for the CLI and the report.
+
+Only :mod:`search.views.store` does I/O; the other modules are pure functions of trials.
+"""
+
+from __future__ import annotations
+
+from search.engine.storage import DEFAULT_STORAGE
+from search.views.health_curves import HealthCurve, PrunePoint, health_curve, health_curves
+from search.views.plots import (
+    History,
+    Importances,
+    LrPoints,
+    ParallelData,
+    history,
+    importances,
+    lr_points,
+    parallel,
+)
+from search.views.reasons import PruneGroup, group_prunes, reason_key
+from search.views.store import load_study, mask_url, open_storage
+from search.views.summary import StudySummary, study_direction, summarize
+from search.views.trials import SortKey, TrialRow, best_trials, format_knobs, trial_row, trial_rows
+
+__all__ = [
+    "DEFAULT_STORAGE",
+    "HealthCurve",
+    "History",
+    "Importances",
+    "LrPoints",
+    "ParallelData",
+    "PruneGroup",
+    "PrunePoint",
+    "SortKey",
+    "StudySummary",
+    "TrialRow",
+    "best_trials",
+    "format_knobs",
+    "group_prunes",
+    "health_curve",
+    "health_curves",
+    "history",
+    "importances",
+    "load_study",
+    "lr_points",
+    "mask_url",
+    "open_storage",
+    "parallel",
+    "reason_key",
+    "study_direction",
+    "summarize",
+    "trial_row",
+    "trial_rows",
+]

@@ -1,0 +1,138 @@
+"""The status of a study as plain data: counts, prune groups, failures, best, running trials.
+
+Example:
+    >>> s = summarize(study.study_name, study.trials, "maximize", study.user_attrs)  # doctest: +SKIP
+    >>> s.counts["COMPLETE"]                                                          # doctest: +SKIP
+    12
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from search.views import _keys
+from search.views.reasons import PruneGroup, group_prunes
+from search.views.trials import best_trials, first_line, trial_value
+
+STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
+
+
+@dataclass(frozen=True)
+class Failure:
+    number: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class BestTrial:
+    number: int
+    value: float
+    params: dict[str, Any]
+    baseline: str | None = None
+
+
+@dataclass(frozen=True)
+class RunningTrial:
+    """A running trial and its latest health report (None fields before the first report)."""
+
+    number: int
+    step: int | None
+    verdict: str | None
+    reasons: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class StudySummary:
+    """Everything ``gradsweep status`` shows.
+
+    Attributes:
+        study: the study name.
+        objective / metric / scale: from the study attrs (None when not recorded).
+        direction: ``maximize`` or ``minimize``.
+        counts: trials per state (every state in :data:`STATES`, zeros included).
+        total: all trials.
+        prune_groups: pruned trials grouped by kind and reason key.
+        failures: failed trials with the first line of their error.
+        best: the best COMPLETE trial, or None.
+        running: running trials with their latest health verdict.
+    """
+
+    study: str
+    objective: str | None
+    metric: str | None
+    scale: str | None
+    direction: str
+    counts: dict[str, int]
+    total: int
+    prune_groups: list[PruneGroup]
+    failures: list[Failure]
+    best: BestTrial | None
+    running: list[RunningTrial]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def study_direction(study: optuna.Study) -> str:
+    """``maximize`` or ``minimize`` (the first objective of a multi-objective study)."""
+    return study.directions[0].name.lower()
+
+
+def summarize(
+    name: str, trials: list[FrozenTrial], direction: str, study_attrs: dict[str, Any] | None = None
+) -> StudySummary:
+    """Build the :class:`StudySummary` of a study's trials.
+
+    Args:
+        name: the study name.
+        trials: its trials.
+        direction: ``maximize`` or ``minimize``.
+        study_attrs: the study's user attrs (objective, metric, scale), if any.
+
+    Returns:
+        The summary.
+    """
+    attrs = study_attrs or {}
+    counts = dict.fromkeys(STATES, 0)
+    for trial in trials:
+        counts[trial.state.name] = counts.get(trial.state.name, 0) + 1
+    failures = [
+        Failure(t.number, first_line(t.user_attrs.get(_keys.FAIL_REASON)) or "(no reason recorded)")
+        for t in trials
+        if t.state == TrialState.FAIL
+    ]
+    top = best_trials(trials, direction, top=1)
+    best = None
+    if top:
+        t = top[0]
+        best = BestTrial(t.number, float(trial_value(t) or 0.0), dict(t.params), t.user_attrs.get(_keys.BASELINE))
+    running = [_running(t) for t in trials if t.state == TrialState.RUNNING]
+    metric = attrs.get(_keys.METRIC)
+    if isinstance(metric, dict):  # a MetricConfig dict
+        metric = metric.get("name")
+    return StudySummary(
+        study=name,
+        objective=attrs.get(_keys.OBJECTIVE),
+        metric=metric,
+        scale=attrs.get(_keys.SCALE),
+        direction=direction,
+        counts=counts,
+        total=len(trials),
+        prune_groups=group_prunes(trials),
+        failures=failures,
+        best=best,
+        running=running,
+    )
+
+
+def _running(trial: FrozenTrial) -> RunningTrial:
+    latest = trial.user_attrs.get(_keys.HEALTH_LATEST)
+    if not isinstance(latest, dict):
+        return RunningTrial(trial.number, None, None, [])
+    return RunningTrial(
+        trial.number, latest.get("step"), latest.get("verdict"), [str(r) for r in latest.get("reasons") or []]
+    )

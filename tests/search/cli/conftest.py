@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "views"))
+
+from study_factory import build_pruned_only, build_study
+
+from search.cli import main
+
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
+@dataclass
+class Ran:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def gradsweep(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., Ran]:
+    """Run ``gradsweep ARGS`` in-process through the real entry point (exit codes and error lines)."""
+
+    from search.cli._app import console, console_err
+
+    for con in (console, console_err):
+        monkeypatch.setattr(con, "width", 200)  # wide tables: no wrapped reasons
+
+    def run(*args: str) -> Ran:
+        monkeypatch.setattr(sys, "argv", ["gradsweep", *map(str, args)])
+        capsys.readouterr()
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        captured = capsys.readouterr()
+        return Ran(code, captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def demo_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A mixed study (see tests/search/views/study_factory.py); treat it as read-only."""
+    return build_study(tmp_path_factory.mktemp("cli") / "demo.db")
+
+
+@pytest.fixture(scope="session")
+def pruned_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A study with no COMPLETE trial."""
+    return build_pruned_only(tmp_path_factory.mktemp("cli") / "pruned.db")
+
+
+@pytest.fixture(scope="session")
+def two_studies_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A store with two studies, ``alpha`` and ``beta``."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('cli') / 'two.db'}"
+    for name in ("alpha", "beta"):
+        optuna.create_study(study_name=name, storage=url).optimize(lambda t: 1.0, n_trials=1)
+    return url

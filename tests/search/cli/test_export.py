@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from search.errors import UserError
+from search.export import export_document, resolve_format, write_export
+from search.version import __version__
+from spaces.trial_config import TrialConfig
+
+
+def test_export_yaml_round_trips_through_trialconfig_load(gradsweep: Callable, demo_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "best.yaml"
+    ran = gradsweep("export", "--storage", demo_url, "--out", out)
+    # the command succeeds and names the trial it exported
+    assert ran.code == 0 and "trial #2" in ran.out
+    config = TrialConfig.load(out)
+    # the loaded config is the best trial's resolved config, params included
+    study = optuna.load_study(study_name="demo", storage=demo_url)
+    assert config.params == study.trials[2].params
+    assert config.model_dump(exclude={"provenance"}) == TrialConfig.from_dict(
+        study.trials[2].user_attrs["gradsweep.config"]).model_dump(exclude={"provenance"})
+    doc = yaml.safe_load(out.read_text())
+    prov = doc["provenance"]
+    # provenance names study, trial, value, version, space and the storage
+    assert (prov["study"], prov["trial"], prov["value"], prov["gradsweep_version"]) == ("demo", 2, 0.73, __version__)
+    assert prov["space"]["name"] == "demo-space" and prov["storage"] == demo_url
+    # the same provenance travels inside the config
+    assert config.provenance is not None and config.provenance["trial"] == 2
+    from search.engine.launcher import _params_from_file
+
+    # `gradsweep launch --baseline best.yaml` reads the exported params back
+    assert _params_from_file(out) == study.trials[2].params
+
+
+def test_export_json_top_k(gradsweep: Callable, demo_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "best.json"
+    ran = gradsweep("export", "--storage", demo_url, "--out", out, "--top", "3")
+    doc = json.loads(out.read_text())
+    # the K best configs are listed best first under configs:
+    assert ran.code == 0 and [c["provenance"]["trial"] for c in doc["configs"]] == [2, 7, 6]
+    # the best one still loads as a single TrialConfig
+    assert TrialConfig.load(out).provenance["trial"] == 2
+    # each listed config validates
+    assert all(TrialConfig.from_dict(c["config"]).objective == "demo" for c in doc["configs"])
+
+
+def test_export_format_flag_overrides_suffix(gradsweep: Callable, demo_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "best.yaml"
+    # --format json writes JSON (which YAML readers accept too)
+    assert gradsweep("export", "--storage", demo_url, "--out", out, "--format", "json").code == 0
+    assert json.loads(out.read_text())["provenance"]["trial"] == 2
+    # and it still loads through TrialConfig.load
+    assert TrialConfig.load(out).params
+
+
+def test_export_refuses_study_without_complete_trial(gradsweep: Callable, pruned_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "best.yaml"
+    ran = gradsweep("export", "--storage", pruned_url, "--out", out)
+    # one clear line, exit 1
+    assert ran.code == 1 and ran.err.count("\n") == 1
+    assert "error: study 'nothing-done' has no complete trial (2 pruned); nothing to export" in ran.err
+    # and nothing is written
+    assert not out.exists()
+
+
+def test_export_bad_inputs(gradsweep: Callable, demo_url: str, tmp_path: Path) -> None:
+    # a missing output directory is one line, exit 1
+    ran = gradsweep("export", "--storage", demo_url, "--out", tmp_path / "no" / "best.yaml")
+    assert ran.code == 1 and "error: output directory" in ran.err and "does not exist" in ran.err
+    # an unknown --format is a usage error
+    assert gradsweep("export", "--storage", demo_url, "--out", tmp_path / "b.yaml", "--format", "toml").code == 2
+    # --out is required
+    assert gradsweep("export", "--storage", demo_url).code == 2
+    # yaml into a .json file would not load back: refused before anything is read
+    ran = gradsweep("export", "--storage", demo_url, "--out", tmp_path / "b.json", "--format", "yaml")
+    assert ran.code == 1 and "does not match b.json" in ran.err
+    # --out naming a directory is refused
+    ran = gradsweep("export", "--storage", demo_url, "--out", tmp_path)
+    assert ran.code == 1 and "is a directory" in ran.err
+    # none of these wrote a file
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_export_masks_password_in_provenance(demo_url: str) -> None:
+    study = optuna.load_study(study_name="demo", storage=demo_url)
+    doc = export_document(study, storage_url="postgresql+psycopg://me:hunter2@db/x", top=1)
+    # the storage password never reaches the exported file
+    assert doc["provenance"]["storage"] == "postgresql+psycopg://me:***@db/x"
+
+
+def test_trial_without_recorded_config_is_refused(tmp_path: Path) -> None:
+    study = optuna.create_study(direction="maximize")
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    # a study not written by gradsweep has no config to export
+    with pytest.raises(UserError, match=r"trial 0 has no recorded config \(gradsweep.config\)"):
+        export_document(study, storage_url="sqlite:///x.db")
+
+
+def test_resolve_format_and_atomic_write(tmp_path: Path) -> None:
+    # the suffix picks the format when --format is left out
+    assert resolve_format(Path("a.json"), None) == "json" and resolve_format(Path("a.yml"), None) == "yaml"
+    out = write_export({"config": {"x": float("inf")}}, tmp_path / "a.json")
+    # non-finite floats are written as strings, keeping standard JSON
+    assert json.loads(out.read_text()) == {"config": {"x": "inf"}}
+    # no temporary files are left beside the output
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def test_exported_config_applies_to_a_model(gradsweep: Callable, demo_url: str, tmp_path: Path) -> None:
+    import torch
+
+    from spaces.apply import StagedScheduler, build_optimizer
+
+    out = tmp_path / "best.yaml"
+    assert gradsweep("export", "--storage", demo_url, "--out", out).code == 0
+    model = torch.nn.ModuleDict({"video_backbone": torch.nn.Linear(4, 4), "text_encoder": torch.nn.Linear(4, 4)})
+    # the three lines of user code from the README
+    config = TrialConfig.load(out)
+    optimizer = build_optimizer(model, config)
+    StagedScheduler(optimizer, config, steps_per_epoch=10, model=model)
+    lrs = {g["tower"]: g["base_lr"] for g in optimizer.param_groups}
+    # each tower trains with the exported trial's LR
+    assert lrs == {"video_backbone": config.params["towers.video_backbone.lr"],
+                   "text_encoder": config.params["towers.text_encoder.lr"]}

@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+
+from objectives.api import OptunaReporter, TrialContext, run_objective
+from objectives.registry import load_objective
+from search.cli.try_ import REPRODUCE_TOLERANCE
+from spaces.health import HealthConfig
+from spaces.trial_config import MetricConfig, StageConfig, TowerConfig, TrialConfig
+
+OBJECTIVE_FILE = '''
+import torch
+
+def objective(config, ctx):
+    g = torch.Generator().manual_seed(config.seed)
+    x = torch.randn(64, 8, generator=g)
+    y = x @ torch.randn(8, 1, generator=g)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
+    trainer = ctx.trainer(model, steps_per_epoch=10)
+    for step in range(trainer.total_steps):
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        trainer.step(loss)
+        ctx.report(-loss.item(), step)
+    return -loss.item()
+'''
+
+
+def _config(spec: str, encoder_lr: float, head_lr: float, seed: int = 0) -> TrialConfig:
+    return TrialConfig(
+        objective=spec,
+        seed=seed,
+        metric=MetricConfig(name="neg_mse"),
+        towers=[TowerConfig(name="encoder", patterns=["0.*"], lr=encoder_lr),
+                TowerConfig(name="head", patterns=["2.*"], lr=head_lr)],
+        stages=[StageConfig(name="train", epochs=3)],
+        health=HealthConfig(check_every=5),
+        params={"towers.encoder.lr": encoder_lr, "towers.head.lr": head_lr},
+    )
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, Path]:
+    """A real study of a file objective run with OptunaReporter (health attrs from the real monitor)."""
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("try")
+    path = root / "objective.py"
+    path.write_text(OBJECTIVE_FILE)
+    spec = f"{path}:objective"
+    fn = load_objective(spec)
+    url = f"sqlite:///{root / 'study.db'}"
+    study = optuna.create_study(study_name="byo", storage=url, direction="maximize",
+                                sampler=optuna.samplers.RandomSampler(seed=1))
+
+    def objective(trial: optuna.Trial) -> float:
+        config = _config(spec, trial.suggest_float("towers.encoder.lr", 1e-3, 1e-1, log=True),
+                         trial.suggest_float("towers.head.lr", 1e-3, 1e-1, log=True), seed=trial.number)
+        trial.set_user_attr("gradsweep.config", config.to_dict())
+        return run_objective(fn, config, TrialContext(config, reporter=OptunaReporter(trial), device="cpu"))
+
+    study.optimize(objective, n_trials=3)
+    return url, spec, root
+
+
+def test_export_then_try_reproduces_the_metric(gradsweep: Callable, swept: tuple[str, str, Path]) -> None:
+    url, spec, root = swept
+    out = root / "best.yaml"
+    # export of the best trial succeeds
+    assert gradsweep("export", "--storage", url, "--out", out).code == 0
+    best = optuna.load_study(study_name="byo", storage=url).best_trial
+    ran = gradsweep("try", "--config", out, "--objective", spec, "--json")
+    result = json.loads(ran.out)
+    # the same config, seed and scale give the same metric within the stated tolerance
+    assert ran.code == 0 and abs(result["value"] - best.value) <= REPRODUCE_TOLERANCE
+    # try says so itself
+    assert result["reproduction"]["reproduced"] is True and result["reproduction"]["trial"] == best.number
+    # the health report of the real monitor comes along
+    assert result["verdict"] in ("healthy", "warning", "unstable") and result["step"] is not None
+    assert "health/encoder/grad_norm_pre" in result["metrics"]
+
+
+def test_try_table_output(gradsweep: Callable, swept: tuple[str, str, Path]) -> None:
+    _, spec, root = swept
+    config = root / "plain.yaml"
+    config.write_text(_config(spec, 0.01, 0.01, seed=5).to_yaml())
+    ran = gradsweep("try", "--config", config, "--seed", "7")
+    # the objective comes from the config; metric, seed override and health verdict are printed
+    assert ran.code == 0 and "neg_mse =" in ran.out and "seed 7" in ran.out and "health:" in ran.out
+
+
+def test_report_draws_real_monitor_curves(gradsweep: Callable, swept: tuple[str, str, Path]) -> None:
+    from search.report import collect
+    from search.views import load_study
+
+    url, _, _ = swept
+    data = collect(load_study(url, "byo"))
+    # every trial's health history from the real monitor becomes curves per tower
+    assert len(data.curves) == 3 and set(data.curves[0].series) == {"encoder", "head", "global"}
+    # LR vs value has both towers
+    assert set(data.lr.towers) == {"encoder", "head"}
+
+
+def test_try_bad_inputs(gradsweep: Callable, swept: tuple[str, str, Path], tmp_path: Path) -> None:
+    _, spec, _ = swept
+    # neither --objective nor --config
+    ran = gradsweep("try")
+    assert ran.code == 1 and "error: give --objective NAME, --config FILE, or both" in ran.err
+    # a missing config file
+    ran = gradsweep("try", "--config", tmp_path / "nope.yaml")
+    assert ran.code == 1 and "error: config file not found" in ran.err and ran.err.count("\n") == 1
+    # a config that does not validate names the field
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("objective: x\ntowers: []\n")
+    ran = gradsweep("try", "--config", bad)
+    assert ran.code == 1 and "error:" in ran.err and "towers" in ran.err and ran.err.count("\n") == 1
+    # text that is not YAML
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("objective: [unclosed\n")
+    ran = gradsweep("try", "--config", broken)
+    assert ran.code == 1 and "not a valid config file" in ran.err
+    # a file objective has no preset to fall back on
+    ran = gradsweep("try", "--objective", spec)
+    assert ran.code == 1 and "has no preset; give --config FILE" in ran.err
+    # an unknown objective lists the built-ins
+    ran = gradsweep("try", "--objective", "nope")
+    assert ran.code == 1 and "built-ins" in ran.err
+    # a bad --scale is a usage error
+    assert gradsweep("try", "--objective", "contrastive", "--scale", "huge").code == 2
+
+
+def test_health_summary_and_key_metrics() -> None:
+    from search.cli.try_ import health_summary, key_metrics
+    from search.health import HealthReport, Verdict
+
+    reports = [
+        HealthReport(5, Verdict.WARNING, ["text grad norm 1e-07 < 1e-06 for 1 check (step 5)"], {"health/loss": 2.0}),
+        HealthReport(10, Verdict.HEALTHY, [], {"health/loss": 1.0, "health/steps": 5.0}),
+    ]
+    summary = health_summary(reports)
+    # the latest verdict is reported together with the worst one seen and its reasons
+    assert (summary["verdict"], summary["worst_verdict"], summary["step"]) == ("healthy", "warning", 10)
+    assert summary["worst_reasons"] == ["text grad norm 1e-07 < 1e-06 for 1 check (step 5)"]
+    # no reports: the verdict is None, not a guess
+    assert health_summary([])["verdict"] is None
+    metrics = {"health/steps": 25.0, "health/t/grad_norm_pre_max": 1.0, "health/t/grad_norm_pre": 0.5,
+               "health/loss": 1.0, "health/grad_norm_global": 0.7}
+    # the glance shows loss, global norm and tower norms in that order, not window bookkeeping
+    assert list(key_metrics(metrics)) == ["health/loss", "health/grad_norm_global", "health/t/grad_norm_pre"]

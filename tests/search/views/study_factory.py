@@ -1,0 +1,129 @@
+"""Real SQLite studies written the way the sweep engine writes them (Contract 4 attrs).
+
+``build_study`` runs ``study.optimize`` over a pure-python objective whose trial outcome is
+fixed by its number: completes, health prunes with reasons, an underperforming prune and a
+failure, plus one trial left RUNNING with a latest health report.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import optuna
+
+from spaces.trial_config import MetricConfig, TowerConfig, TrialConfig
+
+TEXT_REASON_1 = "text_encoder grad norm 3.1e-07 < 1e-06 for 5 checks (steps 40-80)"
+TEXT_REASON_2 = "text_encoder grad norm 2.2e-07 < 1e-06 for 5 checks (steps 60-100)"
+NONFINITE_REASON = "non-finite loss at step 60"
+MEDIAN_REASON = "value 0.1 at step 40 worse than median 0.45 of 3 trials (MedianPruner)"
+FAIL_REASON = "RuntimeError: shapes (4, 8) and (16,) mismatch\n  File objective.py, line 3"
+SPACE = {"name": "demo-space", "objective": "demo", "towers": [{"name": "video_backbone"}, {"name": "text_encoder"}]}
+VALUES = {0: 0.41, 2: 0.73, 6: 0.58, 7: 0.66}
+TOWERS = ("video_backbone", "text_encoder")
+
+
+def _history(number: int, steps: int, *, collapse: bool = False, explode: bool = False) -> list[dict]:
+    out = []
+    for i, step in enumerate(range(20, steps + 1, 20)):
+        text = 0.5 * (0.05 ** i if collapse else 1.0 / (1 + i))
+        video = math.inf if explode and step == steps else 1.0 + 0.1 * number + i
+        verdict = "unstable" if (collapse and i >= 2) or (explode and step == steps) else "healthy"
+        out.append({"step": step, "verdict": verdict, "metrics": {
+            "health/video_backbone/grad_norm_pre": video,
+            "health/text_encoder/grad_norm_pre": text,
+            "health/grad_norm_global": math.hypot(video, text),
+            "health/loss": 2.0 - 0.01 * step,
+        }})
+    return out
+
+
+def config_for(params: dict, seed: int = 0) -> TrialConfig:
+    """The resolved TrialConfig a trial with ``params`` trains with."""
+    return TrialConfig(
+        objective="demo",
+        seed=seed,
+        metric=MetricConfig(name="recall@1"),
+        towers=[TowerConfig(name=t, patterns=[f"{t}.*"], lr=params[f"towers.{t}.lr"], weight_decay=0.05)
+                for t in TOWERS],
+        extras={"loss_variant": params["loss_variant"]},
+        params=params,
+    )
+
+
+def objective(trial: optuna.Trial) -> float:
+    params = {
+        "towers.video_backbone.lr": trial.suggest_float("towers.video_backbone.lr", 1e-5, 1e-2, log=True),
+        "towers.text_encoder.lr": trial.suggest_float("towers.text_encoder.lr", 1e-6, 1e-3, log=True),
+        "loss_variant": trial.suggest_categorical("loss_variant", ["einsum", "stable"]),
+    }
+    n = trial.number
+    trial.set_user_attr("gradsweep.config", config_for(params, seed=n).to_dict())
+    if n == 0:
+        trial.set_user_attr("gradsweep.baseline", "after")
+    for step in (20, 40):
+        trial.report(0.1 * step / 40 + 0.01 * n, step)
+    if n in (1, 4):
+        reason, step = (TEXT_REASON_1, 80) if n == 1 else (TEXT_REASON_2, 100)
+        trial.set_user_attr("gradsweep.health.history", _history(n, step, collapse=True))
+        trial.set_user_attr("gradsweep.prune.kind", "unstable")
+        trial.set_user_attr("gradsweep.prune.reason", reason)
+        trial.set_user_attr("gradsweep.prune.step", step)
+        raise optuna.TrialPruned(reason)
+    if n == 3:
+        trial.set_user_attr("gradsweep.health.history", _history(n, 60, explode=True))
+        trial.set_user_attr("gradsweep.prune.kind", "unstable")
+        trial.set_user_attr("gradsweep.prune.reason", NONFINITE_REASON)
+        trial.set_user_attr("gradsweep.prune.step", 60)
+        raise optuna.TrialPruned(NONFINITE_REASON)
+    if n == 5:
+        trial.set_user_attr("gradsweep.prune.kind", "underperforming")
+        trial.set_user_attr("gradsweep.prune.reason", MEDIAN_REASON)
+        trial.set_user_attr("gradsweep.prune.step", 40)
+        raise optuna.TrialPruned(MEDIAN_REASON)
+    if n == 8:
+        trial.set_user_attr("gradsweep.fail.reason", FAIL_REASON)
+        raise RuntimeError("shapes (4, 8) and (16,) mismatch")
+    trial.set_user_attr("gradsweep.health.history", _history(n, 120))
+    return VALUES[n]
+
+
+def build_study(path: Path | str, name: str = "demo", *, n_trials: int = 9, running: bool = True) -> str:
+    """Create the study at ``path`` (a SQLite file, or any storage URL) and return the storage URL.
+
+    Trials 0, 2, 6, 7 complete (best: 2 with 0.73; 0 is the ``after`` baseline), 1 and 4 are
+    pruned for text-tower grad collapse, 3 for a non-finite loss, 5 as underperforming, 8 fails;
+    with ``running`` one more trial stays RUNNING with a WARNING health report.
+    """
+    url = path if isinstance(path, str) and "://" in path else f"sqlite:///{path}"
+    study = optuna.create_study(study_name=name, storage=url, direction="maximize",
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    study.set_user_attr("gradsweep.space", SPACE)
+    study.set_user_attr("gradsweep.objective", "demo")
+    study.set_user_attr("gradsweep.metric", "recall@1")
+    study.set_user_attr("gradsweep.direction", "maximize")
+    study.set_user_attr("gradsweep.version", "0.1.0")
+    study.set_user_attr("gradsweep.scale", "tiny")
+    study.optimize(objective, n_trials=n_trials, catch=(RuntimeError,))
+    if running:
+        trial = study.ask()
+        trial.set_user_attr("gradsweep.health.latest", {
+            "step": 40, "verdict": "warning", "reasons": ["text_encoder decay/grad ratio 2.5 > 2 for 3 checks"],
+            "metrics": {"health/loss": 1.2}})
+    return url
+
+
+def build_pruned_only(path: Path, name: str = "nothing-done") -> str:
+    """A study whose trials were all pruned or failed (no COMPLETE trial)."""
+    url = f"sqlite:///{path}"
+    study = optuna.create_study(study_name=name, storage=url, direction="maximize")
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.suggest_float("towers.all.lr", 1e-4, 1e-2, log=True)
+        trial.set_user_attr("gradsweep.prune.kind", "unstable")
+        trial.set_user_attr("gradsweep.prune.reason", NONFINITE_REASON)
+        raise optuna.TrialPruned(NONFINITE_REASON)
+
+    study.optimize(objective, n_trials=2)
+    return url
