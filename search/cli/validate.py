@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from search.cli._app import app, console, console_err
@@ -48,7 +49,7 @@ def validate(
         except SpaceError as exc:
             failed = True
             for line in exc.errors:
-                console_err.print(f"[bold red]error:[/] {item}: {line}", highlight=False, soft_wrap=True)
+                console_err.print(f"[bold red]error:[/] {escape(f'{item}: {line}')}", highlight=False, soft_wrap=True)
             continue
         console.print(f"ok {item}", highlight=False)
         if not quiet:
