@@ -188,6 +188,13 @@ def evaluate(model: DualTower, clips: Clips, ctx: TrialContext) -> dict[str, flo
     return out
 
 
+
+def build_model(config: TrialConfig) -> DualTower:
+    """The untrained dual tower for ``config`` (``gradsweep validate`` checks tower patterns on it)."""
+    tok = Tokenizer.build()
+    return DualTower(SCALES[config.scale], len(tok), tok.max_words, float(config.extra("temperature_init", 0.07)))
+
+
 def run(config: TrialConfig, ctx: TrialContext) -> float:
     """Train the dual tower and return ``config.metric.name`` on the held-out clips.
 
@@ -205,8 +212,7 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
     steps_per_epoch = max(1, len(train) // config.batch_size)
 
     # 2. model and the per-step kit (optimizer groups per tower, schedule, clip, scaler, health)
-    tok = Tokenizer.build()
-    model = DualTower(scale, len(tok), tok.max_words, float(config.extra("temperature_init", 0.07)))
+    model = build_model(config)
     trainer = ctx.trainer(model, steps_per_epoch=steps_per_epoch)
     epochs = math.ceil(trainer.total_steps / steps_per_epoch)
 

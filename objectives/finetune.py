@@ -125,6 +125,13 @@ def accuracy(model: nn.Module, data: Digits, device: torch.device, batch: int = 
     return hits / len(data)
 
 
+
+def build_model(config: TrialConfig) -> Classifier:
+    """The classifier before the pretrained backbone is loaded (``gradsweep validate`` checks patterns on it)."""
+    s = SCALES[config.scale]
+    return Classifier(s.width, s.dim, len(FINETUNE_CLASSES))
+
+
 def run(config: TrialConfig, ctx: TrialContext) -> float:
     """Fine-tune a pretrained backbone on digits 5-9 per ``config``; return held-out accuracy.
 
@@ -155,7 +162,7 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
 
     # 3. model: pretrained backbone (per-process cache) + fresh head; trainer kit from the config
     torch.manual_seed(config.seed)
-    model = Classifier(s.width, s.dim, len(FINETUNE_CLASSES))
+    model = build_model(config)
     model.backbone.load_state_dict(pretrained_backbone(config.seed, config.scale))
     trainer = ctx.trainer(model, steps_per_epoch)
 

@@ -174,6 +174,12 @@ def embed(backbone: nn.Module, x: torch.Tensor, device: torch.device, batch: int
     return out
 
 
+
+def build_model(config: TrialConfig) -> MoCo:
+    """The untrained online network for ``config`` (``gradsweep validate`` checks tower patterns on it)."""
+    return MoCo(SCALES[config.scale])
+
+
 def run(config: TrialConfig, ctx: TrialContext) -> float:
     """Train MoCo on digits per ``config``; return the final held-out kNN accuracy.
 
@@ -212,7 +218,7 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
 
     # 3. model, key encoder, trainer (optimizer, staged scheduler, scaler, clipper, health monitor)
     torch.manual_seed(config.seed)
-    model = MoCo(s)
+    model = build_model(config)
     trainer = ctx.trainer(model, steps_per_epoch)
     key = KeyEncoder(model).to(ctx.device)
 

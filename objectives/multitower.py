@@ -196,6 +196,16 @@ def evaluate(model: MultiTower, views: Views, ctx: TrialContext) -> dict[str, fl
     return out
 
 
+
+def build_model(config: TrialConfig) -> MultiTower:
+    """The untrained towers for ``config`` (``gradsweep validate`` checks tower patterns on it)."""
+    variant = str(config.extra("loss_variant", "stable"))
+    return MultiTower(
+        SCALES[config.scale], len(Tokenizer.build()), float(config.extra("temperature_init", 0.1)),
+        log_scale=variant == "stable",
+    )
+
+
 def run(config: TrialConfig, ctx: TrialContext) -> float:
     """Train the three towers and return ``config.metric.name`` on held-out digits.
 
@@ -219,9 +229,7 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
     steps_per_epoch = max(1, len(train) // config.batch_size)
 
     # 2. model and the per-step kit
-    model = MultiTower(
-        scale, len(tok), float(config.extra("temperature_init", 0.1)), log_scale=variant == "stable"
-    )
+    model = build_model(config)
     trainer = ctx.trainer(model, steps_per_epoch=steps_per_epoch)
     epochs = math.ceil(trainer.total_steps / steps_per_epoch)
 

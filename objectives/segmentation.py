@@ -156,6 +156,12 @@ def evaluate(
     return iou_dice(torch.cat(preds), masks)
 
 
+
+def build_model(config: TrialConfig) -> UNet:
+    """The untrained U-Net for ``config`` (``gradsweep validate`` checks tower patterns on it)."""
+    return UNet(SCALES[config.scale].width)
+
+
 def run(config: TrialConfig, ctx: TrialContext) -> float:
     """Train the U-Net in stages per ``config``; return the held-out metric named by ``config.metric``.
 
@@ -187,7 +193,7 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
 
     # 3. model and trainer kit (optimizer, staged scheduler, GradScaler, clipper, health monitor)
     torch.manual_seed(config.seed)
-    model = UNet(s.width)
+    model = build_model(config)
     trainer = ctx.trainer(model, steps_per_epoch)
 
     # 4. resume from the newest checkpoint (model + trainer incl. scaler + epoch)

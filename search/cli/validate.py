@@ -7,6 +7,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from search.cli._app import app, console, console_err
+from search.preflight import tower_errors
 from spaces.sampling import knobs
 from spaces.space import SearchSpace, SpaceError, load_space
 
@@ -46,6 +47,9 @@ def validate(
     for item in space:
         try:
             loaded = load_space(item)
+            errors = tower_errors(loaded)
+            if errors:
+                raise SpaceError(errors, item)
         except SpaceError as exc:
             failed = True
             for line in exc.errors:
