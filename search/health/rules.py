@@ -5,7 +5,7 @@ Rules and their thresholds come from :class:`spaces.health.HealthConfig`:
 | rule | unstable when | warning when |
 |---|---|---|
 | ``nonfinite`` | more than ``tolerance`` non-finite loss steps (or non-finite gradient steps without an enabled GradScaler) in one window | never (it acts at once) |
-| ``exploding`` | a tower's (or the global) mean pre-clip grad norm over ``threshold`` or over ``clip_multiple`` x its clip ``max_norm`` for ``sustain`` checks in a row | the same, not yet sustained |
+| ``exploding`` | a tower's (or the global) mean pre-clip grad norm over ``threshold`` for ``sustain`` checks in a row | over ``threshold`` not yet sustained, or over ``clip_multiple`` x its clip ``max_norm`` (clipping absorbs those; seed 004's early warning) |
 | ``vanishing`` | a tower with gradients under ``max(threshold, tower_floors[tower])`` for ``sustain`` checks | not yet sustained |
 | ``decay_dominance`` | a tower's AdamW decay-to-grad ratio over ``ratio`` for ``sustain`` checks | not yet sustained |
 | ``scaler_overflow`` | GradScaler skipped more than ``max_streak`` steps in a row, or its scale fell under ``min_scale`` | never |
@@ -120,22 +120,26 @@ def nonfinite_rule(history: Sequence[CheckSummary], config: HealthConfig, ctx: R
 
 
 def exploding_rule(history: Sequence[CheckSummary], config: HealthConfig, ctx: RuleContext) -> list[RuleResult]:
-    """Pre-clip grad norm over the threshold or ``clip_multiple`` x the clip max-norm, sustained."""
+    """Pre-clip grad norm over ``threshold`` (sustained: unstable), or over ``clip_multiple`` x the
+    clip max-norm (a warning only: clipping exists to absorb such norms, seed 004's early warning)."""
     rule = config.exploding
 
-    def limit(max_norm: float | None) -> tuple[float, str]:
-        if max_norm is not None and rule.clip_multiple * max_norm < rule.threshold:
-            return rule.clip_multiple * max_norm, f" ({rule.clip_multiple:g}x clip max_norm {max_norm:g})"
-        return rule.threshold, ""
-
-    def check(name: str, value_of: Callable[[CheckSummary], float], max_norm: float | None) -> list[RuleResult]:
-        bound, why = limit(max_norm)
-
+    def over(name: str, value_of: Callable[[CheckSummary], float], bound: float, why: str) -> Callable:
         def violation(s: CheckSummary) -> str | None:
             v = value_of(s)
             return f"{name} grad norm {_g(v)} > {_g(bound)}{why}" if math.isfinite(v) and v > bound else None
 
-        return _sustained_result("exploding", history, violation, rule.sustain, config, ctx)
+        return violation
+
+    def check(name: str, value_of: Callable[[CheckSummary], float], max_norm: float | None) -> list[RuleResult]:
+        out = _sustained_result(
+            "exploding", history, over(name, value_of, rule.threshold, ""), rule.sustain, config, ctx
+        )
+        if out or max_norm is None or rule.clip_multiple * max_norm >= rule.threshold:
+            return out
+        bound, why = rule.clip_multiple * max_norm, f" ({rule.clip_multiple:g}x clip max_norm {max_norm:g})"
+        soft = _sustained_result("exploding", history, over(name, value_of, bound, why), rule.sustain, config, ctx)
+        return [RuleResult(Verdict.WARNING, r.rule, r.reason) for r in soft]
 
     out: list[RuleResult] = []
     for tower in history[-1].towers:

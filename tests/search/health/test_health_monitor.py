@@ -171,8 +171,8 @@ def test_exploding_relative_to_tower_clip() -> None:
     # pre-clip norm comes from the ClipResult; post-clip is held at the tower's max_norm
     assert reports[-1].metrics["health/video/grad_norm_pre"] > 0.05
     assert reports[-1].metrics["health/video/grad_norm_post"] <= 0.01 + 1e-6
-    # sustained over 2 checks: unstable, naming the clip multiple
-    assert reports[1].verdict == Verdict.UNSTABLE
+    # sustained over 2 checks: a warning that names the clip multiple (clipping absorbs it; no prune)
+    assert reports[1].verdict == Verdict.WARNING
     assert re.fullmatch(r"video grad norm \S+ > 0\.05 \(5x clip max_norm 0\.01\) for 2 checks \(steps 3-7\)",
                         reports[1].reasons[0]), reports[1].reasons
 
