@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import sys
 
+from rich.markup import escape
+
+# Command modules register themselves on `app` when imported.
 from search.cli import dashboard as _dashboard  # noqa: F401
 from search.cli import export as _export  # noqa: F401
 from search.cli import inspect as _inspect  # noqa: F401
+from search.cli import launch as _launch  # noqa: F401
 from search.cli import report as _report  # noqa: F401
 from search.cli import try_ as _try  # noqa: F401
-
-# Command modules register themselves on `app` when imported.
 from search.cli import validate as _validate  # noqa: F401
 from search.cli._app import app, console_err
 from search.errors import UserError
@@ -27,10 +29,10 @@ def main() -> None:
     try:
         app()  # standalone mode: click handles usage errors (exit 2) and typer.Exit codes
     except UserError as exc:
-        console_err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        console_err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except SpaceError as exc:
-        console_err.print(f"[bold red]error:[/] {exc.first_line()}", highlight=False, soft_wrap=True)
+        console_err.print(f"[bold red]error:[/] {escape(exc.first_line())}", highlight=False, soft_wrap=True)
         sys.exit(1)
 
 

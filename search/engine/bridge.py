@@ -1,0 +1,251 @@
+"""The driver-side owner of the Optuna study during a Ray Tune sweep.
+
+Ray Tune talks to the study only through a :class:`StudyBridge`: the searcher asks it for
+the next config (Optuna ``ask`` + define-by-run sampling), the scheduler hands it every
+result (intermediate value, health attrs, prune decision) and every error, and the searcher
+tells it when a trial ended (one final Optuna state). The driver is therefore the only
+process that writes the study, which keeps SQLite safe and keeps storage URLs off workers.
+
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+import optuna
+from optuna.trial import TrialState
+
+from search.engine.outcome import (
+    R_FINAL,
+    R_HEALTH,
+    R_STEP,
+    R_TRIAL,
+    R_VALUE,
+    FinalState,
+    Outcome,
+    PendingPrune,
+    classify,
+    failed,
+)
+from search.engine.storage import with_retries
+from search.engine.study import CONFIG, RAY_TRIAL_ID, reconcile_running
+from search.engine.tally import Tally
+from search.health.attrs import record_health
+from search.health.verdict import HealthReport
+from spaces.sampling import resolve, suggest
+from spaces.space import SearchSpace
+
+C_CONFIG = "gs_config"
+C_OBJECTIVE = "gs_objective"
+C_DEVICE = "gs_device"
+_RETRY_ON = (optuna.exceptions.StorageInternalError,)
+_T = TypeVar("_T")
+
+
+class Decider(Protocol):
+    """What the bridge needs of ``search.pruner.HealthPruner``."""
+
+    def decide(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> Any: ...
+
+
+@dataclass
+class _Live:
+    trial: optuna.Trial
+    history_limit: int
+    last_health_step: int | None = None
+    reported: set[int] = field(default_factory=set)
+
+
+class StudyBridge:
+    """Ask / report / tell on the driver for the Ray Tune adapters.
+
+    Args:
+        study: the study (its sampler samples; its storage is written here only).
+        space: the search space (define-by-run sampling, resolution to a TrialConfig).
+        decider: the health pruner (``decide(study, frozen_trial) -> PruneDecision``).
+        objective: the objective spec the workers load (``contrastive``, ``pkg.mod:fn``, ...).
+        n_trials: trials to start in this run.
+        scale: scale override for resolved configs (None keeps the space's).
+        seed: seed written into every resolved config (None keeps the space's).
+        device: ``cuda`` or ``cpu`` for the workers.
+        abort_after: stop asking when this many first trials all failed (0 disables).
+
+    Raises:
+        ValueError: if ``n_trials`` < 0 or ``abort_after`` < 0.
+    """
+
+    def __init__(
+        self,
+        study: optuna.Study,
+        space: SearchSpace,
+        decider: Decider,
+        *,
+        objective: str,
+        n_trials: int,
+        scale: str | None = None,
+        seed: int | None = None,
+        device: str = "cpu",
+        abort_after: int = 5,
+    ) -> None:
+        if n_trials < 0:
+            raise ValueError(f"n_trials must be >= 0 but got {n_trials}")
+        if abort_after < 0:
+            raise ValueError(f"abort_after must be >= 0 but got {abort_after}")
+        self.study = study
+        self.space = space
+        self.decider = decider
+        self.objective = objective
+        self.n_trials = n_trials
+        self.scale = scale
+        self.seed = seed
+        self.device = device
+        self.abort_after = abort_after
+        self.tally = Tally(target=n_trials, direction=study.direction.name.lower())
+        self.aborted: str | None = None
+        self._asked = 0
+        self._live: dict[str, _Live] = {}
+        self._pending: dict[str, PendingPrune] = {}
+        self._errors: dict[str, str] = {}
+
+    # --- helpers ------------------------------------------------------------------------
+    def _write(self, fn: Callable[[], _T]) -> _T:
+        return with_retries(fn, retry_on=_RETRY_ON)
+
+    @property
+    def storage(self) -> optuna.storages.BaseStorage:
+        return self.study._storage
+
+    def number_of(self, ray_trial_id: str) -> int | None:
+        """The Optuna trial number of a live Ray trial."""
+        live = self._live.get(ray_trial_id)
+        return live.trial.number if live else None
+
+    @property
+    def done_asking(self) -> bool:
+        return self._asked >= self.n_trials or self.aborted is not None
+
+    # --- ask ----------------------------------------------------------------------------
+    def ask(self, ray_trial_id: str) -> dict[str, Any] | None:
+        """Start the next Optuna trial for Ray trial ``ray_trial_id``.
+
+        Enqueued trials (baselines, retries) come first. A sampled combination that does not
+        resolve to a valid config is stored FAIL with the reason, and the next one is tried.
+
+        Returns:
+            The Ray config (trial number, resolved TrialConfig, objective spec, device), or
+            None when this run has started all its trials or was aborted.
+        """
+        while not self.done_asking:
+            self._asked += 1
+            trial = self.study.ask()  # not retried: a retry could create a second trial
+            try:
+                params = suggest(self.space, trial)
+                config = resolve(self.space, params, scale=self.scale, seed=self.seed)
+            except ValueError as exc:  # SpaceError: a combination the space's rules refuse
+                self._tell(trial, failed(f"invalid config: {str(exc).splitlines()[0]}"))
+                continue
+            config_dict = config.to_dict()
+            self._write(lambda t=trial, c=config_dict: t.set_user_attr(CONFIG, c))
+            self._write(lambda t=trial: t.set_user_attr(RAY_TRIAL_ID, ray_trial_id))
+            self._live[ray_trial_id] = _Live(trial, config.health.history)
+            self.tally.running += 1
+            return {R_TRIAL: trial.number, C_CONFIG: config_dict, C_OBJECTIVE: self.objective, C_DEVICE: self.device}
+        return None
+
+    # --- report -------------------------------------------------------------------------
+    def _store_health(self, live: _Live, health: dict[str, Any]) -> None:
+        report = HealthReport.from_dict(health)
+        if report.step == live.last_health_step:
+            return
+        live.last_health_step = report.step
+        tid = live.trial._trial_id
+        self._write(lambda: record_health(self.storage, tid, report, limit=live.history_limit))
+
+    def on_result(self, ray_trial_id: str, result: dict[str, Any]) -> bool:
+        """Record one intermediate result and decide whether to stop the trial.
+
+        Writes the health attrs (Contract 4) and the intermediate value, then asks the health
+        pruner. A prune is remembered and applied when the stopped trial completes.
+
+        Returns:
+            True when the trial must stop (pruned).
+        """
+        live = self._live.get(ray_trial_id)
+        if live is None or result.get(R_FINAL) or ray_trial_id in self._pending:
+            return ray_trial_id in self._pending
+        value, step = result.get(R_VALUE), result.get(R_STEP)
+        if value is None or step is None:
+            return False
+        health = result.get(R_HEALTH)
+        if isinstance(health, str) and health:
+            self._store_health(live, json.loads(health))
+        value_f, step_i = float(value), int(step)
+        if step_i not in live.reported:  # a retried trial reports its steps again; the first value stays
+            live.reported.add(step_i)
+            self._write(lambda: live.trial.report(value_f, step_i))
+        frozen = self._write(lambda: self.storage.get_trial(live.trial._trial_id))
+        decision = self.decider.decide(self.study, frozen)
+        if not decision.prune:
+            return False
+        kind = str(getattr(decision.kind, "value", decision.kind) or "underperforming")
+        reason = decision.reason or f"pruned at step {step} (value {value_f:.4g})"
+        self._pending[ray_trial_id] = PendingPrune(kind, reason, int(step))
+        return True
+
+    def on_error(self, ray_trial_id: str, text: str) -> None:
+        """Remember the latest error of a trial (used if the trial ends in error, not if a retry succeeds)."""
+        self._errors[ray_trial_id] = text or "error"
+
+    # --- tell ---------------------------------------------------------------------------
+    def _tell(self, trial: optuna.Trial, outcome: Outcome) -> None:
+        tid = trial._trial_id
+        for key, value in outcome.attrs.items():
+            self._write(lambda k=key, v=value: self.storage.set_trial_user_attr(tid, k, v))
+        state = {
+            FinalState.COMPLETE: TrialState.COMPLETE,
+            FinalState.PRUNED: TrialState.PRUNED,
+            FinalState.FAIL: TrialState.FAIL,
+        }[outcome.state]
+        values = outcome.value if outcome.state is FinalState.COMPLETE else None
+        self._write(lambda: self.study.tell(trial, values, state=state, skip_if_finished=True))
+        self.tally.add(trial.number, outcome)
+        if (
+            self.abort_after
+            and self.aborted is None
+            and self.tally.finished >= min(self.abort_after, self.n_trials)
+            and self.tally.failed == self.tally.finished
+        ):
+            self.aborted = f"the first {self.tally.finished} trials all failed; stopping the sweep early"
+
+    def finish(self, ray_trial_id: str, result: dict[str, Any] | None, *, error: bool = False) -> Outcome | None:
+        """Store the one final state of Ray trial ``ray_trial_id``.
+
+        Returns:
+            The outcome, or None when the trial is unknown or already finished.
+        """
+        live = self._live.pop(ray_trial_id, None)
+        if live is None:
+            return None
+        self.tally.running -= 1
+        error_text = self._errors.pop(ray_trial_id, None)  # also set by a failure Ray then retried
+        if not error:
+            error_text = None
+        elif error_text is None:
+            error_text = "the trial raised an error (see the Ray trial's error.txt)"
+        outcome = classify(result, pending=self._pending.pop(ray_trial_id, None), error=error_text)
+        self._tell(live.trial, outcome)
+        return outcome
+
+    def reconcile(self, reason: str) -> list[int]:
+        """Mark every trial this bridge still holds as FAIL with ``reason`` (e.g. ``interrupted``)."""
+        ids = {live.trial._trial_id for live in self._live.values()}
+        outcome = failed(reason)
+        for live in self._live.values():
+            self.tally.add(live.trial.number, outcome)
+        self.tally.running = 0
+        self._live.clear()
+        return reconcile_running(self.study, reason=reason, only=ids) if ids else []
+

@@ -1,0 +1,160 @@
+"""Run a bridge's trials with Ray Tune: Tuner wiring, Ctrl-C handling, reconciliation.
+
+On the first SIGINT (or SIGTERM) the runner asks Tune to stop every trial; trials that did
+not finish are stored FAIL with reason ``interrupted``. A second SIGINT raises
+``KeyboardInterrupt`` at once. Whatever happens, no trial this run started is left RUNNING
+(``finally`` reconciliation).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from ray import tune
+from ray.tune.stopper import Stopper
+
+from search.engine.bridge import StudyBridge
+from search.engine.outcome import INTERRUPTED, R_TRIAL
+from search.engine.ray_runtime import RayInfo, Resources
+from search.engine.scheduler import PruningScheduler
+from search.engine.searcher import StudySearcher
+from search.engine.trainable import gradsweep_trainable
+
+
+class _StopFlag(Stopper):
+    """Stops the whole experiment once :attr:`event` is set (by a signal)."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.event = threading.Event()
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        return False
+
+    def stop_all(self) -> bool:
+        return self.event.is_set()
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How the Ray part of a sweep ended."""
+
+    interrupted: bool
+    reconciled: list[int]
+    experiment_dir: Path
+    elapsed_s: float
+
+
+def trial_name(trial: Any) -> str:
+    """Ray trial name: the Optuna trial number."""
+    return f"trial_{int(trial.config[R_TRIAL]):05d}"
+
+
+def trial_dirname(trial: Any) -> str:
+    """Ray trial directory: Optuna number and Ray trial id (each id leads to the other)."""
+    return f"trial_{int(trial.config[R_TRIAL]):05d}_{trial.trial_id}"
+
+
+class _Signals:
+    """Route SIGINT/SIGTERM to the stop flag while a sweep runs; restore afterwards."""
+
+    def __init__(self, flag: _StopFlag) -> None:
+        self.flag = flag
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.flag.event.is_set():
+            raise KeyboardInterrupt
+        self.flag.event.set()
+
+    def __enter__(self) -> _Signals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def run_trials(
+    bridge: StudyBridge,
+    *,
+    info: RayInfo,
+    resources: Resources,
+    runs_dir: Path,
+    study_name: str,
+    timeout_s: float | None = None,
+    callbacks: list[Any] | None = None,
+) -> RunResult:
+    """Run the bridge's trials on the Ray that :func:`~search.engine.ray_runtime.start_ray` set up.
+
+    Args:
+        bridge: the study owner (samples, records, prunes).
+        info: device and concurrency from ``start_ray``.
+        resources: per-trial CPUs and failure retries.
+        runs_dir: Ray results go to ``runs_dir / study_name / run-<time>``.
+        study_name: the study (names the results directory).
+        timeout_s: wall-clock budget; trials still running then are stored ``interrupted``.
+        callbacks: extra Ray Tune callbacks (the progress view).
+
+    Returns:
+        Whether the run was interrupted, and which trials were reconciled to FAIL.
+    """
+    started = time.monotonic()
+    flag = _StopFlag()
+    storage_path = (runs_dir / study_name).resolve()
+    storage_path.mkdir(parents=True, exist_ok=True)
+    run_name = time.strftime("run-%Y%m%d-%H%M%S")
+    trainable = tune.with_resources(
+        gradsweep_trainable, {"cpu": resources.cpus_per_trial, "gpu": info.gpus_per_trial}
+    )
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=StudySearcher(bridge),
+            scheduler=PruningScheduler(bridge),
+            num_samples=max(bridge.n_trials, 1),
+            max_concurrent_trials=info.concurrency,
+            reuse_actors=True,
+            time_budget_s=timeout_s,
+            trial_name_creator=trial_name,
+            trial_dirname_creator=trial_dirname,
+        ),
+        run_config=tune.RunConfig(
+            name=run_name,
+            storage_path=str(storage_path),
+            verbose=0,
+            stop=flag,
+            callbacks=list(callbacks or []),
+            failure_config=tune.FailureConfig(max_failures=resources.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        ),
+    )
+    reconciled: list[int] = []
+    try:
+        if bridge.n_trials > 0:
+            with _Signals(flag):
+                tuner.fit()
+    except KeyboardInterrupt:
+        flag.event.set()
+    finally:
+        reconciled = bridge.reconcile(INTERRUPTED)
+        for cb in callbacks or []:
+            close = getattr(cb, "close", None)
+            if callable(close):
+                close()
+    interrupted = flag.event.is_set() or bool(reconciled)
+    return RunResult(interrupted, reconciled, storage_path / run_name, time.monotonic() - started)

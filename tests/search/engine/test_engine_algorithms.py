@@ -1,0 +1,66 @@
+"""Samplers and base pruners by name."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from search.engine.algorithms import SamplerName, make_base_pruner, make_sampler
+from search.errors import UserError
+
+
+@pytest.mark.parametrize(
+    ("name", "cls"),
+    [
+        ("tpe", optuna.samplers.TPESampler),
+        ("random", optuna.samplers.RandomSampler),
+        ("gp", optuna.samplers.GPSampler),
+        ("cmaes", optuna.samplers.CmaEsSampler),
+    ],
+)
+def test_samplers_by_name(name: str, cls: type) -> None:
+    # each name builds its Optuna sampler
+    assert isinstance(make_sampler(name, seed=0), cls)
+
+
+def test_tpe_is_multivariate_with_constant_liar() -> None:
+    sampler = make_sampler("tpe", seed=0)
+    # parallel trials see each other (constant liar) and parameters are modelled jointly
+    assert sampler._constant_liar and sampler._multivariate
+
+
+def test_seeded_sampler_repeats_its_configs() -> None:
+    def sample(seed: int) -> list[float]:
+        study = optuna.create_study(sampler=make_sampler(SamplerName.TPE, seed=seed, n_startup_trials=2))
+        study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=5)
+        return [t.params["x"] for t in study.trials]
+
+    # the same seed gives the same sequence, another seed another one
+    assert sample(3) == sample(3) and sample(3) != sample(4)
+
+
+@pytest.mark.parametrize(
+    ("name", "cls"),
+    [
+        ("median", optuna.pruners.MedianPruner),
+        ("percentile", optuna.pruners.PercentilePruner),
+        ("hyperband", optuna.pruners.HyperbandPruner),
+        ("successive_halving", optuna.pruners.SuccessiveHalvingPruner),
+        ("successive-halving", optuna.pruners.SuccessiveHalvingPruner),
+        ("wilcoxon", optuna.pruners.WilcoxonPruner),
+        ("patient", optuna.pruners.PatientPruner),
+        ("none", optuna.pruners.NopPruner),
+    ],
+)
+def test_pruners_by_name(name: str, cls: type) -> None:
+    # each name builds its Optuna pruner
+    assert isinstance(make_base_pruner(name), cls)
+
+
+def test_unknown_names_list_the_choices() -> None:
+    # a typo is one line listing the samplers
+    with pytest.raises(UserError, match="--sampler must be one of tpe, random, gp, cmaes"):
+        make_sampler("tpee")
+    # ... and the pruners
+    with pytest.raises(UserError, match="--pruner must be one of median, percentile"):
+        make_base_pruner("mediann")

@@ -1,0 +1,127 @@
+"""Study creation rules, counting, stale-trial reconciliation and re-queueing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from search.engine.launcher import LaunchRequest, launch
+from search.engine.ray_runtime import Resources
+from search.engine.storage import open_storage
+from search.engine.study import (
+    FAIL_REASON,
+    check_joinable,
+    count_finished,
+    reconcile_running,
+    requeue,
+    retryable,
+    study_attrs,
+)
+from search.errors import UserError
+from spaces.space import parse_space
+
+from ._support import space_data
+
+
+def _attrs(**overrides: object) -> dict[str, object]:
+    return study_attrs(parse_space(space_data("o.py:fn", **overrides)), objective="o.py:fn", scale="tiny")
+
+
+def test_existing_study_with_other_space_needs_join(tmp_path: Path) -> None:
+    storage = open_storage(f"sqlite:///{tmp_path / 's.db'}")
+    study = optuna.create_study(storage=storage, study_name="s", direction="maximize")
+    for key, value in _attrs().items():
+        study.set_user_attr(key, value)
+    # a new name is free
+    assert check_joinable(storage, "other", _attrs(), join=False) is False
+    # the same space and objective may add trials
+    assert check_joinable(storage, "s", _attrs(), join=False) is True
+    # a different space is refused, naming the way out
+    with pytest.raises(UserError, match=r"different search space.*--join"):
+        check_joinable(storage, "s", _attrs(seed=1), join=False)
+    # ... unless --join
+    assert check_joinable(storage, "s", _attrs(seed=1), join=True) is True
+    # a different objective is refused too
+    other = dict(_attrs())
+    other["gradsweep.objective"] = "moco"
+    with pytest.raises(UserError, match="optimizes objective"):
+        check_joinable(storage, "s", other, join=False)
+
+
+def test_reconcile_count_and_requeue() -> None:
+    study = optuna.create_study()
+    done = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    study.tell(done, 0.5)
+    stale = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    # a killed driver's RUNNING trial is reconciled to FAIL "interrupted"
+    assert reconcile_running(study) == [stale.number]
+    # it is FAIL with the reason "interrupted"
+    assert study.trials[1].state == TrialState.FAIL and study.trials[1].user_attrs[FAIL_REASON] == "interrupted"
+    # interrupted trials were never evaluated: they do not count as finished
+    assert count_finished(study) == 1
+    # they can be re-queued once, with their params
+    assert retryable(study) == [1] and requeue(study, [1]) == 1
+    # the re-queued trial waits to run
+    assert study.trials[2].state == TrialState.WAITING
+    # with the interrupted trial's params
+    assert study.trials[2].system_attrs["fixed_params"] == study.trials[1].params
+    # ... and a re-queued trial is not offered again
+    assert retryable(study) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"n_trials": 0}, "--n-trials must be at least 1"),
+        ({"sampler": "bayes"}, "--sampler must be one of"),
+        ({"baselines": ("nonexistent",)}, "neither a file nor a baseline"),
+        ({"objective": "no_such_file.py:fn"}, "objective file not found"),
+        ({"resources": Resources(gpus_per_trial=0.5)}, "no GPU"),
+        ({"scale": "huge"}, "--scale must be one of"),
+    ],
+)
+def test_bad_input_is_one_line_and_writes_nothing(
+    objectives_file: Path, tmp_path: Path, change: dict[str, object], message: str
+) -> None:
+    db = tmp_path / "s.db"
+    space = parse_space(space_data(f"{objectives_file}:lr_quality"))
+    request = LaunchRequest(space=space, n_trials=2, storage=f"sqlite:///{db}")
+    request = LaunchRequest(**{**request.__dict__, **change})
+    # the mistake is reported in one line
+    with pytest.raises(UserError, match=message):
+        launch(request)
+    # and nothing was written: not even the store file
+    assert not db.exists()
+
+
+def test_baseline_outside_the_space_is_refused(objectives_file: Path, tmp_path: Path) -> None:
+    cfg = tmp_path / "base.yaml"
+    cfg.write_text("params:\n  towers.all.lr: 5000.0\n")
+    request = LaunchRequest(
+        space=parse_space(space_data(f"{objectives_file}:lr_quality")), n_trials=1,
+        storage=f"sqlite:///{tmp_path / 's.db'}", baselines=(str(cfg),),
+    )  # fmt: skip
+    # a baseline file whose params fall outside the space names the parameter
+    with pytest.raises(UserError, match=r"towers\.all\.lr"):
+        launch(request)
+
+
+def test_baseline_from_a_trial_config_file_and_by_name(tmp_path: Path) -> None:
+    from search.engine.launcher import resolve_baselines
+    from spaces.sampling import resolve
+
+    space = parse_space(space_data("x.py:fn"))
+    exported = tmp_path / "current.yaml"
+    exported.write_text(resolve(space, {"towers.all.lr": 0.05}).to_yaml())
+    wrapped = tmp_path / "export.yaml"
+    wrapped.write_text("config:\n  params:\n    towers.all.lr: 0.2\n")
+    baselines = resolve_baselines(space, (str(exported), "good", str(wrapped)))
+    # a TrialConfig file gives its params and is named after the file
+    assert (baselines[0].name, baselines[0].params) == ("current", {"towers.all.lr": 0.05})
+    # a baseline name of the space gives the space's params
+    assert (baselines[1].name, baselines[1].params) == ("good", {"towers.all.lr": 0.01})
+    # an export file with a top-level `config` works too
+    assert baselines[2].params == {"towers.all.lr": 0.2}
