@@ -34,9 +34,9 @@ import yaml
 from optuna.trial import FrozenTrial
 from pydantic import ValidationError
 
+from search import attrs as _keys
 from search.errors import UserError
 from search.version import __version__
-from search.views import _keys
 from search.views.store import mask_url
 from search.views.summary import study_direction
 from search.views.trials import best_trials, trial_value

@@ -25,14 +25,13 @@ from typing import Any
 import optuna
 from optuna.storages import BaseStorage
 
+from search.attrs import CONFIG, HEALTH_HISTORY, HEALTH_LATEST, PRUNE_KIND, PRUNE_REASON, PRUNE_STEP
 from search.health.verdict import HealthReport
 
-HEALTH_LATEST = "gradsweep.health.latest"
-HEALTH_HISTORY = "gradsweep.health.history"
-PRUNE_KIND = "gradsweep.prune.kind"
-PRUNE_REASON = "gradsweep.prune.reason"
-PRUNE_STEP = "gradsweep.prune.step"
-CONFIG = "gradsweep.config"
+__all__ = [
+    "CONFIG", "HEALTH_HISTORY", "HEALTH_LATEST", "PRUNE_KIND", "PRUNE_REASON", "PRUNE_STEP",
+    "read_health", "record_health", "write_health_attrs",
+]
 
 
 def _updated_history(existing: Any, report: HealthReport, limit: int) -> list[dict[str, Any]]:

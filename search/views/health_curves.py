@@ -20,7 +20,7 @@ from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
 
-from search.views import _keys
+from search import attrs as _keys
 from search.views.trials import first_line
 
 # Metric keys of search.health.monitor that carry a grad norm; group "tower" names the series.

@@ -12,7 +12,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial
 
-from search.views import _keys
+from search import attrs as _keys
 from search.views.trials import trial_value
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search.views import _keys
+from search import attrs as _keys
 from search.views.reasons import PruneGroup, group_prunes
 from search.views.trials import best_trials, first_line, trial_value
 

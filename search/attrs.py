@@ -1,4 +1,8 @@
-"""Names of the Optuna user attrs gradsweep writes (docs/ARCHITECTURE.md, Contract 4)."""
+"""Names of the Optuna user attrs gradsweep writes: the one home of docs/ARCHITECTURE.md, Contract 4.
+
+The study is the source of truth; these keys are how every component (objective reporters, the
+pruner, the engine, the views, export) finds what the others stored.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ METRIC = "gradsweep.metric"
 DIRECTION = "gradsweep.direction"
 VERSION = "gradsweep.version"
 SCALE = "gradsweep.scale"
+SWEEP = "gradsweep.sweep"
 
 # trial attrs
 CONFIG = "gradsweep.config"
@@ -20,3 +25,4 @@ PRUNE_STEP = "gradsweep.prune.step"
 FAIL_REASON = "gradsweep.fail.reason"
 RAY_TRIAL_ID = "gradsweep.ray.trial_id"
 BASELINE = "gradsweep.baseline"
+RETRY_OF = "gradsweep.retry_of"
