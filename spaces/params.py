@@ -140,7 +140,7 @@ class TieParam(_Param):
     tie: str
     ratio: Annotated[
         Annotated[Param, Tag("__param__")] | Annotated[float, Tag("__value__")],
-        Discriminator(lambda v: "__param__" if isinstance(v, dict) else "__value__"),
+        Discriminator(lambda v: "__param__" if isinstance(v, dict | BaseModel) else "__value__"),
     ] = 1.0
 
 

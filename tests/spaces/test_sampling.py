@@ -114,3 +114,15 @@ def test_trial_config_load_accepts_export_shape(tmp_path, space) -> None:
     path.write_text(yaml.safe_dump({"config": config.to_dict(), "provenance": {"study": "s"}}))
     # a file with top-level `config:` (what export writes) loads as the same TrialConfig
     assert TrialConfig.load(path) == config
+
+
+def test_space_to_dict_round_trips_without_warnings(space) -> None:
+    import warnings
+
+    from spaces.sampling import space_to_dict
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        data = space_to_dict(space)
+    # the stored form of a space (study attrs) parses back into the same space, ties included
+    assert parse_space(data) == space
