@@ -162,6 +162,15 @@ class StageRun:
         return self.config.name
 
 
+@dataclass(frozen=True)
+class EpochRun:
+    """One epoch as an objective loops over it: ``for run in trainer.epochs(start_epoch=...)``."""
+
+    stage: StageRun
+    epoch: int
+    steps: int
+
+
 def stage_steps(stage: StageConfig, steps_per_epoch: int) -> int:
     """Optimizer steps in ``stage``: ``steps`` if given, else ``epochs * steps_per_epoch``."""
     return stage.steps if stage.steps is not None else int(stage.epochs or 0) * steps_per_epoch
@@ -223,6 +232,22 @@ class Trainer:
         for i, stage in enumerate(self.config.stages):
             steps = stage_steps(stage, self.steps_per_epoch)
             yield StageRun(i, stage, steps, math.ceil(steps / self.steps_per_epoch))
+
+    def epochs(self, *, start_epoch: int = 0) -> Iterator[EpochRun]:
+        """Yield every epoch of every stage in order (1-based ``epoch`` over the whole run).
+
+        The last epoch of a stage given in ``steps`` may be short. Epochs up to ``start_epoch``
+        (already trained before a checkpoint) are skipped, so a resumed loop repeats nothing.
+        """
+        epoch = 0
+        for stage in self.stages():
+            done = 0
+            for _ in range(stage.epochs):
+                steps = min(self.steps_per_epoch, stage.steps - done)
+                done += steps
+                epoch += 1
+                if epoch > start_epoch:
+                    yield EpochRun(stage, epoch, steps)
 
     def step(self, loss: torch.Tensor) -> HealthReport | None:
         """One optimizer step from ``loss``; returns the health report when one is due.

@@ -175,59 +175,52 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
         start_epoch, history = int(state["epoch"]), list(state["history"])
 
     # 5. train: stages -> epochs -> steps
-    epoch = 0
     acc = float(history[-1]["accuracy"]) if history else float("nan")
-    for stage in trainer.stages():
-        done_in_stage = 0
-        for _ in range(stage.epochs):
-            n_steps = min(steps_per_epoch, stage.steps - done_in_stage)
-            done_in_stage += n_steps
-            epoch += 1
-            if epoch <= start_epoch:
-                continue  # already trained before the checkpoint
-            # this epoch's batches depend on (seed, epoch) only, so a resume repeats them
-            g = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
-            order = torch.randperm(len(train), generator=g)
-            model.train()
-            losses, lr_first, lr_last = [], {}, {}
-            for i in range(n_steps):
-                # a. an augmented batch: (B, 1, 8, 8) images, (B,) labels
-                idx = order[i * batch : (i + 1) * batch]
-                x, y = augment(train.x[idx], g).to(ctx.device), train.y[idx].to(ctx.device)
-                # b. LR of each tower for this step (the schedule's curve, seen at the unfreeze)
-                lrs = _tower_lrs(trainer.optimizer, tower_names)
-                lr_first = lr_first or lrs
-                lr_last = lrs
-                # c. cross-entropy; the trainer backprops, clips, monitors, steps and schedules
-                with ctx.autocast():
-                    loss = F.cross_entropy(model(x).float(), y)
-                trainer.step(loss)
-                losses.append(loss.detach())
+    for run in trainer.epochs(start_epoch=start_epoch):
+        epoch, n_steps, stage = run.epoch, run.steps, run.stage
+        # this epoch's batches depend on (seed, epoch) only, so a resume repeats them
+        g = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+        order = torch.randperm(len(train), generator=g)
+        model.train()
+        losses, lr_first, lr_last = [], {}, {}
+        for i in range(n_steps):
+            # a. an augmented batch: (B, 1, 8, 8) images, (B,) labels
+            idx = order[i * batch : (i + 1) * batch]
+            x, y = augment(train.x[idx], g).to(ctx.device), train.y[idx].to(ctx.device)
+            # b. LR of each tower for this step (the schedule's curve, seen at the unfreeze)
+            lrs = _tower_lrs(trainer.optimizer, tower_names)
+            lr_first = lr_first or lrs
+            lr_last = lrs
+            # c. cross-entropy; the trainer backprops, clips, monitors, steps and schedules
+            with ctx.autocast():
+                loss = F.cross_entropy(model(x).float(), y)
+            trainer.step(loss)
+            losses.append(loss.detach())
 
-            # 6. held-out accuracy; plateau schedules step on it
-            acc = accuracy(model, test, ctx.device)
-            trainer.scheduler.step_metric(acc)
-            history.append(
-                {
-                    "epoch": epoch,
-                    "stage": stage.name,
-                    "loss": float(torch.stack(losses).mean()),
-                    "accuracy": acc,
-                    **{f"lr_first/{t}": v for t, v in lr_first.items()},
-                    **{f"lr_last/{t}": v for t, v in lr_last.items()},
-                }
-            )
+        # 6. held-out accuracy; plateau schedules step on it
+        acc = accuracy(model, test, ctx.device)
+        trainer.scheduler.step_metric(acc)
+        history.append(
+            {
+                "epoch": epoch,
+                "stage": stage.name,
+                "loss": float(torch.stack(losses).mean()),
+                "accuracy": acc,
+                **{f"lr_first/{t}": v for t, v in lr_first.items()},
+                **{f"lr_last/{t}": v for t, v in lr_last.items()},
+            }
+        )
 
-            # 7. checkpoint (model, trainer state, epoch), then report (may prune)
-            ctx.save_checkpoint(
-                {
-                    "model": model.state_dict(),
-                    "trainer": trainer.state_dict(),
-                    "epoch": epoch,
-                    "history": history,
-                }
-            )
-            ctx.report(acc, trainer.global_step)
+        # 7. checkpoint (model, trainer state, epoch), then report (may prune)
+        ctx.save_checkpoint(
+            {
+                "model": model.state_dict(),
+                "trainer": trainer.state_dict(),
+                "epoch": epoch,
+                "history": history,
+            }
+        )
+        ctx.report(acc, trainer.global_step)
     return acc
 
 

@@ -232,53 +232,46 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
         start_epoch, history = int(state["epoch"]), list(state["history"])
 
     # 5. train: stages -> epochs -> steps
-    epoch = 0
     acc = float(history[-1]["knn_accuracy"]) if history else float("nan")
-    for stage in trainer.stages():
-        done_in_stage = 0
-        for _ in range(stage.epochs):
-            n_steps = min(steps_per_epoch, stage.steps - done_in_stage)
-            done_in_stage += n_steps
-            epoch += 1
-            if epoch <= start_epoch:
-                continue  # already trained before the checkpoint
-            # this epoch's order and views depend on (seed, epoch) only, so a resume repeats them
-            g = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
-            order = torch.randperm(len(train), generator=g)
-            model.train()
-            losses = []
-            for i in range(n_steps):
-                # a. two augmented views of a batch: (B, 1, 8, 8) each
-                x = train.x[order[i * batch : (i + 1) * batch]]
-                v1, v2 = (v.to(ctx.device) for v in two_views(x, g))
-                # b. queries from the online network; EMA update, then keys from the key encoder
-                with ctx.autocast():
-                    q1, q2 = model(v1), model(v2)  # (B, out)
-                    with torch.no_grad():
-                        key.update(model, momentum)
-                        k1, k2 = key(v1), key(v2)  # (B, out)
-                # c. symmetric contrastive loss, summed (seed 001) or averaged
-                l12 = contrastive_loss(q1, k2, temperature)
-                l21 = contrastive_loss(q2, k1, temperature)
-                loss = symmetric_loss(l12, l21, reduction)
-                trainer.step(loss)
-                losses.append(loss.detach())
+    for run in trainer.epochs(start_epoch=start_epoch):
+        epoch, n_steps = run.epoch, run.steps
+        # this epoch's order and views depend on (seed, epoch) only, so a resume repeats them
+        g = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+        order = torch.randperm(len(train), generator=g)
+        model.train()
+        losses = []
+        for i in range(n_steps):
+            # a. two augmented views of a batch: (B, 1, 8, 8) each
+            x = train.x[order[i * batch : (i + 1) * batch]]
+            v1, v2 = (v.to(ctx.device) for v in two_views(x, g))
+            # b. queries from the online network; EMA update, then keys from the key encoder
+            with ctx.autocast():
+                q1, q2 = model(v1), model(v2)  # (B, out)
+                with torch.no_grad():
+                    key.update(model, momentum)
+                    k1, k2 = key(v1), key(v2)  # (B, out)
+            # c. symmetric contrastive loss, summed (seed 001) or averaged
+            l12 = contrastive_loss(q1, k2, temperature)
+            l21 = contrastive_loss(q2, k1, temperature)
+            loss = symmetric_loss(l12, l21, reduction)
+            trainer.step(loss)
+            losses.append(loss.detach())
 
-            # 6. kNN accuracy of the backbone's features: a few labelled training images vote
-            bank = embed(model.backbone, bank_set.x, ctx.device)  # (N_bank, dim)
-            queries = embed(model.backbone, test.x, ctx.device)  # (M, dim)
-            acc = knn_accuracy(bank, bank_set.y.to(ctx.device), queries, test.y.to(ctx.device), knn_k)
-            history.append({"epoch": epoch, "loss": float(torch.stack(losses).mean()), "knn_accuracy": acc})
+        # 6. kNN accuracy of the backbone's features: a few labelled training images vote
+        bank = embed(model.backbone, bank_set.x, ctx.device)  # (N_bank, dim)
+        queries = embed(model.backbone, test.x, ctx.device)  # (M, dim)
+        acc = knn_accuracy(bank, bank_set.y.to(ctx.device), queries, test.y.to(ctx.device), knn_k)
+        history.append({"epoch": epoch, "loss": float(torch.stack(losses).mean()), "knn_accuracy": acc})
 
-            # 7. checkpoint (model, key encoder, trainer state, epoch), then report (may prune)
-            ctx.save_checkpoint(
-                {
-                    "model": model.state_dict(),
-                    "key": key.state_dict(),
-                    "trainer": trainer.state_dict(),
-                    "epoch": epoch,
-                    "history": history,
-                }
-            )
-            ctx.report(acc, trainer.global_step)
+        # 7. checkpoint (model, key encoder, trainer state, epoch), then report (may prune)
+        ctx.save_checkpoint(
+            {
+                "model": model.state_dict(),
+                "key": key.state_dict(),
+                "trainer": trainer.state_dict(),
+                "epoch": epoch,
+                "history": history,
+            }
+        )
+        ctx.report(acc, trainer.global_step)
     return acc

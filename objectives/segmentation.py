@@ -205,61 +205,54 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
         start_epoch, history = int(state["epoch"]), list(state["history"])
 
     # 5. train: stages -> epochs -> steps
-    epoch = 0
     value = float(history[-1][metric]) if history else float("nan")
-    for stage in trainer.stages():
-        done_in_stage = 0
-        for _ in range(stage.epochs):
-            n_steps = min(steps_per_epoch, stage.steps - done_in_stage)
-            done_in_stage += n_steps
-            epoch += 1
-            if epoch <= start_epoch:
-                continue  # already trained before the checkpoint
-            # this epoch's batches depend on (seed, epoch) only, so a resume repeats them
-            g = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
-            order = torch.randperm(s.train_images, generator=g)
-            flips = torch.rand(n_steps, generator=g) < 0.5
-            model.train()
-            losses = []
-            for i in range(n_steps):
-                # a. a batch, horizontally flipped half of the time: (B, 3, S, S), (B, 1, S, S)
-                idx = order[i * batch : (i + 1) * batch]
-                x, y = images[idx], masks[idx]
-                if flips[i]:
-                    x, y = x.flip(-1), y.flip(-1)
-                x, y = x.to(ctx.device), y.to(ctx.device)
-                # b. forward under autocast (fp16/bf16 on CUDA per amp.dtype), loss in float32
-                with ctx.autocast():
-                    logits = model(x)  # (B, 1, S, S)
-                loss = seg_loss(logits, y)
-                # c. scaled backward, unscale, clip, health check, scaler step, schedule
-                trainer.step(loss)
-                losses.append(loss.detach())
+    for run in trainer.epochs(start_epoch=start_epoch):
+        epoch, n_steps, stage = run.epoch, run.steps, run.stage
+        # this epoch's batches depend on (seed, epoch) only, so a resume repeats them
+        g = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+        order = torch.randperm(s.train_images, generator=g)
+        flips = torch.rand(n_steps, generator=g) < 0.5
+        model.train()
+        losses = []
+        for i in range(n_steps):
+            # a. a batch, horizontally flipped half of the time: (B, 3, S, S), (B, 1, S, S)
+            idx = order[i * batch : (i + 1) * batch]
+            x, y = images[idx], masks[idx]
+            if flips[i]:
+                x, y = x.flip(-1), y.flip(-1)
+            x, y = x.to(ctx.device), y.to(ctx.device)
+            # b. forward under autocast (fp16/bf16 on CUDA per amp.dtype), loss in float32
+            with ctx.autocast():
+                logits = model(x)  # (B, 1, S, S)
+            loss = seg_loss(logits, y)
+            # c. scaled backward, unscale, clip, health check, scaler step, schedule
+            trainer.step(loss)
+            losses.append(loss.detach())
 
-            # 6. held-out IoU / Dice; plateau schedules step on the metric
-            iou, dice = evaluate(model, test_images, test_masks, ctx)
-            scores = {"iou": iou, "dice": dice}
-            value = scores[metric]
-            trainer.scheduler.step_metric(value)
-            mean_loss = float(torch.stack(losses).mean())
-            history.append(
-                {
-                    "epoch": epoch,
-                    "stage": stage.name,
-                    "loss": mean_loss if math.isfinite(mean_loss) else float("inf"),
-                    "iou": iou,
-                    "dice": dice,
-                }
-            )
+        # 6. held-out IoU / Dice; plateau schedules step on the metric
+        iou, dice = evaluate(model, test_images, test_masks, ctx)
+        scores = {"iou": iou, "dice": dice}
+        value = scores[metric]
+        trainer.scheduler.step_metric(value)
+        mean_loss = float(torch.stack(losses).mean())
+        history.append(
+            {
+                "epoch": epoch,
+                "stage": stage.name,
+                "loss": mean_loss if math.isfinite(mean_loss) else float("inf"),
+                "iou": iou,
+                "dice": dice,
+            }
+        )
 
-            # 7. checkpoint (model, trainer incl. scaler, epoch), then report (may prune)
-            ctx.save_checkpoint(
-                {
-                    "model": model.state_dict(),
-                    "trainer": trainer.state_dict(),
-                    "epoch": epoch,
-                    "history": history,
-                }
-            )
-            ctx.report(value, trainer.global_step)
+        # 7. checkpoint (model, trainer incl. scaler, epoch), then report (may prune)
+        ctx.save_checkpoint(
+            {
+                "model": model.state_dict(),
+                "trainer": trainer.state_dict(),
+                "epoch": epoch,
+                "history": history,
+            }
+        )
+        ctx.report(value, trainer.global_step)
     return value

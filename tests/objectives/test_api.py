@@ -279,3 +279,18 @@ def test_optuna_reporter_completes_a_healthy_trial(
     assert trial.state == optuna.trial.TrialState.COMPLETE and sorted(trial.intermediate_values) == [0, 1, 2, 3]
     # its latest health is healthy
     assert trial.user_attrs["gradsweep.health.latest"]["verdict"] == "healthy"
+
+
+def test_trainer_epochs_cover_every_stage_and_skip_resumed_ones(make_linear_config) -> None:
+    from spaces.trial_config import StageConfig
+
+    base = make_linear_config(steps=8, check_every=4)
+    config = base.model_copy(update={"stages": (StageConfig(name="a", epochs=2), StageConfig(name="b", steps=5))})
+    trainer = TrialContext(config, reporter=NullReporter(), device="cpu").trainer(torch.nn.Linear(4, 1), steps_per_epoch=3)
+    runs = [(r.epoch, r.stage.name, r.steps) for r in trainer.epochs()]
+    # stage a: 2 epochs of 3 steps; stage b: 5 steps = one full epoch and a short one
+    assert runs == [(1, "a", 3), (2, "a", 3), (3, "b", 3), (4, "b", 2)]
+    # the epochs add up to the trainer's total steps
+    assert sum(r[2] for r in runs) == trainer.total_steps
+    # resuming after epoch 3 yields only what is left
+    assert [r.epoch for r in trainer.epochs(start_epoch=3)] == [4]
