@@ -28,7 +28,7 @@ def test_version_and_help() -> None:
 
 def test_validate_ok_prints_summary(tmp_path: Path) -> None:
     path = tmp_path / "space.yaml"
-    path.write_text(yaml.safe_dump(BASE))
+    path.write_text(yaml.safe_dump(dict(BASE, objective="my_pkg.train:objective")))
     result = run("validate", str(path))
     # a valid space prints ok and a summary row per knob
     assert result.returncode == 0, result.stderr
@@ -44,6 +44,15 @@ def test_validate_errors_one_line_each_no_traceback(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "towers[0].lr: low (1) must be < high (0.1)" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_validate_checks_patterns_against_the_builtin_model(tmp_path: Path) -> None:
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump(BASE))  # towers video.* / text.* do not fit the contrastive model
+    result = run("validate", str(path))
+    # the parameters no tower claims are named, one line, exit 1
+    assert result.returncode == 1 and "trainable parameter(s) match no tower" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_validate_missing_file_and_bad_yaml(tmp_path: Path) -> None:
