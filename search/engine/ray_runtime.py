@@ -2,7 +2,8 @@
 
 ``ray.init`` is called without the dashboard, without forwarding worker logs to the driver,
 and with Ray's loggers at WARNING, so the user's terminal shows the sweep, not Ray. A local
-Ray binds to 127.0.0.1 only.
+Ray binds to 127.0.0.1 only: on Linux Ray would otherwise advertise the machine's address and
+listen on every interface (see :func:`loopback_only`).
 
 Example:
     >>> Resources(cpus_per_trial=0.5).concurrency_for(cpus=2.0, gpus=0.0)
@@ -11,10 +12,12 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from search.errors import UserError
@@ -27,6 +30,7 @@ QUIET_ENV = {
     "RAY_DEDUP_LOGS": "0",
     "TUNE_PRINT_ALL_TRIAL_ERRORS": "0",  # errors are stored on the trial, not dumped to the terminal
 }
+CLUSTER_MODE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 @dataclass(frozen=True)
@@ -146,6 +150,31 @@ def check_address(address: str | None, *, timeout_s: float = 5.0) -> None:
         raise UserError(f"cannot reach the Ray cluster at --address {address}: {exc.strerror or exc}") from None
 
 
+@contextlib.contextmanager
+def loopback_only() -> Iterator[None]:
+    """While a local Ray starts, keep every Ray process on 127.0.0.1 (advertised and listening).
+
+    On Linux ``ray.init(_node_ip_address="127.0.0.1")`` swaps loopback for the machine's own
+    address, and the GCS, raylets and workers then listen on all interfaces: anyone on the
+    network could submit code. With Ray's cluster mode off (its own default on macOS and
+    Windows) the node keeps 127.0.0.1 and binds there. A user who set ``CLUSTER_MODE_ENV``
+    keeps their choice.
+    """
+    if CLUSTER_MODE_ENV in os.environ:
+        yield
+        return
+    from ray._private import ray_constants
+
+    before = ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[CLUSTER_MODE_ENV] = "0"  # read by the Ray processes started now
+    ray_constants.ENABLE_RAY_CLUSTER = False  # read by this process (computed when Ray was imported)
+    try:
+        yield
+    finally:
+        os.environ.pop(CLUSTER_MODE_ENV, None)
+        ray_constants.ENABLE_RAY_CLUSTER = before
+
+
 def start_ray(resources: Resources) -> RayInfo:
     """Connect to ``resources.address`` or start a local Ray, and size the sweep.
 
@@ -173,7 +202,8 @@ def start_ray(resources: Resources) -> RayInfo:
         if not owned:
             pass
         elif resources.address is None:
-            ray.init(_node_ip_address="127.0.0.1", **kwargs)
+            with loopback_only():
+                ray.init(_node_ip_address="127.0.0.1", **kwargs)
         else:
             ray.init(address=resources.address, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:

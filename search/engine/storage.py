@@ -32,6 +32,9 @@ SQLITE_BUSY_TIMEOUT_S = 60.0
 CONNECT_ATTEMPTS = 3
 CONNECT_BACKOFF_S = 1.0
 
+# Two sweeps opening one new PostgreSQL database at once race to create Optuna's tables: the
+# loser sees a duplicate type/table/version row. A second try finds the tables and goes on.
+_OPEN_RETRY_ON = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError)
 _PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)(?P<tail>@)")
 _T = TypeVar("_T")
 
@@ -163,6 +166,7 @@ def open_storage(url: str = DEFAULT_STORAGE, *, create: bool = True) -> optuna.s
         storage = with_retries(
             lambda: optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs_for(url)),
             attempts=1 if path is not None else CONNECT_ATTEMPTS,
+            retry_on=_OPEN_RETRY_ON,
         )
     except RuntimeError as exc:
         if "optuna storage upgrade" in str(exc):
