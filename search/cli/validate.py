@@ -7,7 +7,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from search.cli._app import app, console, console_err
-from search.preflight import tower_errors
 from spaces.sampling import knobs
 from spaces.space import SearchSpace, SpaceError, load_space
 
@@ -43,6 +42,8 @@ def validate(
 
     Example: [bold]gradsweep validate spaces/presets/contrastive.yaml[/]
     """
+    from search.preflight import tower_errors  # imports torch: only when a command runs
+
     failed = False
     for item in space:
         try:

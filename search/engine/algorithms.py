@@ -18,6 +18,7 @@ from enum import StrEnum
 import optuna
 
 from search.errors import UserError
+from search.pruner import DEFAULT_N_STARTUP_TRIALS
 
 
 class SamplerName(StrEnum):
@@ -98,7 +99,9 @@ def make_sampler(name: str, *, seed: int | None = None, n_startup_trials: int = 
     )
 
 
-def make_base_pruner(name: str, *, n_startup_trials: int = 3, n_warmup_steps: int = 0) -> optuna.pruners.BasePruner:
+def make_base_pruner(
+    name: str, *, n_startup_trials: int = DEFAULT_N_STARTUP_TRIALS, n_warmup_steps: int = 0
+) -> optuna.pruners.BasePruner:
     """Build the Optuna pruner called ``name`` (the health pruner wraps it).
 
     Args:

@@ -8,6 +8,7 @@ not finish are stored FAIL with reason ``interrupted``. A second SIGINT raises
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -117,7 +118,7 @@ def run_trials(
     flag = _StopFlag()
     storage_path = (runs_dir / study_name).resolve()
     storage_path.mkdir(parents=True, exist_ok=True)
-    run_name = time.strftime("run-%Y%m%d-%H%M%S")
+    run_name = time.strftime("run-%Y%m%d-%H%M%S") + f"-{os.getpid()}"  # two launches in one second differ
     trainable = tune.with_resources(
         gradsweep_trainable, {"cpu": resources.cpus_per_trial, "gpu": info.gpus_per_trial}
     )

@@ -68,14 +68,15 @@ def test_unstable_verdict_prunes_and_survives_in_storage(storage: str, tmp_path:
 
 def test_underperforming_prune_with_median_reason() -> None:
     study = optuna.create_study(direction="maximize", pruner=HealthPruner())
-    curves = {0: [0.3, 0.35, 0.4], 1: [0.3, 0.35, 0.4], 2: [0.3, 0.35, 0.4], 3: [0.1, 0.2, 0.21]}
-    study.optimize(_objective(lambda n: curves[n]), n_trials=4)
-    t = study.trials[3]
+    # the default base pruner waits for 5 finished trials (Optuna's default n_startup_trials)
+    curves = {n: [0.3, 0.35, 0.4] for n in range(5)} | {5: [0.1, 0.2, 0.21]}
+    study.optimize(_objective(lambda n: curves[n]), n_trials=6)
+    t = study.trials[5]
     # the worse-than-median trial is pruned at its first report (best 0.1 < median 0.3)
     assert t.state == optuna.trial.TrialState.PRUNED
     assert t.user_attrs[PRUNE_KIND] == "underperforming"
     # the reason spells out the comparison the MedianPruner made
-    assert t.user_attrs[PRUNE_REASON] == "value 0.1 at step 0 worse than median 0.3 of 3 trials (MedianPruner)"
+    assert t.user_attrs[PRUNE_REASON] == "value 0.1 at step 0 worse than median 0.3 of 5 trials (MedianPruner)"
 
 
 def test_percentile_and_generic_reasons() -> None:

@@ -15,14 +15,15 @@ from ._support import load, space_data
 def test_local_sweep_prunes_fails_and_tags_like_the_ray_engine(objectives_file: Path, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 's.db'}"
     space = parse_space(space_data(f"{objectives_file}:lr_quality"))
-    summary = optimize_local(space, 4, url, baselines=("good", "good", "good", "bad"), pruner="median")
+    # the default median pruner waits for 5 finished trials (Optuna's default), so 5 good ones first
+    summary = optimize_local(space, 6, url, baselines=("good",) * 5 + ("bad",), pruner="median")
     trials = load(url).get_trials()
     # baselines ran first, tagged, and the bad one was pruned by the median with its reason
-    assert [t.user_attrs.get("gradsweep.baseline") for t in trials] == ["good", "good", "good", "bad"]
+    assert [t.user_attrs.get("gradsweep.baseline") for t in trials] == ["good"] * 5 + ["bad"]
     # the pruned trial is PRUNED "underperforming" with a reason
-    assert trials[3].state == TrialState.PRUNED and trials[3].user_attrs["gradsweep.prune.kind"] == "underperforming"
+    assert trials[5].state == TrialState.PRUNED and trials[5].user_attrs["gradsweep.prune.kind"] == "underperforming"
     # the summary counts the study
-    assert summary.complete == 3 and summary.pruned == {"underperforming": 1}
+    assert summary.complete == 5 and summary.pruned == {"underperforming": 1}
 
     nan_space = parse_space(space_data(f"{objectives_file}:returns_nan", name="nan"))
     optimize_local(nan_space, 1, url)

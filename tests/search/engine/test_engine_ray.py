@@ -26,24 +26,24 @@ def _request(space: Path, tmp_path: Path, **kwargs: object) -> LaunchRequest:
 def test_median_pruner_prunes_under_ray(make_space, tmp_path: Path) -> None:
     space = make_space("lr_quality")
     request = _request(
-        space, tmp_path, n_trials=5, baselines=("good", "good", "good", "bad"), seed=0, pruner="median"
+        space, tmp_path, n_trials=7, baselines=("good",) * 5 + ("bad",), seed=0, pruner="median"
     )
     summary = launch(request)
     study = load(request.storage)
     trials = study.get_trials()
     by_number = {t.number: t for t in trials}
     # the requested number of trials ran, and none is left RUNNING or WAITING
-    assert len(trials) == 5 and all(t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL) for t in trials)
-    # the bad baseline (4th, after three good ones) is PRUNED by the median rule, not COMPLETE
-    assert by_number[3].state == TrialState.PRUNED
+    assert len(trials) == 7 and all(t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL) for t in trials)
+    # the bad baseline (6th, after five good ones: the median's startup) is PRUNED by the median rule, not COMPLETE
+    assert by_number[5].state == TrialState.PRUNED
     # ... with the kind, a reason naming the median, and the step stored
-    assert by_number[3].user_attrs["gradsweep.prune.kind"] == "underperforming"
+    assert by_number[5].user_attrs["gradsweep.prune.kind"] == "underperforming"
     # the reason names the median comparison
-    assert "median" in by_number[3].user_attrs["gradsweep.prune.reason"]
+    assert "median" in by_number[5].user_attrs["gradsweep.prune.reason"]
     # the prune step is stored
-    assert by_number[3].user_attrs["gradsweep.prune.step"] >= 0
+    assert by_number[5].user_attrs["gradsweep.prune.step"] >= 0
     # baselines ran first and carry their names
-    assert [by_number[i].user_attrs.get("gradsweep.baseline") for i in range(4)] == ["good", "good", "good", "bad"]
+    assert [by_number[i].user_attrs.get("gradsweep.baseline") for i in range(6)] == ["good"] * 5 + ["bad"]
     # each Optuna trial knows its Ray trial id, and the Ray trial dir carries the Optuna number
     run_dir = Path(summary.results_dir)
     for t in trials:
@@ -53,9 +53,9 @@ def test_median_pruner_prunes_under_ray(make_space, tmp_path: Path) -> None:
     # the resolved config is stored per trial (Contract 4)
     assert by_number[0].user_attrs["gradsweep.config"]["towers"][0]["lr"] == pytest.approx(0.01)
     # the summary counts match the study and name the best trial
-    assert summary.complete + sum(summary.pruned.values()) + summary.failed == 5 and summary.best_value == 0.0
+    assert summary.complete + sum(summary.pruned.values()) + summary.failed == 7 and summary.best_value == 0.0
     # the study records the plan resume needs, without any storage URL
-    assert study.user_attrs["gradsweep.sweep"]["target"] == 5 and "sqlite" not in str(study.user_attrs)
+    assert study.user_attrs["gradsweep.sweep"]["target"] == 7 and "sqlite" not in str(study.user_attrs)
 
 
 def test_nan_and_errors_end_fail_and_sweep_stops_early(make_space, tmp_path: Path) -> None:
