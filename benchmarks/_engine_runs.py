@@ -1,0 +1,106 @@
+"""gradsweep itself in the search-efficiency benchmark: TPE + HealthPruner(median) under Ray Tune.
+
+The run is put together from the same engine parts as ``gradsweep launch``
+(:func:`search.engine.launcher.launch`): the study with its attrs, a
+:class:`~search.engine.bridge.StudyBridge` whose decider is ``make_decider("median")`` (the health
+pruner over the default base pruner), and :func:`search.engine.runner.run_trials` (the
+``PruningScheduler``, ``StudySearcher`` and ``gradsweep_trainable`` on Ray Tune). The only
+addition is :class:`BudgetBridge`, which stops asking for trials once the reported steps reach
+the budget (``launch`` counts trials, not steps). Records are read back from the study.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from benchmarks._common import Report, TrialRecord
+from benchmarks._optuna_runs import RunSpec
+from search.engine.algorithms import make_base_pruner, make_sampler
+from search.engine.bridge import StudyBridge
+from search.engine.launcher import make_decider
+from search.engine.outcome import R_STEP
+from search.engine.ray_runtime import Resources, start_ray
+from search.engine.runner import run_trials
+from search.engine.storage import open_storage
+from search.engine.study import create_or_load, study_attrs
+from search.health.attrs import HEALTH_HISTORY
+
+BASE_PRUNER = "median"  # LaunchRequest's default
+
+
+class BudgetBridge(StudyBridge):
+    """A :class:`StudyBridge` that stops asking once the trials' reported steps reach ``budget``."""
+
+    def __init__(self, *args: Any, budget: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.budget = budget
+        self.steps: dict[str, int] = {}
+
+    @property
+    def done_asking(self) -> bool:
+        return super().done_asking or sum(self.steps.values()) >= self.budget
+
+    def on_result(self, ray_trial_id: str, result: dict[str, Any]) -> bool:
+        if result.get(R_STEP) is not None:
+            self.steps[ray_trial_id] = max(self.steps.get(ray_trial_id, 0), int(result[R_STEP]))
+        return super().on_result(ray_trial_id, result)
+
+
+def record_from_trial(trial: FrozenTrial) -> TrialRecord:
+    """A :class:`TrialRecord` from a finished study trial (reports from its intermediate values).
+
+    Each report gets the newest stored health summary whose step is not after the report's.
+    """
+    history = trial.user_attrs.get(HEALTH_HISTORY) or []
+    reports = []
+    for step in sorted(trial.intermediate_values):
+        health = None
+        for entry in history:
+            if int(entry.get("step", -1)) <= step:
+                health = entry
+        reports.append(Report(int(step), float(trial.intermediate_values[step]), health))
+    value = trial.value if trial.state == TrialState.COMPLETE else None
+    return TrialRecord(
+        params=dict(trial.params),
+        reports=reports,
+        pruned=trial.state == TrialState.PRUNED,
+        final_value=value if value is not None and math.isfinite(value) else None,
+        kind=trial.user_attrs.get("gradsweep.prune.kind"),
+    )
+
+
+def run_gradsweep(spec: RunSpec, *, base_pruner: str = BASE_PRUNER) -> list[TrialRecord]:
+    """One gradsweep sweep under Ray Tune (Ray must be initialised), one trial at a time.
+
+    Args:
+        spec: space, scale, seeds, budget.
+        base_pruner: the Optuna pruner the health pruner wraps (``--pruner``; default ``median``).
+
+    Returns:
+        The trials in the order they finished.
+    """
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    resources = Resources(cpus_per_trial=1.0, concurrency=1)
+    info = start_ray(resources)
+    with tempfile.TemporaryDirectory(prefix="gradsweep-bench-engine-") as tmp:
+        storage = open_storage(f"sqlite:///{tmp}/study.db")
+        name = f"bench-{spec.seed}"
+        attrs = study_attrs(spec.space, objective=spec.space.objective, scale=spec.scale)
+        sampler = make_sampler("tpe", seed=spec.seed)
+        study = create_or_load(storage, name, attrs, sampler=sampler, pruner=make_base_pruner(base_pruner))
+        bridge = BudgetBridge(
+            study, spec.space, make_decider(base_pruner), objective=spec.space.objective,
+            n_trials=10_000, scale=spec.scale, seed=spec.config_seed, device=info.device, budget=spec.budget,
+        )  # fmt: skip
+        run_trials(bridge, info=info, resources=resources, runs_dir=Path(tmp), study_name=name)
+        finished = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
+        finished.sort(key=lambda t: (t.datetime_complete or t.datetime_start, t.number))
+        records = [record_from_trial(t) for t in finished]
+        storage.engine.dispose()
+    return records

@@ -1,0 +1,129 @@
+"""Overheads: the health monitor, the Ray Tune engine, and the study store.
+
+* Monitor: monitored / bare step-time ratio, measured by ``benchmarks/health_overhead.py``
+  (called here, not duplicated) in its ``clip`` mode (what the Trainer does) and its ``own``
+  mode (the monitor computes the grad norms itself: the worst case).
+* Engine: N short trials (the benchmark space at ``tiny`` scale, no pruning, one at a time)
+  through ``gradsweep launch``'s engine on Ray vs the same sweep back to back in one plain Optuna
+  process (``optimize_local``); per-trial overhead in seconds and sweep wall / sum of trial time.
+* Store: 8 concurrent writer processes x 50 trials on PostgreSQL (127.0.0.1:5432, a fresh
+  database, dropped afterwards) with exact counts, lost writes and lock errors; and SQLite with
+  one writer (the sweep driver is SQLite's only writer); trials/s.
+
+Usage::
+
+    .venv/bin/python benchmarks/overhead.py --quick     # < 15 min on 2 CPU cores
+    .venv/bin/python benchmarks/overhead.py --skip-monitor --trials 100
+
+The last lines are the headline ratios (``monitor ...``, ``engine ...``, ``store ...``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # run as a script: make `benchmarks.*` importable
+    sys.path.insert(0, str(REPO))
+
+import optuna  # noqa: E402
+import torch  # noqa: E402
+
+from benchmarks import health_overhead  # noqa: E402
+from benchmarks._engine_overhead import time_engine  # noqa: E402
+from benchmarks._store_throughput import StoreResult, fresh_postgres, run_store  # noqa: E402
+from spaces.space import load_space  # noqa: E402
+
+DEFAULT_SPACE = REPO / "benchmarks" / "spaces" / "multitower_bench.yaml"
+_RATIO = re.compile(r"health overhead ratio: ([0-9.]+)")
+
+
+def monitor_ratio(mode: str, extra: list[str]) -> tuple[float, str]:
+    """Run ``health_overhead.main`` in ``mode`` with ``extra`` arguments; returns its ratio and its output."""
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        health_overhead.main(["--mode", mode, *extra])
+    out = buf.getvalue()
+    match = _RATIO.search(out)
+    if match is None:
+        raise RuntimeError(f"health_overhead.py printed no ratio line:\n{out}")
+    return float(match.group(1)), out
+
+
+def _store_line(r: StoreResult) -> str:
+    return (
+        f"{r.label}: {r.writers} writer(s) x {r.trials_per_writer} trials in {r.seconds:.1f} s = {r.trials_per_s:.1f} trials/s; "
+        f"stored {r.stored}, complete {r.complete}, lost {r.lost}, duplicated {r.duplicated}, "
+        f"errors {r.errors} (lock errors {r.lock_errors})"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="health_overhead --quick and 20 engine trials (< 15 min)")
+    p.add_argument("--trials", type=int, default=None, help="engine trials (default 50; quick 20)")
+    p.add_argument("--scale", default="tiny", choices=["tiny", "small", "full"], help="engine trials' scale")
+    p.add_argument("--space", default=str(DEFAULT_SPACE))
+    p.add_argument("--writers", type=int, default=8)
+    p.add_argument("--writer-trials", type=int, default=50)
+    p.add_argument("--smoke", action="store_true", help="the smallest run of every part (for tests; figures meaningless)")
+    p.add_argument("--skip-monitor", action="store_true")
+    p.add_argument("--skip-engine", action="store_true")
+    p.add_argument("--skip-store", action="store_true")
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    n = args.trials or (20 if args.quick else 50)
+    monitor_args = ["--quick"] if args.quick else []
+    if args.smoke:
+        n, args.writers, args.writer_trials = 2, 2, 3
+        monitor_args = ["--pairs", "2", "--layers", "2", "--warmup", "1"]
+    print("machine: 2 CPU cores shared with other jobs, no GPU; wall-time figures are noisy")
+    headline: list[str] = []
+
+    if not args.skip_monitor:
+        ratios = {}
+        for mode in ("clip", "own"):
+            ratios[mode], out = monitor_ratio(mode, monitor_args)
+            print(f"[monitor, mode {mode}] " + out.strip().replace("\n", "\n[monitor] "))
+        headline.append(f"monitor overhead ratio: {ratios['clip']:.3f} (clip mode, as in the Trainer); "
+                        f"{ratios['own']:.3f} (monitor computes the norms itself)")  # fmt: skip
+
+    if not args.skip_engine:
+        engine, local, ray_start = time_engine(load_space(args.space), n, scale=args.scale)
+        for t in (local, engine):
+            print(f"[engine] {t.label}: {t.n_trials} trials ({len(t.trial_s)} timed), sweep wall {t.wall_s:.1f} s, "
+                  f"sum of trial time {t.train_s:.1f} s (mean {t.train_s / max(len(t.trial_s), 1):.2f} s), "
+                  f"ratio {t.ratio:.2f}, overhead {t.per_trial_overhead_s:.2f} s/trial: "
+                  f"{t.inside_s / t.n_trials:.2f} s inside an open trial (ask -> tell, not training), "
+                  f"{t.between_s / t.n_trials:.2f} s with no trial open (start-up, scheduling, shutdown)")  # fmt: skip
+        print(f"[engine] Ray start (not in the sweep wall): {ray_start:.1f} s")
+        print(f"[engine] Ray sweep wall / plain-Optuna sum of trial time: {engine.wall_s / local.train_s:.2f} "
+              f"(trials run slower in Ray workers: mean {engine.train_s / n:.2f} s vs {local.train_s / n:.2f} s)")
+        headline.append(f"engine: sweep wall / sum of trial time {engine.ratio:.2f} under Ray (plain Optuna {local.ratio:.2f}); "
+                        f"per-trial overhead {engine.per_trial_overhead_s:.2f} s (plain Optuna {local.per_trial_overhead_s:.2f} s)")  # fmt: skip
+
+    if not args.skip_store:
+        with fresh_postgres() as url:
+            pg = run_store(url, "PostgreSQL", writers=args.writers, trials_per_writer=args.writer_trials)
+        print("[store] " + _store_line(pg))
+        with tempfile.TemporaryDirectory(prefix="gradsweep-bench-sqlite-") as tmp:
+            lite = run_store(f"sqlite:///{tmp}/store.db", "SQLite", writers=1,
+                             trials_per_writer=args.writers * args.writer_trials)  # fmt: skip
+        print("[store] " + _store_line(lite))
+        ok = pg.lost == 0 and pg.duplicated == 0 and pg.lock_errors == 0 and pg.errors == 0
+        headline.append(f"store: PostgreSQL {pg.writers}x{pg.trials_per_writer} {pg.trials_per_s:.1f} trials/s "
+                        f"({pg.complete}/{pg.writers * pg.trials_per_writer} complete, lost {pg.lost}, lock errors "
+                        f"{pg.lock_errors}: {'OK' if ok else 'FAILED'}); SQLite single writer {lite.trials_per_s:.1f} trials/s")  # fmt: skip
+    for line in headline:
+        print(line)
+
+
+if __name__ == "__main__":
+    main()

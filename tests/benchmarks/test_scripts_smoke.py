@@ -1,0 +1,68 @@
+"""Each benchmark script's smallest mode runs end to end and ends with its headline lines.
+
+The figures of a run this small mean nothing; these tests pin that the scripts work against
+the real engine, stores and objectives, and the format of the lines other tools read.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+NUM = r"(?:[0-9]+\.[0-9]+|nan|inf)"
+
+
+def _run(args: list[str], timeout: float) -> list[str]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return [line for line in proc.stdout.splitlines() if line.strip()]
+
+
+def test_search_efficiency_plain_optuna_methods(tmp_path: Path) -> None:
+    plot = tmp_path / "curves.png"
+    lines = _run(
+        ["benchmarks/search_efficiency.py", "--scale", "tiny", "--seeds", "1", "--budget-trials", "1.5",
+         "--methods", "tpe_nop,tpe_median,tpe_hyperband", "--rerun", "all", "--plot", str(plot)],
+        timeout=120,
+    )  # fmt: skip
+    # the very last line is the headline ratio (nan: gradsweep did not run)
+    assert re.fullmatch(rf"budget to target vs no-pruning TPE: {NUM} \(vs best other method: {NUM}\)", lines[-1])
+    # the table has one row per method
+    assert sum(line.startswith("| Optuna TPE") or line.startswith("| TPE, no pruning") for line in lines) == 3
+    # the anytime plot was written as a PNG
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.ray
+def test_search_efficiency_ray_methods_and_gradsweep(tmp_path: Path) -> None:
+    lines = _run(
+        ["benchmarks/search_efficiency.py", "--scale", "tiny", "--seeds", "1", "--budget-trials", "1",
+         "--methods", "random_fifo,ray_asha,gradsweep", "--rerun", "none", "--plot", ""],
+        timeout=240,
+    )  # fmt: skip
+    # gradsweep ran, so both ratios are numbers or inf (never nan: the reference reaches its own target)
+    match = re.fullmatch(r"budget to target vs no-pruning TPE: (\S+) \(vs best other method: (\S+)\)", lines[-1])
+    assert match is not None and match.group(1) != "nan", lines[-1]
+    # the gradsweep summary line comes right before it
+    assert lines[-2].startswith("gradsweep: best at budget")
+    # every method ran one seed and reported its trials
+    assert sum(" seed 0 " in line for line in lines) == 4
+
+
+@pytest.mark.ray
+@pytest.mark.postgres
+def test_overhead_smoke() -> None:
+    lines = _run(["benchmarks/overhead.py", "--smoke"], timeout=300)
+    # the last three lines are the headline figures, in this order
+    assert lines[-3].startswith("monitor overhead ratio: ")
+    # the engine line compares Ray with plain Optuna
+    assert re.match(rf"engine: sweep wall / sum of trial time {NUM} under Ray \(plain Optuna {NUM}\)", lines[-2])
+    # the store line reports exact counts with no lost writes or lock errors
+    assert re.match(r"store: PostgreSQL 2x3 [0-9.]+ trials/s \(6/6 complete, lost 0, lock errors 0: OK\)", lines[-1])
