@@ -90,12 +90,20 @@ class HealthPruner(BasePruner):
             Wilcoxon, Patient, Threshold, Nop, ...); default ``MedianPruner(n_startup_trials=5)``.
         prune_on_unstable: prune on an UNSTABLE verdict; a trial's ``gradsweep.config`` with
             ``health.prune_on_unstable: false`` overrides it for that trial.
+        min_reports: finite reports a trial must have made before the base pruner judges it
+            (the health rules judge from the first); 1 consults it at every report.
 
     Raises:
         TypeError: if ``base_pruner`` is not an ``optuna.pruners.BasePruner``.
+        ValueError: if ``min_reports`` < 1.
     """
 
-    def __init__(self, base_pruner: BasePruner | None = None, *, prune_on_unstable: bool = True) -> None:
+    def __init__(
+        self, base_pruner: BasePruner | None = None, *, prune_on_unstable: bool = True, min_reports: int = 1
+    ) -> None:
+        if min_reports < 1:
+            raise ValueError(f"min_reports must be at least 1 but got {min_reports}")
+        self.min_reports = min_reports
         if base_pruner is None:
             base_pruner = MedianPruner(n_startup_trials=DEFAULT_N_STARTUP_TRIALS)
         if not isinstance(base_pruner, BasePruner):
@@ -138,6 +146,8 @@ class HealthPruner(BasePruner):
         name = type(self.base_pruner).__name__
         if not view.intermediate_values:
             return PruneDecision(False, None, "no finite intermediate value yet")
+        if len(view.intermediate_values) < self.min_reports:
+            return PruneDecision(False, None, f"{name} judges a trial from its report {self.min_reports} on")
         if not self.base_pruner.prune(study, view):
             skipped = len(trial.intermediate_values) - len(view.intermediate_values)
             note = f" ({skipped} non-finite value(s) not shown to it)" if skipped else ""

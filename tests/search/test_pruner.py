@@ -194,3 +194,27 @@ def test_rejects_non_pruner() -> None:
     # a wrong base is refused eagerly with the expected type
     with pytest.raises(TypeError, match="BasePruner"):
         HealthPruner("median")  # type: ignore[arg-type]
+
+
+def test_min_reports_lets_a_slow_starter_report_twice_before_the_median_judges() -> None:
+    study = optuna.create_study(direction="maximize", pruner=HealthPruner(min_reports=2))
+    curves = {n: [0.3, 0.35, 0.4] for n in range(5)} | {5: [0.1, 0.2, 0.21]}
+    study.optimize(_objective(lambda n: curves[n]), n_trials=6)
+    t = study.trials[5]
+    # the median only judges from the second report on: pruned at step 1, not step 0
+    assert t.state == optuna.trial.TrialState.PRUNED and t.last_step == 1
+    # the reason is the comparison made at that report
+    assert t.user_attrs[PRUNE_REASON] == "value 0.2 at step 1 worse than median 0.35 of 5 trials (MedianPruner)"
+
+
+def test_min_reports_does_not_delay_health_prunes() -> None:
+    study = optuna.create_study(direction="maximize", pruner=HealthPruner(min_reports=5))
+    study.optimize(_objective(lambda n: [0.3, 0.3, 0.3, 0.3], unstable_at=0), n_trials=1)
+    # an unstable verdict prunes at once whatever min_reports says
+    assert study.trials[0].state == optuna.trial.TrialState.PRUNED and study.trials[0].last_step == 2
+
+
+def test_min_reports_must_be_positive() -> None:
+    # zero reports before judging is refused with the value named
+    with pytest.raises(ValueError, match="min_reports must be at least 1 but got 0"):
+        HealthPruner(min_reports=0)
