@@ -214,7 +214,6 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
     # 2. model and the per-step kit (optimizer groups per tower, schedule, clip, scaler, health)
     model = build_model(config)
     trainer = ctx.trainer(model, steps_per_epoch=steps_per_epoch)
-    epochs = math.ceil(trainer.total_steps / steps_per_epoch)
 
     # 3. resume from the newest checkpoint, if any
     start_epoch, scores = 0, {}
@@ -227,12 +226,11 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
 
     # 4. train: one shuffled pass per epoch, evaluate + report + checkpoint after each
     all_video, all_ids = train.video.to(ctx.device), train.tokens.to(ctx.device)  # moved once
-    for epoch in range(start_epoch, epochs):
+    for run in trainer.epochs(start_epoch=start_epoch):
+        epoch = run.epoch - 1  # 0-based, as checkpoints store it
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(config.seed * 1000 + epoch))
         order = order.to(ctx.device)
-        for i in range(steps_per_epoch):
-            if trainer.global_step >= trainer.total_steps:
-                break
+        for i in range(run.steps):
             idx = order[i * config.batch_size : (i + 1) * config.batch_size]
             video, ids = all_video[idx], all_ids[idx]  # (B, T, 1, S, S), (B, L)
             with ctx.autocast():

@@ -231,7 +231,6 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
     # 2. model and the per-step kit
     model = build_model(config)
     trainer = ctx.trainer(model, steps_per_epoch=steps_per_epoch)
-    epochs = math.ceil(trainer.total_steps / steps_per_epoch)
 
     # 3. resume
     start_epoch, scores = 0, {}
@@ -244,12 +243,11 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
 
     # 4. train; evaluate, report and checkpoint after each epoch
     on_device = Views(*(t.to(ctx.device) for t in (train.image, train.rotated, train.tokens, train.digit)))
-    for epoch in range(start_epoch, epochs):
+    for run in trainer.epochs(start_epoch=start_epoch):
+        epoch = run.epoch - 1  # 0-based, as checkpoints store it
         perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(config.seed * 1000 + epoch))
         perm = perm.to(ctx.device)
-        for i in range(steps_per_epoch):
-            if trainer.global_step >= trainer.total_steps:
-                break
+        for i in range(run.steps):
             idx = perm[i * config.batch_size : (i + 1) * config.batch_size]
             batch = Views(on_device.image[idx], on_device.rotated[idx], on_device.tokens[idx], on_device.digit[idx])
             with ctx.autocast():
