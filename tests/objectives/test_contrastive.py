@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _support import Interrupted, StopAfter, run_on_cpu
 
 from objectives import contrastive
 from objectives.api import NullReporter, TrialContext
@@ -19,24 +20,9 @@ from spaces.space import SearchSpace, load_space
 from spaces.trial_config import MetricConfig, StageConfig, TrialConfig
 
 
-class Interrupted(RuntimeError):
-    """Stands in for a crash between two epochs (after that epoch's checkpoint was written)."""
-
-
-class CrashOnReport:
-    def __init__(self, n: int) -> None:
-        self.n, self.calls = n, 0
-
-    def report(self, value: float, step: int, health: object) -> None:
-        self.calls += 1
-        if self.calls >= self.n:
-            raise Interrupted(f"crash at report {self.calls}")
-
-
 def _run(config: TrialConfig, checkpoint_dir: Path | None = None) -> tuple[float, NullReporter]:
-    reporter = NullReporter()
-    ctx = TrialContext(config, reporter=reporter, device="cpu", checkpoint_dir=checkpoint_dir)
-    return contrastive.run(config, ctx), reporter
+    value, reporter, _ = run_on_cpu(contrastive, config, checkpoint_dir)
+    return value, reporter
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +137,7 @@ def test_unknown_metric_is_refused(space: SearchSpace) -> None:
 def test_resume_after_a_crash_gives_the_same_result(space: SearchSpace, tmp_path: Path) -> None:
     config = baseline_config(space, "after").model_copy(update={"stages": (StageConfig(name="train", epochs=3),)})
     straight, _ = _run(config)
-    crash_ctx = TrialContext(config, reporter=CrashOnReport(2), device="cpu", checkpoint_dir=tmp_path)
+    crash_ctx = TrialContext(config, reporter=StopAfter(2), device="cpu", checkpoint_dir=tmp_path)
     with pytest.raises(Interrupted):
         contrastive.run(config, crash_ctx)
     resumed, reporter = _run(config, tmp_path)

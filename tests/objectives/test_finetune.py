@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import torch
+from _support import Interrupted, StopAfter, run_on_cpu
 
 from objectives import finetune
 from objectives.api import NullReporter, TrialContext
@@ -20,27 +21,8 @@ from spaces.trial_config import TrialConfig
 STAGE1_EPOCHS, STAGE2_EPOCHS = 3, 12  # the preset's head_only / unfrozen stages
 
 
-class Interrupted(RuntimeError):
-    """Stands in for a crash (or a killed worker) between two epochs."""
-
-
-class StopAfter:
-    """A reporter that crashes on its ``n``-th report (after that epoch's checkpoint was written)."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self.calls = 0
-
-    def report(self, value: float, step: int, health: object) -> None:
-        self.calls += 1
-        if self.calls >= self.n:
-            raise Interrupted(f"interrupted at report {self.calls} (step {step})")
-
-
 def _run(config: TrialConfig, checkpoint_dir: Path) -> tuple[float, NullReporter, list[dict[str, Any]]]:
-    reporter = NullReporter()
-    ctx = TrialContext(config, reporter=reporter, device="cpu", checkpoint_dir=checkpoint_dir)
-    value = finetune.run(config, ctx)
+    value, reporter, ctx = run_on_cpu(finetune, config, checkpoint_dir)
     state = ctx.load_checkpoint()
     assert state is not None
     return value, reporter, state["history"]

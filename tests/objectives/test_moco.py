@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _support import Interrupted, StopAfter, run_on_cpu
 
 from objectives import moco
 from objectives.api import NullReporter, TrialContext
@@ -17,27 +18,9 @@ from spaces.space import load_space
 from spaces.trial_config import TrialConfig
 
 
-class Interrupted(RuntimeError):
-    """Stands in for a crash (or a killed worker) between two epochs."""
-
-
-class StopAfter:
-    """A reporter that crashes on its ``n``-th report (after that epoch's checkpoint was written)."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self.calls = 0
-
-    def report(self, value: float, step: int, health: object) -> None:
-        self.calls += 1
-        if self.calls >= self.n:
-            raise Interrupted(f"interrupted at report {self.calls} (step {step})")
-
-
 def _run(config: TrialConfig, checkpoint_dir: Path) -> tuple[float, NullReporter]:
-    reporter = NullReporter()
-    ctx = TrialContext(config, reporter=reporter, device="cpu", checkpoint_dir=checkpoint_dir)
-    return moco.run(config, ctx), reporter
+    value, reporter, _ = run_on_cpu(moco, config, checkpoint_dir)
+    return value, reporter
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _support import Interrupted, StopAfter, run_on_cpu
 
 from objectives import multitower
 from objectives.api import NullReporter, TrialContext
@@ -18,24 +19,9 @@ from spaces.space import SearchSpace, load_space
 from spaces.trial_config import StageConfig, TrialConfig
 
 
-class Interrupted(RuntimeError):
-    """Stands in for a crash between two epochs (after that epoch's checkpoint was written)."""
-
-
-class CrashOnReport:
-    def __init__(self, n: int) -> None:
-        self.n, self.calls = n, 0
-
-    def report(self, value: float, step: int, health: object) -> None:
-        self.calls += 1
-        if self.calls >= self.n:
-            raise Interrupted(f"crash at report {self.calls}")
-
-
 def _run(config: TrialConfig, checkpoint_dir: Path | None = None) -> tuple[float, NullReporter]:
-    reporter = NullReporter()
-    ctx = TrialContext(config, reporter=reporter, device="cpu", checkpoint_dir=checkpoint_dir)
-    return multitower.run(config, ctx), reporter
+    value, reporter, _ = run_on_cpu(multitower, config, checkpoint_dir)
+    return value, reporter
 
 
 def _healths(reporter: NullReporter) -> list:  # type: ignore[type-arg]
@@ -129,7 +115,7 @@ def test_resume_after_a_crash_gives_the_same_result(space: SearchSpace, tmp_path
     config = baseline_config(space, "after").model_copy(update={"stages": (StageConfig(name="train", epochs=3),)})
     straight, _ = _run(config)
     with pytest.raises(Interrupted):
-        multitower.run(config, TrialContext(config, reporter=CrashOnReport(2), device="cpu", checkpoint_dir=tmp_path))
+        multitower.run(config, TrialContext(config, reporter=StopAfter(2), device="cpu", checkpoint_dir=tmp_path))
     resumed, reporter = _run(config, tmp_path)
     # the rerun trained and reported only the third epoch
     assert [r.step for r in reporter.history] == [48]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _support import Interrupted, StopAfter, run_on_cpu
 
 from objectives import segmentation
 from objectives.api import NullReporter, TrialContext
@@ -23,27 +24,9 @@ from spaces.trial_config import TrialConfig
 EPOCHS = 4 + 8  # the preset's decoder_only + all stages
 
 
-class Interrupted(RuntimeError):
-    """Stands in for a crash (or a killed worker) between two epochs."""
-
-
-class StopAfter:
-    """A reporter that crashes on its ``n``-th report (after that epoch's checkpoint was written)."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self.calls = 0
-
-    def report(self, value: float, step: int, health: object) -> None:
-        self.calls += 1
-        if self.calls >= self.n:
-            raise Interrupted(f"interrupted at report {self.calls} (step {step})")
-
-
 def _run(config: TrialConfig, checkpoint_dir: Path) -> tuple[float, NullReporter]:
-    reporter = NullReporter()
-    ctx = TrialContext(config, reporter=reporter, device="cpu", checkpoint_dir=checkpoint_dir)
-    return segmentation.run(config, ctx), reporter
+    value, reporter, _ = run_on_cpu(segmentation, config, checkpoint_dir)
+    return value, reporter
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,35 @@
+"""Helpers shared by the objective tests: a simulated crash between epochs, and one CPU run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import ModuleType
+
+from objectives.api import NullReporter, TrialContext
+from spaces.trial_config import TrialConfig
+
+
+class Interrupted(RuntimeError):
+    """Stands in for a crash (or a killed worker) between two epochs."""
+
+
+class StopAfter:
+    """A reporter that crashes on its ``n``-th report (after that epoch's checkpoint was written)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.calls = 0
+
+    def report(self, value: float, step: int, health: object) -> None:
+        self.calls += 1
+        if self.calls >= self.n:
+            raise Interrupted(f"interrupted at report {self.calls} (step {step})")
+
+
+def run_on_cpu(
+    objective: ModuleType, config: TrialConfig, checkpoint_dir: Path | None = None
+) -> tuple[float, NullReporter, TrialContext]:
+    """Run a built-in objective module on the CPU with a recording reporter."""
+    reporter = NullReporter()
+    ctx = TrialContext(config, reporter=reporter, device="cpu", checkpoint_dir=checkpoint_dir)
+    return objective.run(config, ctx), reporter, ctx
