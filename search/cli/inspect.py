@@ -10,6 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from search.attrs import CONFIG
 from search.cli._app import app, console
 from search.cli._study_args import DEFAULT_STORAGE, JsonOpt, StorageOpt, StudyOpt, echo_json
 from search.errors import UserError
@@ -161,7 +162,7 @@ def best(
     if as_json:
         echo_json([
             {"number": r.number, "value": r.value, "params": r.params, "duration_s": r.duration_s,
-             "baseline": r.baseline, "config": t.user_attrs.get("gradsweep.config")}
+             "baseline": r.baseline, "config": t.user_attrs.get(CONFIG)}
             for r, t in zip(rows, chosen, strict=True)
         ])
         return

@@ -18,6 +18,7 @@ from typing import Any, Protocol, TypeVar
 import optuna
 from optuna.trial import TrialState
 
+from search.attrs import CONFIG, RAY_TRIAL_ID
 from search.engine.outcome import (
     R_FINAL,
     R_HEALTH,
@@ -31,7 +32,7 @@ from search.engine.outcome import (
     failed,
 )
 from search.engine.storage import with_retries
-from search.engine.study import CONFIG, RAY_TRIAL_ID, reconcile_running
+from search.engine.study import reconcile_running
 from search.engine.tally import Tally
 from search.health.attrs import record_health
 from search.health.verdict import HealthReport

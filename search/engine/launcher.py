@@ -21,13 +21,13 @@ import optuna
 import yaml
 
 from objectives.registry import load_objective
+from search.attrs import SWEEP
 from search.engine.algorithms import make_base_pruner, make_sampler, parse_pruner, parse_sampler
 from search.engine.bridge import StudyBridge
 from search.engine.ray_runtime import RayInfo, Resources, check_address, check_local_gpus, start_ray, stop_ray
 from search.engine.runner import run_trials
 from search.engine.storage import DEFAULT_STORAGE, mask_url, open_storage
 from search.engine.study import (
-    SWEEP,
     Baseline,
     SweepPlan,
     check_joinable,

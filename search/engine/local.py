@@ -21,13 +21,11 @@ import optuna
 
 from objectives.api import OptunaReporter, TrialContext, TrialPruned, run_objective
 from objectives.registry import load_objective
+from search.attrs import CONFIG, FAIL_REASON, PRUNE_KIND, PRUNE_REASON, PRUNE_STEP, SWEEP
 from search.engine.launcher import LaunchRequest, make_decider, sampler_seed, validate_request
 from search.engine.outcome import NON_FINITE, summarize_error
 from search.engine.storage import DEFAULT_STORAGE, mask_url, open_storage
 from search.engine.study import (
-    CONFIG,
-    FAIL_REASON,
-    SWEEP,
     SweepPlan,
     check_joinable,
     count_finished,
@@ -54,10 +52,10 @@ def _objective_fn(space: SearchSpace, plan: SweepPlan, device: str | None) -> An
             return run_objective(fn, config, ctx)
         except TrialPruned as exc:
             attrs = trial.storage.get_trial_user_attrs(trial._trial_id)
-            if "gradsweep.prune.kind" not in attrs:  # raised by the objective, not by the pruner
-                trial.set_user_attr("gradsweep.prune.kind", exc.kind)
-                trial.set_user_attr("gradsweep.prune.reason", exc.reason)
-                trial.set_user_attr("gradsweep.prune.step", int(max(trial.storage.get_trial(trial._trial_id).intermediate_values, default=0)))
+            if PRUNE_KIND not in attrs:  # raised by the objective, not by the pruner
+                trial.set_user_attr(PRUNE_KIND, exc.kind)
+                trial.set_user_attr(PRUNE_REASON, exc.reason)
+                trial.set_user_attr(PRUNE_STEP, int(max(trial.storage.get_trial(trial._trial_id).intermediate_values, default=0)))
             raise
         except ValueError as exc:
             reason = NON_FINITE if str(exc).startswith(NON_FINITE) else summarize_error(traceback.format_exc())

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from search.attrs import FAIL_REASON, PRUNE_KIND, PRUNE_REASON, PRUNE_STEP
+
 # keys of the Ray result dicts the trainable reports
 R_TRIAL = "gs_trial"
 R_VALUE = "gs_value"
@@ -66,20 +68,20 @@ class Outcome:
     @property
     def reason(self) -> str:
         """Why it ended (prune or fail reason), or ``""`` for COMPLETE."""
-        return str(self.attrs.get("gradsweep.prune.reason") or self.attrs.get("gradsweep.fail.reason") or "")
+        return str(self.attrs.get(PRUNE_REASON) or self.attrs.get(FAIL_REASON) or "")
 
 
 def pruned(kind: str, reason: str, step: int) -> Outcome:
     """A PRUNED outcome with Contract 4's attrs."""
     return Outcome(
         FinalState.PRUNED,
-        attrs={"gradsweep.prune.kind": kind, "gradsweep.prune.reason": reason, "gradsweep.prune.step": int(step)},
+        attrs={PRUNE_KIND: kind, PRUNE_REASON: reason, PRUNE_STEP: int(step)},
     )
 
 
 def failed(reason: str) -> Outcome:
     """A FAIL outcome whose ``gradsweep.fail.reason`` is ``reason`` (capped in length)."""
-    return Outcome(FinalState.FAIL, attrs={"gradsweep.fail.reason": reason[:MAX_REASON_CHARS]})
+    return Outcome(FinalState.FAIL, attrs={FAIL_REASON: reason[:MAX_REASON_CHARS]})
 
 
 def summarize_error(text: str, *, max_lines: int = 8) -> str:

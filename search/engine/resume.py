@@ -13,13 +13,12 @@ from pathlib import Path
 
 import optuna
 
+from search.attrs import SPACE, SWEEP
 from search.engine.algorithms import make_base_pruner, make_sampler
 from search.engine.launcher import ProgressFactory, check_objective, execute_sweep, sampler_seed
 from search.engine.ray_runtime import Resources, check_address, check_local_gpus, start_ray, stop_ray
 from search.engine.storage import DEFAULT_STORAGE, mask_url, open_storage
 from search.engine.study import (
-    SPACE,
-    SWEEP,
     SweepPlan,
     count_finished,
     find_study,

@@ -17,31 +17,28 @@ Example:
 from __future__ import annotations
 
 import json
-import warnings
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
+from search.attrs import (
+    BASELINE,
+    DIRECTION,
+    FAIL_REASON,
+    METRIC,
+    OBJECTIVE,
+    RETRY_OF,
+    SCALE,
+    SPACE,
+    VERSION,
+)
 from search.engine.outcome import INTERRUPTED
 from search.errors import UserError
 from search.version import __version__
 from spaces.sampling import space_to_dict
 from spaces.space import SearchSpace
-
-SPACE = "gradsweep.space"
-OBJECTIVE = "gradsweep.objective"
-METRIC = "gradsweep.metric"
-DIRECTION = "gradsweep.direction"
-VERSION = "gradsweep.version"
-SCALE = "gradsweep.scale"
-SWEEP = "gradsweep.sweep"
-CONFIG = "gradsweep.config"
-FAIL_REASON = "gradsweep.fail.reason"
-BASELINE = "gradsweep.baseline"
-RAY_TRIAL_ID = "gradsweep.ray.trial_id"
-RETRY_OF = "gradsweep.retry_of"
 
 FINAL_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
@@ -79,12 +76,8 @@ def _canonical(value: Any) -> str:
 
 def study_attrs(space: SearchSpace, *, objective: str, scale: str) -> dict[str, Any]:
     """Contract 4's study user attrs for a sweep of ``space`` with ``objective`` at ``scale``."""
-    with warnings.catch_warnings():
-        # a tied LR's ratio knob serialises fine but Pydantic warns about its declared type
-        warnings.filterwarnings("ignore", message="Pydantic serializer warnings", category=UserWarning)
-        space_dict = space_to_dict(space)
     return {
-        SPACE: space_dict,
+        SPACE: space_to_dict(space),
         OBJECTIVE: objective,
         METRIC: space.metric.name,
         DIRECTION: space.metric.direction,

@@ -9,6 +9,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from search.attrs import PRUNE_KIND
 from search.engine.study import count_finished, is_interrupted
 
 
@@ -72,7 +73,7 @@ def summarize(
     """Build the :class:`SweepSummary` of ``study`` (``storage`` must already be masked)."""
     trials = study.get_trials(deepcopy=False)
     pruned = Counter(
-        str(t.user_attrs.get("gradsweep.prune.kind", "underperforming")) for t in trials if t.state == TrialState.PRUNED
+        str(t.user_attrs.get(PRUNE_KIND, "underperforming")) for t in trials if t.state == TrialState.PRUNED
     )
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     best = None

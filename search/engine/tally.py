@@ -6,6 +6,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+from search.attrs import PRUNE_KIND
 from search.engine.outcome import FinalState, Outcome
 
 
@@ -40,7 +41,7 @@ class Tally:
             if better:
                 self.best_value, self.best_number = outcome.value, number
         elif outcome.state is FinalState.PRUNED:
-            self.pruned[str(outcome.attrs.get("gradsweep.prune.kind", "underperforming"))] += 1
+            self.pruned[str(outcome.attrs.get(PRUNE_KIND, "underperforming"))] += 1
         else:
             self.failed += 1
             if len(self.first_failures) < 3:

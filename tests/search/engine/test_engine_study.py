@@ -8,11 +8,11 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from search.attrs import FAIL_REASON
 from search.engine.launcher import LaunchRequest, launch
 from search.engine.ray_runtime import Resources
 from search.engine.storage import open_storage
 from search.engine.study import (
-    FAIL_REASON,
     check_joinable,
     count_finished,
     reconcile_running,
