@@ -35,7 +35,6 @@ import json
 import math
 import sys
 import time
-import warnings
 from dataclasses import asdict
 from pathlib import Path
 
@@ -197,8 +196,6 @@ def load_runs(path: Path) -> tuple[dict[str, list[list[TrialRecord]]], dict[str,
 
 def main(argv: list[str] | None = None) -> dict[str, MethodStats]:
     args = parse_args(argv)
-    # spaces.space dumps a searched tie ratio through a float-typed field: Pydantic warns, the dump is right
-    warnings.filterwarnings("ignore", message="Pydantic serializer warnings")
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = load_space(args.space)
