@@ -105,10 +105,12 @@ class CountingReporter:
 
     Args:
         inner: the reporter to forward to (None records only).
+        declare_total: forward ``declare_total_steps`` (off: the pruner never learns which report is final).
     """
 
-    def __init__(self, inner: Reporter | None = None) -> None:
+    def __init__(self, inner: Reporter | None = None, *, declare_total: bool = True) -> None:
         self.inner = inner
+        self.declare_total = declare_total
         self.reports: list[Report] = []
 
     def report(self, value: float, step: int, health: Any | None) -> None:
@@ -116,6 +118,12 @@ class CountingReporter:
         self.reports.append(Report(int(step), float(value), as_dict))
         if self.inner is not None:
             self.inner.report(value, step, health)
+
+    def declare_total_steps(self, total: int) -> None:
+        """Forwarded to the inner reporter, unless ``declare_total`` is off (the final-report guard's ablation)."""
+        declare = getattr(self.inner, "declare_total_steps", None)
+        if self.declare_total and callable(declare):
+            declare(total)
 
     @property
     def steps(self) -> int:

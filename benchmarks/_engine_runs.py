@@ -1,8 +1,8 @@
-"""gradsweep itself in the search-efficiency benchmark: TPE + HealthPruner(median) under Ray Tune.
+"""gradsweep itself in the search-efficiency benchmark: TPE + HealthPruner(catchup) under Ray Tune.
 
 The run is put together from the same engine parts as ``gradsweep launch``
 (:func:`search.engine.launcher.launch`): the study with its attrs, a
-:class:`~search.engine.bridge.StudyBridge` whose decider is ``make_decider("median")`` (the health
+:class:`~search.engine.bridge.StudyBridge` whose decider is ``make_decider(DEFAULT_PRUNER)`` (the health
 pruner over the default base pruner), and :func:`search.engine.runner.run_trials` (the
 ``PruningScheduler``, ``StudySearcher`` and ``gradsweep_trainable`` on Ray Tune). The only
 addition is :class:`BudgetBridge`, which stops asking for trials once the reported steps reach
@@ -21,7 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from benchmarks._common import Report, TrialRecord
 from benchmarks._optuna_runs import RunSpec
-from search.engine.algorithms import make_base_pruner, make_sampler
+from search.engine.algorithms import DEFAULT_PRUNER, make_base_pruner, make_sampler
 from search.engine.bridge import StudyBridge
 from search.engine.launcher import make_decider
 from search.engine.outcome import R_STEP
@@ -31,7 +31,7 @@ from search.engine.storage import open_storage
 from search.engine.study import create_or_load, study_attrs
 from search.health.attrs import HEALTH_HISTORY
 
-BASE_PRUNER = "median"  # LaunchRequest's default
+BASE_PRUNER = DEFAULT_PRUNER  # LaunchRequest's default
 
 
 class BudgetBridge(StudyBridge):
@@ -80,7 +80,7 @@ def run_gradsweep(spec: RunSpec, *, base_pruner: str = BASE_PRUNER) -> list[Tria
 
     Args:
         spec: space, scale, seeds, budget.
-        base_pruner: the Optuna pruner the health pruner wraps (``--pruner``; default ``median``).
+        base_pruner: the Optuna pruner the health pruner wraps (``--pruner``; default ``catchup``).
 
     Returns:
         The trials in the order they finished.

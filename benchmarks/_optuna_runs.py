@@ -46,8 +46,11 @@ class RunSpec:
         return self.space.metric.direction
 
 
-def run_optuna(spec: RunSpec, pruner: optuna.pruners.BasePruner) -> list[TrialRecord]:
+def run_optuna(spec: RunSpec, pruner: optuna.pruners.BasePruner, *, declare_total: bool = True) -> list[TrialRecord]:
     """TPE + ``pruner`` through ``study.optimize`` until the budget is spent.
+
+    ``declare_total=False`` keeps ``gradsweep.total_steps`` off the trials, which turns off
+    :class:`search.pruner.HealthPruner`'s final-report guard (Optuna's own pruners never read it).
 
     Returns:
         The trials in the order they finished.
@@ -62,7 +65,7 @@ def run_optuna(spec: RunSpec, pruner: optuna.pruners.BasePruner) -> list[TrialRe
     def objective(trial: optuna.Trial) -> float:
         params = suggest(spec.space, trial)
         config = resolve(spec.space, params, scale=spec.scale, seed=spec.config_seed)
-        counter = CountingReporter(OptunaReporter(trial, history_limit=config.health.history))
+        counter = CountingReporter(OptunaReporter(trial, history_limit=config.health.history), declare_total=declare_total)
         record = TrialRecord(params=dict(params), reports=counter.reports)
         records.append(record)
         ctx = TrialContext(config, reporter=counter, device="cpu")

@@ -11,8 +11,12 @@ time, and stops when its trials have consumed the same budget of optimizer steps
 ``ray_asha``       Ray Tune random search with ASHA (``max_t`` = a full trial, grace = one report)
 ``tpe_median``     Optuna TPE + ``MedianPruner()`` in a plain ``study.optimize``
 ``tpe_hyperband``  Optuna TPE + ``HyperbandPruner()`` in a plain ``study.optimize``
-``gradsweep``      TPE + ``HealthPruner(MedianPruner)`` under Ray Tune through the gradsweep engine
+``gradsweep``      TPE + ``HealthPruner(CatchUpPruner)`` (the default ``--pruner catchup``) under Ray
+                   Tune through the gradsweep engine
 =================  ==============================================================================
+
+Ablations, on request: ``gradsweep_median`` (the engine with ``--pruner median``, the default
+before ``catchup``) and ``gradsweep_health_only`` (``--pruner none``: the health rules alone).
 
 All TPE methods use gradsweep's TPE settings (multivariate, constant liar, 10 startup trials), so
 they differ only in pruning. A trial's value counts only if it trained to the end within the
@@ -64,18 +68,21 @@ DEFAULT_SPACE = REPO / "benchmarks" / "spaces" / "multitower_bench.yaml"
 DEFAULT_PLOT = REPO / "benchmarks" / "figures" / "search_efficiency.png"
 REFERENCE = "tpe_nop"
 GRADSWEEP = "gradsweep"
-METHODS = ("tpe_nop", "random_fifo", "ray_asha", "tpe_median", "tpe_hyperband", "gradsweep", "gradsweep_health_only")
-DEFAULT_METHODS = METHODS[:-1]  # the health-only variant is an ablation, run on request
+METHODS = ("tpe_nop", "random_fifo", "ray_asha", "tpe_median", "tpe_hyperband", "gradsweep", "gradsweep_median",
+           "gradsweep_health_only")
+DEFAULT_METHODS = METHODS[:6]  # the gradsweep_* variants are ablations, run on request
 LABELS = {
     "tpe_nop": "TPE, no pruning (reference)",
     "random_fifo": "Ray Tune random + FIFO",
     "ray_asha": "Ray Tune random + ASHA",
     "tpe_median": "Optuna TPE + MedianPruner",
     "tpe_hyperband": "Optuna TPE + HyperbandPruner",
-    "gradsweep": "gradsweep (TPE + HealthPruner(median), Ray)",
+    "gradsweep": "gradsweep (TPE + HealthPruner(catchup), Ray)",
+    "gradsweep_median": "gradsweep with --pruner median (the earlier default)",
     "gradsweep_health_only": "gradsweep, health rules only (base pruner none)",
 }
-RAY_METHODS = ("random_fifo", "ray_asha", "gradsweep", "gradsweep_health_only")
+RAY_METHODS = ("random_fifo", "ray_asha", "gradsweep", "gradsweep_median", "gradsweep_health_only")
+ENGINE_PRUNERS = {"gradsweep": None, "gradsweep_median": "median", "gradsweep_health_only": "none"}
 
 
 def calibrate(space: SearchSpace, scale: str, config_seed: int) -> tuple[int, int]:
@@ -104,10 +111,10 @@ def run_method(method: str, spec: RunSpec, *, full_steps: int, interval: int) ->
         from benchmarks._ray_runs import run_ray
 
         return run_ray(spec, "fifo" if method == "random_fifo" else "asha", full_steps=full_steps, interval=interval)
-    if method in ("gradsweep", "gradsweep_health_only"):
-        from benchmarks._engine_runs import run_gradsweep
+    if method in ENGINE_PRUNERS:
+        from benchmarks._engine_runs import BASE_PRUNER, run_gradsweep
 
-        return run_gradsweep(spec, base_pruner="median" if method == "gradsweep" else "none")
+        return run_gradsweep(spec, base_pruner=ENGINE_PRUNERS[method] or BASE_PRUNER)
     raise ValueError(f"method must be one of {', '.join(METHODS)} but got {method!r}")
 
 

@@ -11,12 +11,16 @@ Example (a complete bring-your-own objective)::
         model = torch.nn.Linear(4, 1)
         x, y = torch.randn(64, 4), torch.randn(64, 1)
         trainer = ctx.trainer(model, steps_per_epoch=1)     # moves model to ctx.device
-        for step in range(trainer.total_steps):
+        for _ in range(trainer.total_steps):
             with ctx.autocast():
                 loss = torch.nn.functional.mse_loss(model(x.to(ctx.device)), y.to(ctx.device))
             trainer.step(loss)
-            ctx.report(-loss.item(), step)                   # may raise TrialPruned
+            ctx.report(-loss.item(), trainer.global_step)    # may raise TrialPruned
         return -loss.item()
+
+:meth:`TrialContext.trainer` declares ``trainer.total_steps`` to the reporter, and the pruner
+never stops a trial at its final report (a step of ``total_steps - 1`` or more, so steps counted
+from 0 or from 1 both work): its value is then the trial's result, and stopping would save no step.
 
 Reporters decide nothing about health themselves except :class:`OptunaReporter`, which asks the
 study's pruner (``trial.should_prune()``, e.g. ``search.pruner.HealthPruner``) after writing
@@ -71,7 +75,12 @@ class TrialPruned(optuna.TrialPruned):
 
 @runtime_checkable
 class Reporter(Protocol):
-    """Where an objective's intermediate values and health reports go."""
+    """Where an objective's intermediate values and health reports go.
+
+    A reporter may also define ``declare_total_steps(total: int) -> None``:
+    :meth:`TrialContext.declare_total_steps` calls it (when present) with the step of the trial's
+    final report, so the pruner can leave that report alone.
+    """
 
     def report(self, value: float, step: int, health: HealthReport | None) -> None:
         """Record ``value`` at ``step`` with the latest health report; may raise :class:`TrialPruned`."""
@@ -96,9 +105,13 @@ class NullReporter:
 
     def __init__(self) -> None:
         self.history: list[Reported] = []
+        self.total_steps: int | None = None
 
     def report(self, value: float, step: int, health: HealthReport | None) -> None:
         self.history.append(Reported(float(value), int(step), health))
+
+    def declare_total_steps(self, total: int) -> None:
+        self.total_steps = int(total)
 
     @property
     def health_reports(self) -> list[HealthReport]:
@@ -129,6 +142,12 @@ class OptunaReporter:
         self.trial = trial
         self.history_limit = history_limit
         self._last_health_step: int | None = None
+
+    def declare_total_steps(self, total: int) -> None:
+        """Store ``gradsweep.total_steps`` (the pruner leaves the report at that step alone)."""
+        from search.attrs import TOTAL_STEPS
+
+        self.trial.set_user_attr(TOTAL_STEPS, int(total))
 
     def report(self, value: float, step: int, health: HealthReport | None) -> None:
         from search.health.attrs import PRUNE_KIND, PRUNE_REASON, write_health_attrs
@@ -346,7 +365,24 @@ class TrialContext:
         """Move ``model`` to :attr:`device` (in place) and build its :class:`Trainer`."""
         model.to(self.device)
         self._trainer = Trainer(model, self.config, steps_per_epoch=steps_per_epoch, device=self.device)
+        self.declare_total_steps(self._trainer.total_steps)
         return self._trainer
+
+    def declare_total_steps(self, total: int) -> None:
+        """Tell the reporter the step of the final report (:meth:`trainer` does it for you).
+
+        The pruner never stops a trial at a report at step ``total - 1`` or later: the value is
+        then the trial's result, and stopping would save no step. Objectives without a :class:`Trainer`
+        may call it themselves.
+
+        Raises:
+            ValueError: if ``total`` < 1.
+        """
+        if int(total) < 1:
+            raise ValueError(f"total steps must be at least 1 but got {total}")
+        declare = getattr(self.reporter, "declare_total_steps", None)
+        if callable(declare):
+            declare(int(total))
 
     @property
     def latest_health(self) -> HealthReport | None:

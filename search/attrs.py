@@ -22,6 +22,7 @@ HEALTH_HISTORY = "gradsweep.health.history"
 PRUNE_KIND = "gradsweep.prune.kind"
 PRUNE_REASON = "gradsweep.prune.reason"
 PRUNE_STEP = "gradsweep.prune.step"
+TOTAL_STEPS = "gradsweep.total_steps"  # the step of the trial's final report (its Trainer's total_steps)
 FAIL_REASON = "gradsweep.fail.reason"
 RAY_TRIAL_ID = "gradsweep.ray.trial_id"
 BASELINE = "gradsweep.baseline"

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from search.cli._app import app, console, console_err
+from search.engine.algorithms import DEFAULT_PRUNER
 from search.engine.ray_runtime import Resources
 from search.engine.storage import DEFAULT_STORAGE
 from search.errors import UserError
@@ -92,7 +93,7 @@ def launch_cmd(
     join: bool = typer.Option(False, "--join", help="Add trials to an existing study even if its space differs."),
     sampler: str = typer.Option("tpe", help="tpe | random | gp | cmaes."),
     pruner: str = typer.Option(
-        "median", help="Base pruner the health rules wrap: median | percentile | hyperband | successive_halving | wilcoxon | patient | none."
+        DEFAULT_PRUNER, help="Base pruner the health rules wrap: catchup | median | percentile | hyperband | successive_halving | wilcoxon | patient | none."
     ),
     seed: int | None = typer.Option(None, help="Seed for the sampler and every trial (reproducible configs)."),
     baseline: list[str] = typer.Option(

@@ -6,8 +6,8 @@ say unstable *or* the base pruner says underperforming.
 Example:
     >>> type(make_sampler("tpe", seed=0)).__name__
     'TPESampler'
-    >>> type(make_base_pruner("median")).__name__
-    'MedianPruner'
+    >>> type(make_base_pruner("catchup")).__name__
+    'CatchUpPruner'
 """
 
 from __future__ import annotations
@@ -17,8 +17,12 @@ from enum import StrEnum
 
 import optuna
 
+from search.catchup import CatchUpPruner
 from search.errors import UserError
 from search.pruner import DEFAULT_N_STARTUP_TRIALS
+
+#: The ``--pruner`` default: measured against ``median`` in BENCHMARKS.md "Search efficiency".
+DEFAULT_PRUNER = "catchup"
 
 
 class SamplerName(StrEnum):
@@ -29,6 +33,7 @@ class SamplerName(StrEnum):
 
 
 class PrunerName(StrEnum):
+    CATCHUP = "catchup"
     MEDIAN = "median"
     PERCENTILE = "percentile"
     HYPERBAND = "hyperband"
@@ -105,10 +110,11 @@ def make_base_pruner(
     """Build the Optuna pruner called ``name`` (the health pruner wraps it).
 
     Args:
-        name: ``median`` (default), ``percentile`` (25th), ``hyperband``, ``successive_halving``,
-            ``wilcoxon``, ``patient`` (median with patience 2) or ``none``.
-        n_startup_trials: finished trials before median/percentile may prune.
-        n_warmup_steps: steps of each trial before median/percentile may prune.
+        name: ``catchup`` (default: :class:`search.catchup.CatchUpPruner`), ``median``,
+            ``percentile`` (25th), ``hyperband``, ``successive_halving``, ``wilcoxon``,
+            ``patient`` (median with patience 2) or ``none``.
+        n_startup_trials: finished trials before catchup/median/percentile may prune.
+        n_warmup_steps: steps of each trial before catchup/median/percentile may prune.
 
     Returns:
         An Optuna pruner.
@@ -123,6 +129,8 @@ def make_base_pruner(
 
 
 def _base_pruner(kind: PrunerName, n_startup_trials: int, n_warmup_steps: int) -> optuna.pruners.BasePruner:
+    if kind is PrunerName.CATCHUP:
+        return CatchUpPruner(n_startup_trials=n_startup_trials, n_warmup_steps=n_warmup_steps)
     if kind is PrunerName.MEDIAN:
         return optuna.pruners.MedianPruner(n_startup_trials=n_startup_trials, n_warmup_steps=n_warmup_steps)
     if kind is PrunerName.PERCENTILE:

@@ -18,11 +18,12 @@ from typing import Any, Protocol, TypeVar
 import optuna
 from optuna.trial import TrialState
 
-from search.attrs import CONFIG, RAY_TRIAL_ID
+from search.attrs import CONFIG, RAY_TRIAL_ID, TOTAL_STEPS
 from search.engine.outcome import (
     R_FINAL,
     R_HEALTH,
     R_STEP,
+    R_TOTAL,
     R_TRIAL,
     R_VALUE,
     FinalState,
@@ -57,6 +58,7 @@ class _Live:
     trial: optuna.Trial
     history_limit: int
     last_health_step: int | None = None
+    total_steps: int | None = None
     reported: set[int] = field(default_factory=set)
 
 
@@ -183,6 +185,10 @@ class StudyBridge:
         health = result.get(R_HEALTH)
         if isinstance(health, str) and health:
             self._store_health(live, json.loads(health))
+        total = result.get(R_TOTAL)
+        if total is not None and int(total) != live.total_steps:
+            live.total_steps = int(total)
+            self._write(lambda: live.trial.set_user_attr(TOTAL_STEPS, int(total)))
         value_f, step_i = float(value), int(step)
         if step_i not in live.reported:  # a retried trial reports its steps again; the first value stays
             live.reported.add(step_i)

@@ -22,7 +22,13 @@ import yaml
 
 from objectives.registry import load_objective
 from search.attrs import SWEEP
-from search.engine.algorithms import make_base_pruner, make_sampler, parse_pruner, parse_sampler
+from search.engine.algorithms import (
+    DEFAULT_PRUNER,
+    make_base_pruner,
+    make_sampler,
+    parse_pruner,
+    parse_sampler,
+)
 from search.engine.bridge import StudyBridge
 from search.engine.ray_runtime import RayInfo, Resources, check_address, check_local_gpus, start_ray, stop_ray
 from search.engine.runner import run_trials
@@ -56,7 +62,7 @@ class LaunchRequest:
     objective: str | None = None
     scale: str | None = None
     sampler: str = "tpe"
-    pruner: str = "median"
+    pruner: str = DEFAULT_PRUNER
     seed: int | None = None
     baselines: tuple[str, ...] = ()
     join: bool = False

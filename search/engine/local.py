@@ -22,6 +22,7 @@ import optuna
 from objectives.api import OptunaReporter, TrialContext, TrialPruned, run_objective
 from objectives.registry import load_objective
 from search.attrs import CONFIG, FAIL_REASON, PRUNE_KIND, PRUNE_REASON, PRUNE_STEP, SWEEP
+from search.engine.algorithms import DEFAULT_PRUNER
 from search.engine.launcher import LaunchRequest, make_decider, sampler_seed, validate_request
 from search.engine.outcome import NON_FINITE, summarize_error
 from search.engine.storage import DEFAULT_STORAGE, mask_url, open_storage
@@ -77,7 +78,7 @@ def optimize_local(
     objective: str | None = None,
     scale: str | None = None,
     sampler: str = "tpe",
-    pruner: str = "median",
+    pruner: str = DEFAULT_PRUNER,
     seed: int | None = None,
     baselines: tuple[str, ...] = (),
     join: bool = False,

@@ -34,6 +34,7 @@ from search.engine.outcome import (
     R_OUTCOME,
     R_REASON,
     R_STEP,
+    R_TOTAL,
     R_TRIAL,
     R_VALUE,
     FinalState,
@@ -60,6 +61,11 @@ class RayReporter:
         self._last_health_step: int | None = None
         self._last_ckpt = _newest_mtime(checkpoint_dir) if checkpoint_dir is not None else 0
         self.last_step = 0
+        self.total_steps: int | None = None
+
+    def declare_total_steps(self, total: int) -> None:
+        """Sent with every report; the driver stores ``gradsweep.total_steps`` from the first."""
+        self.total_steps = int(total)
 
     def _checkpoint(self) -> ray.tune.Checkpoint | None:
         if self.checkpoint_dir is None:
@@ -75,6 +81,8 @@ class RayReporter:
         if health is not None and health.step != self._last_health_step:
             self._last_health_step = health.step
             metrics[R_HEALTH] = json.dumps(health.to_dict())
+        if self.total_steps is not None:
+            metrics[R_TOTAL] = self.total_steps
         self.last_step = int(step)
         ray.tune.report(metrics, checkpoint=self._checkpoint())
 

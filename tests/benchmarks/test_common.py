@@ -113,3 +113,9 @@ def test_counting_reporter_records_and_forwards() -> None:
     assert [r.step for r in inner.history] == [6, 12]
     # the counter keeps the health as a dict and the largest step
     assert counter.reports[0].health["verdict"] == "unstable" and counter.steps == 12
+    # the declared total steps are forwarded, unless the guard's ablation turns that off
+    counter.declare_total_steps(40)
+    assert inner.total_steps == 40
+    quiet = NullReporter()
+    CountingReporter(quiet, declare_total=False).declare_total_steps(40)
+    assert quiet.total_steps is None

@@ -40,6 +40,18 @@ def test_search_efficiency_plain_optuna_methods(tmp_path: Path) -> None:
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_pruner_ablation_runs_its_variants_and_ends_with_the_default_s_ratio() -> None:
+    lines = _run(
+        ["benchmarks/pruner_ablation.py", "--scale", "tiny", "--seeds", "0", "--budget-trials", "1.5",
+         "--variants", "tpe_median,health_median_noguard,catchup"],
+        timeout=120,
+    )  # fmt: skip
+    # the last line compares the default with the reference and the plain-Optuna variant
+    assert re.fullmatch(rf"catchup: budget to target vs no-pruning TPE: {NUM} \(vs best plain-Optuna variant: {NUM}\)", lines[-1])
+    # one table row per variant, the reference added
+    assert sum(line.startswith(("| tpe_nop", "| tpe_median", "| health_median_noguard", "| catchup")) for line in lines) == 4
+
+
 @pytest.mark.ray
 def test_search_efficiency_ray_methods_and_gradsweep(tmp_path: Path) -> None:
     lines = _run(

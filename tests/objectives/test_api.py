@@ -279,6 +279,27 @@ def test_optuna_reporter_completes_a_healthy_trial(
     assert trial.state == optuna.trial.TrialState.COMPLETE and sorted(trial.intermediate_values) == [0, 1, 2, 3]
     # its latest health is healthy
     assert trial.user_attrs["gradsweep.health.latest"]["verdict"] == "healthy"
+    # building the trainer declared the step of the final report (the pruner leaves that report alone)
+    assert trial.user_attrs["gradsweep.total_steps"] == 4
+
+
+def test_declare_total_steps_reaches_reporters_that_take_it(make_linear_config: Callable[..., TrialConfig]) -> None:
+    config = make_linear_config(steps=6, check_every=2)
+    reporter = NullReporter()
+    ctx = TrialContext(config, reporter=reporter, device="cpu")
+    ctx.trainer(torch.nn.Linear(4, 1), steps_per_epoch=2)
+    # the trainer's total steps are declared when it is built
+    assert reporter.total_steps == 6
+    # an objective without a trainer may declare them itself; nonsense is refused
+    ctx.declare_total_steps(9)
+    assert reporter.total_steps == 9
+    with pytest.raises(ValueError, match="total steps must be at least 1 but got 0"):
+        ctx.declare_total_steps(0)
+
+    class Plain:  # a reporter with only report(): declaring is skipped, not an error
+        def report(self, value: float, step: int, health: object) -> None: ...
+
+    TrialContext(config, reporter=Plain(), device="cpu").declare_total_steps(3)
 
 
 def test_trainer_epochs_cover_every_stage_and_skip_resumed_ones(make_linear_config) -> None:

@@ -67,8 +67,7 @@ def test_unstable_verdict_prunes_and_survives_in_storage(storage: str, tmp_path:
 
 
 def test_underperforming_prune_with_median_reason() -> None:
-    study = optuna.create_study(direction="maximize", pruner=HealthPruner())
-    # the default base pruner waits for 5 finished trials (Optuna's default n_startup_trials)
+    study = optuna.create_study(direction="maximize", pruner=HealthPruner(optuna.pruners.MedianPruner(n_startup_trials=5)))
     curves = {n: [0.3, 0.35, 0.4] for n in range(5)} | {5: [0.1, 0.2, 0.21]}
     study.optimize(_objective(lambda n: curves[n]), n_trials=6)
     t = study.trials[5]
@@ -151,7 +150,7 @@ def test_prune_on_unstable_false_in_trial_config_is_respected() -> None:
     trial.report(1.0, 3)
     decision = HealthPruner().decide(study, study.trials[0])
     # the trial opted out of health pruning: not pruned, and the decision says who kept it
-    assert not decision.prune and decision.kind is None and "MedianPruner keeps" in decision.reason
+    assert not decision.prune and decision.kind is None and "CatchUpPruner keeps" in decision.reason
 
 
 def test_end_to_end_with_a_real_monitor_huge_lr(tmp_path: Path) -> None:
@@ -197,7 +196,9 @@ def test_rejects_non_pruner() -> None:
 
 
 def test_min_reports_lets_a_slow_starter_report_twice_before_the_median_judges() -> None:
-    study = optuna.create_study(direction="maximize", pruner=HealthPruner(min_reports=2))
+    study = optuna.create_study(
+        direction="maximize", pruner=HealthPruner(optuna.pruners.MedianPruner(n_startup_trials=5), min_reports=2)
+    )
     curves = {n: [0.3, 0.35, 0.4] for n in range(5)} | {5: [0.1, 0.2, 0.21]}
     study.optimize(_objective(lambda n: curves[n]), n_trials=6)
     t = study.trials[5]

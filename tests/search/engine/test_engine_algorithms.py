@@ -5,7 +5,8 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from search.engine.algorithms import SamplerName, make_base_pruner, make_sampler
+from search.catchup import CatchUpPruner
+from search.engine.algorithms import DEFAULT_PRUNER, SamplerName, make_base_pruner, make_sampler
 from search.errors import UserError
 
 
@@ -42,6 +43,7 @@ def test_seeded_sampler_repeats_its_configs() -> None:
 @pytest.mark.parametrize(
     ("name", "cls"),
     [
+        ("catchup", CatchUpPruner),
         ("median", optuna.pruners.MedianPruner),
         ("percentile", optuna.pruners.PercentilePruner),
         ("hyperband", optuna.pruners.HyperbandPruner),
@@ -57,10 +59,17 @@ def test_pruners_by_name(name: str, cls: type) -> None:
     assert isinstance(make_base_pruner(name), cls)
 
 
+def test_the_default_pruner_is_catchup_waiting_for_five_finished_trials() -> None:
+    pruner = make_base_pruner(DEFAULT_PRUNER)
+    # the default --pruner is the catch-up rule: top-quartile bar, gains x 1.5, after 5 finished trials
+    assert isinstance(pruner, CatchUpPruner)
+    assert (pruner.quantile, pruner.gain_factor, pruner.n_startup_trials) == (0.75, 1.5, 5)
+
+
 def test_unknown_names_list_the_choices() -> None:
     # a typo is one line listing the samplers
     with pytest.raises(UserError, match="--sampler must be one of tpe, random, gp, cmaes"):
         make_sampler("tpee")
     # ... and the pruners
-    with pytest.raises(UserError, match="--pruner must be one of median, percentile"):
+    with pytest.raises(UserError, match="--pruner must be one of catchup, median, percentile"):
         make_base_pruner("mediann")

@@ -177,3 +177,17 @@ def test_every_base_pruner_decides_on_the_driver(pruner: str) -> None:
     states = {t.state for t in bridge.study.trials}
     # each pruner runs under the bridge and every trial ends COMPLETE or PRUNED
     assert states <= {TrialState.COMPLETE, TrialState.PRUNED} and len(bridge.study.trials) == 6
+
+
+def test_declared_total_steps_are_stored_and_the_final_report_is_never_pruned() -> None:
+    bridge = _bridge()
+    bridge.ask("good")
+    bridge.on_result("good", {"gs_value": 1.0, "gs_step": 0})
+    bridge.finish("good", _final(1.0))
+    bridge.ask("last")
+    # the worker sends the step of its final report with each result; the driver stores it once
+    assert not bridge.on_result("last", {"gs_value": 0.1, "gs_step": 3, "gs_total_steps": 3})
+    assert bridge.study.trials[1].user_attrs["gradsweep.total_steps"] == 3
+    # below the median, but at its final report: kept, the value is the trial's result
+    bridge.finish("last", _final(0.1))
+    assert bridge.study.trials[1].state == TrialState.COMPLETE and bridge.study.trials[1].value == 0.1

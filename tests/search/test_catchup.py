@@ -1,0 +1,136 @@
+"""CatchUpPruner in real Optuna studies: slow starters kept, hopeless trials pruned, its reasons."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from search.attrs import TOTAL_STEPS
+from search.catchup import CatchUpPruner, best_by
+from search.health.attrs import PRUNE_KIND, PRUNE_REASON
+from search.pruner import HealthPruner
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+# five finished trials: four steady ones and one slow starter that gains 0.7 after step 0
+FINISHED = [[0.5, 0.6, 0.7], [0.5, 0.6, 0.7], [0.5, 0.6, 0.7], [0.5, 0.6, 0.7], [0.1, 0.5, 0.8]]
+
+
+def _study(pruner: optuna.pruners.BasePruner, curves: list[list[float]], *, direction: str = "maximize",
+           total: int | None = None) -> optuna.Study:
+    """Runs one trial per curve, reporting step by step and stopping when pruned."""
+    study = optuna.create_study(direction=direction, pruner=pruner)
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.suggest_float("x", 0.0, 1.0)
+        if total is not None:
+            trial.set_user_attr(TOTAL_STEPS, total)
+        curve = curves[trial.number]
+        for step, value in enumerate(curve, start=1):
+            trial.report(value, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return curve[-1]
+
+    study.optimize(objective, n_trials=len(curves))
+    return study
+
+
+def test_a_slow_starter_the_median_prunes_is_kept() -> None:
+    slow = [0.2, 0.5, 0.78]
+    median = _study(optuna.pruners.MedianPruner(n_startup_trials=5), [*FINISHED, slow])
+    # the median stops it at its first report (0.2 < 0.5) ...
+    assert median.trials[5].state == TrialState.PRUNED and median.trials[5].last_step == 1
+    catchup = _study(CatchUpPruner(0.75, gain_factor=1.0), [*FINISHED, slow])
+    # ... catch-up keeps it: 0.2 + the slow starter's gain 0.7 reaches the upper quartile 0.7
+    assert catchup.trials[5].state == TrialState.COMPLETE and catchup.trials[5].value == 0.78
+
+
+def test_a_trial_no_finished_trial_could_have_caught_up_from_is_pruned_with_the_comparison() -> None:
+    study = _study(HealthPruner(CatchUpPruner(0.75, gain_factor=1.0)), [*FINISHED, [0.1, 0.12, 0.13]])
+    t = study.trials[5]
+    # at step 2 the largest gain a finished trial made from its best so far is 0.3 (0.5 -> 0.8): 0.12 + 0.3 < 0.7
+    assert t.state == TrialState.PRUNED and t.last_step == 2
+    assert t.user_attrs[PRUNE_KIND] == "underperforming"
+    # the reason spells out the comparison
+    assert t.user_attrs[PRUNE_REASON] == (
+        "best 0.12 by step 2 + the largest later gain of a finished trial 0.3 < 0.75 quantile final 0.7 "
+        "of 5 finished trials (CatchUpPruner)"
+    )
+
+
+def test_gain_factor_leaves_room_for_a_trial_that_gains_more_than_any_finished_one() -> None:
+    steady = [[0.4, 0.6, 0.8]] * 5  # every finished trial gains 0.4 after step 1
+    late = [0.3, 0.5, 0.85]  # would gain 0.55: more than any finished trial did
+    assert _study(CatchUpPruner(0.75, gain_factor=1.0), [*steady, late]).trials[5].state == TrialState.PRUNED
+    # scaled by 1.5 the largest gain (0.6) lets it through: 0.3 + 0.6 >= 0.8
+    kept = _study(CatchUpPruner(0.75, gain_factor=1.5), [*steady, late])
+    assert kept.trials[5].state == TrialState.COMPLETE and kept.trials[5].value == 0.85
+    # a hopeless trial is still stopped: 0.1 + 0.6 < 0.8
+    assert _study(CatchUpPruner(0.75, gain_factor=1.5), [*steady, [0.1, 0.1, 0.1]]).trials[5].state == TrialState.PRUNED
+
+
+def test_minimizing_mirrors_the_rule() -> None:
+    finished = [[-v for v in curve] for curve in FINISHED]
+    study = _study(HealthPruner(CatchUpPruner(0.75, gain_factor=1.0)), [*finished, [-0.1, -0.12, -0.13], [-0.2, -0.5, -0.78]],
+                   direction="minimize")
+    # the hopeless trial is pruned at step 2, the slow starter finishes
+    assert study.trials[5].state == TrialState.PRUNED and study.trials[5].last_step == 2
+    assert study.trials[6].state == TrialState.COMPLETE
+    # the reason speaks of a drop and an upper bar
+    assert study.trials[5].user_attrs[PRUNE_REASON].startswith("best -0.12 by step 2 - the largest later drop")
+
+
+def test_nothing_is_pruned_before_n_startup_trials_finished() -> None:
+    study = _study(CatchUpPruner(0.75, gain_factor=1.0, n_startup_trials=5), [*FINISHED[:4], [0.0, 0.0, 0.0]])
+    # four finished trials are not enough to measure gains against
+    assert study.trials[4].state == TrialState.COMPLETE
+
+
+def test_no_judgement_without_a_finished_trial_reporting_by_that_step() -> None:
+    study = optuna.create_study(direction="maximize", pruner=CatchUpPruner(0.5, gain_factor=1.0, n_startup_trials=1))
+    done = study.ask()
+    done.report(0.9, 10)
+    study.tell(done, 0.9)
+    trial = study.ask()
+    trial.report(0.0, 5)
+    # the finished trial reported nothing by step 5: no gain is known, so no judgement
+    assert CatchUpPruner(0.5, gain_factor=1.0, n_startup_trials=1).judge(study, study.trials[1]) is None
+    trial.report(0.0, 10)
+    # by step 10 it is known: 0.0 + gain 0 < 0.9
+    verdict = CatchUpPruner(0.5, gain_factor=1.0, n_startup_trials=1).judge(study, study.trials[1])
+    assert verdict is not None and verdict.prune and (verdict.gain, verdict.bar) == (0.0, 0.9)
+
+
+def test_n_warmup_steps_delay_the_first_judgement() -> None:
+    study = _study(CatchUpPruner(0.75, gain_factor=1.0, n_warmup_steps=3), [*FINISHED, [0.1, 0.12, 0.13]])
+    # judged only from step 3, the trial's final report
+    assert study.trials[5].state == TrialState.PRUNED and study.trials[5].last_step == 3
+
+
+def test_the_final_report_is_never_pruned_by_the_base_pruner() -> None:
+    losing = [0.5, 0.6, 0.65]
+    bare = _study(HealthPruner(optuna.pruners.MedianPruner(n_startup_trials=5)), [*FINISHED, losing])
+    # without a declared length the median prunes it at its last report (0.65 < 0.7), throwing the result away
+    assert bare.trials[5].state == TrialState.PRUNED and bare.trials[5].last_step == 3
+    guarded = _study(HealthPruner(optuna.pruners.MedianPruner(n_startup_trials=5)), [*FINISHED, losing], total=3)
+    # with gradsweep.total_steps = 3 the last report is left alone and the trial completes with its value
+    assert guarded.trials[5].state == TrialState.COMPLETE and guarded.trials[5].value == 0.65
+
+
+def test_best_by_ignores_later_and_non_finite_values() -> None:
+    values = {1: 0.2, 2: float("nan"), 3: 0.9}
+    # the best finite value at or before the step, in the study's sign
+    assert best_by(values, 2, 1.0) == 0.2 and best_by(values, 3, -1.0) == -0.2 and best_by(values, 0, 1.0) is None
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"quantile": 1.0}, "quantile must be in \\(0, 1\\) but got 1.0"),
+    ({"quantile": 0.5, "n_startup_trials": -1}, "n_startup_trials must be >= 0 but got -1"),
+    ({"quantile": 0.5, "gain_factor": 0.5}, "gain_factor must be >= 1 but got 0.5"),
+    ({"quantile": 0.5, "n_warmup_steps": -2}, "n_warmup_steps must be >= 0 but got -2"),
+])
+def test_bad_arguments_are_refused_with_the_value(kwargs: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        CatchUpPruner(**kwargs)
