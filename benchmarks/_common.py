@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from objectives.api import Reporter
+from objectives.api import Reporter, forward_total_steps
 
 DIRECTIONS = ("maximize", "minimize")
 
@@ -121,9 +121,8 @@ class CountingReporter:
 
     def declare_total_steps(self, total: int) -> None:
         """Forwarded to the inner reporter, unless ``declare_total`` is off (the final-report guard's ablation)."""
-        declare = getattr(self.inner, "declare_total_steps", None)
-        if self.declare_total and callable(declare):
-            declare(total)
+        if self.declare_total:
+            forward_total_steps(self.inner, total)
 
     @property
     def steps(self) -> int:

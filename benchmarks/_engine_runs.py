@@ -31,8 +31,6 @@ from search.engine.storage import open_storage
 from search.engine.study import create_or_load, study_attrs
 from search.health.attrs import HEALTH_HISTORY
 
-BASE_PRUNER = DEFAULT_PRUNER  # LaunchRequest's default
-
 
 class BudgetBridge(StudyBridge):
     """A :class:`StudyBridge` that stops asking once the trials' reported steps reach ``budget``."""
@@ -75,7 +73,7 @@ def record_from_trial(trial: FrozenTrial) -> TrialRecord:
     )
 
 
-def run_gradsweep(spec: RunSpec, *, base_pruner: str = BASE_PRUNER) -> list[TrialRecord]:
+def run_gradsweep(spec: RunSpec, *, base_pruner: str = DEFAULT_PRUNER) -> list[TrialRecord]:
     """One gradsweep sweep under Ray Tune (Ray must be initialised), one trial at a time.
 
     Args:

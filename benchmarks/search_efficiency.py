@@ -61,6 +61,7 @@ from benchmarks._efficiency_report import MethodStats, false_prunes, method_stat
 from benchmarks._optuna_runs import Rerunner, RunSpec, run_optuna  # noqa: E402
 from objectives.api import TrialContext, run_objective  # noqa: E402
 from objectives.registry import load_objective  # noqa: E402
+from search.engine.algorithms import DEFAULT_PRUNER  # noqa: E402
 from spaces.sampling import resolve, suggest  # noqa: E402
 from spaces.space import SearchSpace, load_space  # noqa: E402
 
@@ -82,7 +83,7 @@ LABELS = {
     "gradsweep_health_only": "gradsweep, health rules only (base pruner none)",
 }
 RAY_METHODS = ("random_fifo", "ray_asha", "gradsweep", "gradsweep_median", "gradsweep_health_only")
-ENGINE_PRUNERS = {"gradsweep": None, "gradsweep_median": "median", "gradsweep_health_only": "none"}
+ENGINE_PRUNERS = {"gradsweep": DEFAULT_PRUNER, "gradsweep_median": "median", "gradsweep_health_only": "none"}
 
 
 def calibrate(space: SearchSpace, scale: str, config_seed: int) -> tuple[int, int]:
@@ -112,9 +113,9 @@ def run_method(method: str, spec: RunSpec, *, full_steps: int, interval: int) ->
 
         return run_ray(spec, "fifo" if method == "random_fifo" else "asha", full_steps=full_steps, interval=interval)
     if method in ENGINE_PRUNERS:
-        from benchmarks._engine_runs import BASE_PRUNER, run_gradsweep
+        from benchmarks._engine_runs import run_gradsweep
 
-        return run_gradsweep(spec, base_pruner=ENGINE_PRUNERS[method] or BASE_PRUNER)
+        return run_gradsweep(spec, base_pruner=ENGINE_PRUNERS[method])
     raise ValueError(f"method must be one of {', '.join(METHODS)} but got {method!r}")
 
 

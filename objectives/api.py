@@ -87,6 +87,13 @@ class Reporter(Protocol):
         ...
 
 
+def forward_total_steps(reporter: object, total: int) -> None:
+    """Call ``reporter.declare_total_steps(total)`` when the reporter defines it (it is optional)."""
+    declare = getattr(reporter, "declare_total_steps", None)
+    if callable(declare):
+        declare(total)
+
+
 @dataclass(frozen=True)
 class Reported:
     """One :meth:`NullReporter.report` call as recorded."""
@@ -380,9 +387,7 @@ class TrialContext:
         """
         if int(total) < 1:
             raise ValueError(f"total steps must be at least 1 but got {total}")
-        declare = getattr(self.reporter, "declare_total_steps", None)
-        if callable(declare):
-            declare(int(total))
+        forward_total_steps(self.reporter, int(total))
 
     @property
     def latest_health(self) -> HealthReport | None:

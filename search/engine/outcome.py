@@ -36,7 +36,7 @@ R_FINAL = "gs_final"
 R_OUTCOME = "gs_outcome"
 R_KIND = "gs_kind"
 R_REASON = "gs_reason"
-R_TOTAL = "gs_total_steps"  # the step of the final report, sent until the driver has stored it
+R_TOTAL = "gs_total_steps"  # the step of the final report: sent with every report, stored once by the driver
 
 NON_FINITE = "non-finite objective value"
 INTERRUPTED = "interrupted"
