@@ -46,8 +46,16 @@ class RunSpec:
         return self.space.metric.direction
 
 
-def run_optuna(spec: RunSpec, pruner: optuna.pruners.BasePruner, *, declare_total: bool = True) -> list[TrialRecord]:
+def run_optuna(
+    spec: RunSpec,
+    pruner: optuna.pruners.BasePruner,
+    *,
+    declare_total: bool = True,
+    sampler: optuna.samplers.BaseSampler | None = None,
+) -> list[TrialRecord]:
     """TPE + ``pruner`` through ``study.optimize`` until the budget is spent.
+
+    ``sampler`` replaces gradsweep's TPE (``make_sampler("tpe", seed=spec.seed)``).
 
     ``declare_total=False`` keeps ``gradsweep.total_steps`` off the trials, which turns off
     :class:`search.pruner.HealthPruner`'s final-report guard (Optuna's own pruners never read it).
@@ -57,7 +65,7 @@ def run_optuna(spec: RunSpec, pruner: optuna.pruners.BasePruner, *, declare_tota
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
-        direction=spec.direction, sampler=make_sampler("tpe", seed=spec.seed), pruner=pruner
+        direction=spec.direction, sampler=sampler or make_sampler("tpe", seed=spec.seed), pruner=pruner
     )
     fn = load_objective(spec.space.objective)
     records: list[TrialRecord] = []

@@ -5,7 +5,9 @@
   mode (the monitor computes the grad norms itself: the worst case).
 * Engine: N short trials (the benchmark space at ``tiny`` scale, no pruning, one at a time)
   through ``gradsweep launch``'s engine on Ray vs the same sweep back to back in one plain Optuna
-  process (``optimize_local``); per-trial overhead in seconds and sweep wall / sum of trial time.
+  process (``optimize_local``); per-trial overhead in seconds and sweep wall / sum of training
+  time (a trial's objective call minus its time inside ``ctx.report``: under Ray a report waits
+  for the driver). ``--checkpoint-every 0,60`` runs the engine once per setting, side by side.
 * Store: 8 concurrent writer processes x 50 trials on PostgreSQL (127.0.0.1:5432, a fresh
   database, dropped afterwards) with exact counts, lost writes and lock errors; and SQLite with
   one writer (the sweep driver is SQLite's only writer); trials/s.
@@ -38,6 +40,7 @@ import torch  # noqa: E402
 from benchmarks import health_overhead  # noqa: E402
 from benchmarks._engine_overhead import time_engine  # noqa: E402
 from benchmarks._store_throughput import StoreResult, fresh_postgres, run_store  # noqa: E402
+from search.engine.ray_runtime import DEFAULT_CHECKPOINT_EVERY_S  # noqa: E402
 from spaces.space import load_space  # noqa: E402
 
 DEFAULT_SPACE = REPO / "benchmarks" / "spaces" / "multitower_bench.yaml"
@@ -70,6 +73,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--trials", type=int, default=None, help="engine trials (default 50; quick 20)")
     p.add_argument("--scale", default="tiny", choices=["tiny", "small", "full"], help="engine trials' scale")
     p.add_argument("--space", default=str(DEFAULT_SPACE))
+    p.add_argument("--checkpoint-every", default=f"{DEFAULT_CHECKPOINT_EVERY_S:g}",
+                   help="the engine's --checkpoint-every values, comma-separated: one Ray sweep each; the first "
+                        "is the headline")  # fmt: skip
     p.add_argument("--writers", type=int, default=8)
     p.add_argument("--writer-trials", type=int, default=50)
     p.add_argument("--smoke", action="store_true", help="the smallest run of every part (for tests; figures meaningless)")
@@ -96,17 +102,26 @@ def main(argv: list[str] | None = None) -> None:
                         f"{ratios['own']:.3f} (monitor computes the norms itself)")  # fmt: skip
 
     if not args.skip_engine:
-        engine, local, ray_start = time_engine(load_space(args.space), n, scale=args.scale)
-        for t in (local, engine):
+        try:
+            every = [float(x) for x in args.checkpoint_every.split(",") if x.strip()]
+        except ValueError:
+            p.error(f"--checkpoint-every: comma-separated seconds, got {args.checkpoint_every!r}")
+        engines, local, ray_start = time_engine(load_space(args.space), n, scale=args.scale, checkpoint_every=every)
+        for t in (local, *engines):
             print(f"[engine] {t.label}: {t.n_trials} trials ({len(t.trial_s)} timed), sweep wall {t.wall_s:.1f} s, "
-                  f"sum of trial time {t.train_s:.1f} s (mean {t.train_s / max(len(t.trial_s), 1):.2f} s), "
-                  f"ratio {t.ratio:.2f}, overhead {t.per_trial_overhead_s:.2f} s/trial: "
-                  f"{t.inside_s / t.n_trials:.2f} s inside an open trial (ask -> tell, not training), "
-                  f"{t.between_s / t.n_trials:.2f} s with no trial open (start-up, scheduling, shutdown)")  # fmt: skip
-        print(f"[engine] Ray start (not in the sweep wall): {ray_start:.1f} s")
-        print(f"[engine] Ray sweep wall / plain-Optuna sum of trial time: {engine.wall_s / local.train_s:.2f} "
-              f"(trials run slower in Ray workers: mean {engine.train_s / n:.2f} s vs {local.train_s / n:.2f} s)")
-        headline.append(f"engine: sweep wall / sum of trial time {engine.ratio:.2f} under Ray (plain Optuna {local.ratio:.2f}); "
+                  f"sum of training time {t.train_s:.1f} s (mean {t.train_s / max(len(t.trial_s), 1):.3f} s), "
+                  f"ratio {t.ratio:.2f}, overhead {t.per_trial_overhead_s:.3f} s/trial: "
+                  f"{t.inside_s / t.n_trials:.3f} s inside an open trial (ask -> tell, not training; "
+                  f"of it {t.reporting_s / t.n_trials:.3f} s inside ctx.report), "
+                  f"{t.between_s / t.n_trials:.3f} s with no trial open (start-up, scheduling, shutdown); "
+                  f"from the 2nd trial on: ratio {t.steady_ratio:.2f}")  # fmt: skip
+            if t is not local:
+                print(f"[engine]   its wall / plain-Optuna sum of training time: {t.wall_s / local.train_s:.2f} "
+                      f"(mean training per trial {t.train_s / n:.3f} s in Ray workers vs {local.train_s / n:.3f} s)")  # fmt: skip
+        print(f"[engine] Ray start (not in the sweep walls): {ray_start:.1f} s")
+        engine = engines[0]
+        headline.append(f"engine: sweep wall / sum of training time {engine.ratio:.2f} under Ray (plain Optuna {local.ratio:.2f}); "
+                        f"from the 2nd trial on {engine.steady_ratio:.2f} (plain Optuna {local.steady_ratio:.2f}); "
                         f"per-trial overhead {engine.per_trial_overhead_s:.2f} s (plain Optuna {local.per_trial_overhead_s:.2f} s)")  # fmt: skip
 
     if not args.skip_store:

@@ -22,9 +22,19 @@ the Ray sweep's per-seed values, trials, prunes and false prunes exactly (BENCHM
 ``catchup_startup3``       ``CatchUpPruner(gain_factor=1.0, n_startup_trials=3)``
 =========================  ==========================================================================
 
+A variant may name another sampler after ``@`` (the reference always uses gradsweep's TPE):
+
+=================  ==============================================================================
+``@tpe``           gradsweep's TPE (``make_sampler("tpe")``: multivariate, constant liar, 10 random
+                   start-up trials; in Optuna 5 the same as ``TPESampler()``'s defaults); the default
+``@tpe_startup5``  the same TPE with 5 random start-up trials
+``@gp``            Optuna's ``GPSampler`` (10 random start-up trials; it models finished trials only)
+=================  ==============================================================================
+
 Usage::
 
     .venv/bin/python benchmarks/pruner_ablation.py --seeds 0,1,2 --variants tpe_nop,tpe_median,catchup
+    .venv/bin/python benchmarks/pruner_ablation.py --seeds 0,1,2 --variants tpe_nop@tpe_startup5,catchup@gp
 
 The last line compares the default (``catchup``) with the reference and the best non-gradsweep variant.
 """
@@ -51,6 +61,7 @@ from benchmarks._efficiency_report import false_prunes, method_stats, table  # n
 from benchmarks._optuna_runs import Rerunner, RunSpec, run_optuna  # noqa: E402
 from benchmarks.search_efficiency import DEFAULT_SPACE, calibrate  # noqa: E402
 from search.catchup import CatchUpPruner  # noqa: E402
+from search.engine.algorithms import make_sampler  # noqa: E402
 from search.pruner import HealthPruner  # noqa: E402
 from spaces.space import load_space  # noqa: E402
 
@@ -71,11 +82,29 @@ VARIANTS: dict[str, Variant] = {
     "catchup_startup3": (lambda: HealthPruner(CatchUpPruner(gain_factor=1.0, n_startup_trials=3)), True),
 }
 
+SAMPLERS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
+    "tpe": lambda seed: make_sampler("tpe", seed=seed),
+    "tpe_startup5": lambda seed: make_sampler("tpe", seed=seed, n_startup_trials=5),
+    "gp": lambda seed: make_sampler("gp", seed=seed),
+}
+
+
+def split_variant(name: str) -> tuple[str, str]:
+    """``"catchup@gp"`` -> ``("catchup", "gp")``; no ``@`` means gradsweep's TPE.
+
+    Example:
+        >>> split_variant("catchup@gp"), split_variant("tpe_nop")
+        (('catchup', 'gp'), ('tpe_nop', 'tpe'))
+    """
+    pruner, _, sampler = name.partition("@")
+    return pruner, sampler or "tpe"
+
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--variants", default="tpe_nop,tpe_median,health_median_noguard,catchup",
-                   help="comma-separated subset of " + ", ".join(VARIANTS))  # fmt: skip
+                   help="comma-separated subset of " + ", ".join(VARIANTS) + "; append @SAMPLER for another "
+                        "sampler (" + ", ".join(SAMPLERS) + ")")  # fmt: skip
     p.add_argument("--seeds", default="0,1,2", help="sampler seeds, comma-separated")
     p.add_argument("--space", default=str(DEFAULT_SPACE), help="preset name or YAML path")
     p.add_argument("--scale", default="small", choices=["tiny", "small", "full"])
@@ -85,9 +114,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", default="", help="also write the per-run records here")
     args = p.parse_args(argv)
     args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    unknown = [v for v in args.variants if v not in VARIANTS]
+    unknown = [v for v in args.variants if split_variant(v)[0] not in VARIANTS]
     if unknown:
         p.error(f"--variants: unknown {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+    bad = [v for v in args.variants if split_variant(v)[1] not in SAMPLERS]
+    if bad:
+        p.error(f"--variants: unknown sampler in {', '.join(bad)}; choose from {', '.join(SAMPLERS)}")
     if REFERENCE not in args.variants:
         args.variants.insert(0, REFERENCE)
     try:
@@ -111,11 +143,13 @@ def main(argv: list[str] | None = None) -> None:
     runs: dict[str, list[list[TrialRecord]]] = {}
     walls: dict[str, list[float]] = {}
     for name in args.variants:
-        make, declare = VARIANTS[name]
+        pruner, sampler = split_variant(name)
+        make, declare = VARIANTS[pruner]
         runs[name], walls[name] = [], []
         for seed in args.seeds:
             t0 = time.monotonic()
-            records = run_optuna(RunSpec(space, args.scale, seed, args.config_seed, budget), make(), declare_total=declare)
+            spec = RunSpec(space, args.scale, seed, args.config_seed, budget)
+            records = run_optuna(spec, make(), declare_total=declare, sampler=SAMPLERS[sampler](seed))
             walls[name].append(time.monotonic() - t0)
             runs[name].append(records)
             best = best_at_budget(records, budget, direction)

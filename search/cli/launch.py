@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from search.cli._app import app, console, console_err
 from search.engine.algorithms import DEFAULT_PRUNER
-from search.engine.ray_runtime import Resources
+from search.engine.ray_runtime import DEFAULT_CHECKPOINT_EVERY_S, Resources
 from search.engine.storage import DEFAULT_STORAGE
 from search.errors import UserError
 from spaces.space import SpaceError, load_space
@@ -22,18 +22,41 @@ STORAGE_ENV = "GRADSWEEP_STORAGE"
 _RES = "Resources"
 _OUT = "Output"
 
-
-def _resources(
-    cpus: float, gpus: float, concurrency: int | None, cpu_fallback: bool, address: str | None, max_failures: int
-) -> Resources:
-    return Resources(
-        cpus_per_trial=cpus,
-        gpus_per_trial=gpus,
-        concurrency=concurrency,
-        cpu_fallback=cpu_fallback,
-        address=address,
-        max_failures=max_failures,
-    )
+# The options `launch` and `resume` share, declared once.
+Storage = Annotated[
+    str,
+    typer.Option(envvar=STORAGE_ENV, help="Optuna study store URL (sqlite:///... or postgresql+psycopg://...)."),
+]
+Concurrency = Annotated[
+    int | None, typer.Option(help="Trials at once (default: CPUs / cpus-per-trial).", rich_help_panel=_RES)
+]
+CpusPerTrial = Annotated[float, typer.Option(help="CPUs per trial.", rich_help_panel=_RES)]
+GpusPerTrial = Annotated[
+    float, typer.Option(help="GPUs per trial; 0.25 puts four trials on one GPU.", rich_help_panel=_RES)
+]
+CpuFallback = Annotated[
+    bool, typer.Option("--cpu-fallback", help="Run on CPU if no GPU is found.", rich_help_panel=_RES)
+]
+MaxFailures = Annotated[
+    int, typer.Option(help="Retries of a crashing trial from its last persisted checkpoint.", rich_help_panel=_RES)
+]
+CheckpointEvery = Annotated[
+    float,
+    typer.Option(
+        "--checkpoint-every",
+        help="Seconds between the checkpoints Ray keeps for a retry (0: every one the objective saves).",
+        rich_help_panel=_RES,
+    ),
+]
+Address = Annotated[
+    str | None, typer.Option(help="Running Ray cluster to use (default: start a local Ray).", rich_help_panel=_RES)
+]
+Timeout = Annotated[float | None, typer.Option(help="Wall-clock budget in seconds.", rich_help_panel=_RES)]
+RunsDir = Annotated[Path, typer.Option(help="Where Ray keeps trial directories.", rich_help_panel=_OUT)]
+Quiet = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No live view; one summary line at the end.", rich_help_panel=_OUT)
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the final summary as JSON.", rich_help_panel=_OUT)]
 
 
 def _progress(off: bool) -> Any:
@@ -84,11 +107,7 @@ def launch_cmd(
         None, help="Objective: a built-in name, pkg.module:fn or path/file.py:fn (default: the space's)."
     ),
     scale: str | None = typer.Option(None, help="tiny | small | full (default: the space's)."),
-    storage: str = typer.Option(
-        DEFAULT_STORAGE,
-        envvar=STORAGE_ENV,
-        help="Optuna study store URL (sqlite:///... or postgresql+psycopg://...).",
-    ),
+    storage: Storage = DEFAULT_STORAGE,
     study: str | None = typer.Option(None, help="Study name (default: the space's name)."),
     join: bool = typer.Option(False, "--join", help="Add trials to an existing study even if its space differs."),
     sampler: str = typer.Option("tpe", help="tpe | random | gp | cmaes."),
@@ -99,16 +118,17 @@ def launch_cmd(
     baseline: list[str] = typer.Option(
         [], "--baseline", help="Config file with `params` or a baseline name of the space (repeatable); runs first."
     ),
-    concurrency: int | None = typer.Option(None, help="Trials at once (default: CPUs / cpus-per-trial).", rich_help_panel=_RES),
-    cpus_per_trial: float = typer.Option(1.0, help="CPUs per trial.", rich_help_panel=_RES),
-    gpus_per_trial: float = typer.Option(0.0, help="GPUs per trial; 0.25 puts four trials on one GPU.", rich_help_panel=_RES),
-    cpu_fallback: bool = typer.Option(False, "--cpu-fallback", help="Run on CPU if no GPU is found.", rich_help_panel=_RES),
-    max_failures: int = typer.Option(0, help="Retries of a crashing trial from its checkpoint.", rich_help_panel=_RES),
-    address: str | None = typer.Option(None, help="Running Ray cluster to use (default: start a local Ray).", rich_help_panel=_RES),
-    timeout: float | None = typer.Option(None, help="Wall-clock budget in seconds.", rich_help_panel=_RES),
-    runs_dir: Path = typer.Option(Path("gradsweep_runs"), help="Where Ray keeps trial directories.", rich_help_panel=_OUT),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No live view; one summary line at the end.", rich_help_panel=_OUT),
-    as_json: bool = typer.Option(False, "--json", help="Print the final summary as JSON.", rich_help_panel=_OUT),
+    concurrency: Concurrency = None,
+    cpus_per_trial: CpusPerTrial = 1.0,
+    gpus_per_trial: GpusPerTrial = 0.0,
+    cpu_fallback: CpuFallback = False,
+    max_failures: MaxFailures = 0,
+    checkpoint_every: CheckpointEvery = DEFAULT_CHECKPOINT_EVERY_S,
+    address: Address = None,
+    timeout: Timeout = None,
+    runs_dir: RunsDir = Path("gradsweep_runs"),
+    quiet: Quiet = False,
+    as_json: AsJson = False,
 ) -> None:
     """Run a sweep: Ray Tune runs the trials, Optuna samples and prunes, the study keeps everything.
 
@@ -132,7 +152,15 @@ def launch_cmd(
         seed=seed,
         baselines=tuple(baseline),
         join=join,
-        resources=_resources(cpus_per_trial, gpus_per_trial, concurrency, cpu_fallback, address, max_failures),
+        resources=Resources(
+            cpus_per_trial=cpus_per_trial,
+            gpus_per_trial=gpus_per_trial,
+            concurrency=concurrency,
+            cpu_fallback=cpu_fallback,
+            address=address,
+            max_failures=max_failures,
+            checkpoint_every_s=checkpoint_every,
+        ),
         runs_dir=runs_dir,
         timeout_s=timeout,
     )
@@ -144,21 +172,22 @@ def launch_cmd(
 @app.command("resume")
 def resume_cmd(
     study: str = typer.Option(..., help="Study to continue."),
-    storage: str = typer.Option(DEFAULT_STORAGE, envvar=STORAGE_ENV, help="Optuna study store URL."),
+    storage: Storage = DEFAULT_STORAGE,
     n_trials: int | None = typer.Option(
         None, "--n-trials", "-n", help="Finished trials wanted in all (default: the launch's target)."
     ),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run interrupted trials' configs again."),
-    concurrency: int | None = typer.Option(None, help="Trials at once.", rich_help_panel=_RES),
-    cpus_per_trial: float = typer.Option(1.0, help="CPUs per trial.", rich_help_panel=_RES),
-    gpus_per_trial: float = typer.Option(0.0, help="GPUs per trial.", rich_help_panel=_RES),
-    cpu_fallback: bool = typer.Option(False, "--cpu-fallback", help="Run on CPU if no GPU is found.", rich_help_panel=_RES),
-    max_failures: int = typer.Option(0, help="Retries of a crashing trial.", rich_help_panel=_RES),
-    address: str | None = typer.Option(None, help="Running Ray cluster to use.", rich_help_panel=_RES),
-    timeout: float | None = typer.Option(None, help="Wall-clock budget in seconds.", rich_help_panel=_RES),
-    runs_dir: Path = typer.Option(Path("gradsweep_runs"), help="Where Ray keeps trial directories.", rich_help_panel=_OUT),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No live view; one summary line.", rich_help_panel=_OUT),
-    as_json: bool = typer.Option(False, "--json", help="Print the final summary as JSON.", rich_help_panel=_OUT),
+    concurrency: Concurrency = None,
+    cpus_per_trial: CpusPerTrial = 1.0,
+    gpus_per_trial: GpusPerTrial = 0.0,
+    cpu_fallback: CpuFallback = False,
+    max_failures: MaxFailures = 0,
+    checkpoint_every: CheckpointEvery = DEFAULT_CHECKPOINT_EVERY_S,
+    address: Address = None,
+    timeout: Timeout = None,
+    runs_dir: RunsDir = Path("gradsweep_runs"),
+    quiet: Quiet = False,
+    as_json: AsJson = False,
 ) -> None:
     """Continue an interrupted sweep until its number of finished trials is reached.
 
@@ -174,7 +203,15 @@ def resume_cmd(
         storage=storage,
         n_trials=n_trials,
         retry_failed=retry_failed,
-        resources=_resources(cpus_per_trial, gpus_per_trial, concurrency, cpu_fallback, address, max_failures),
+        resources=Resources(
+            cpus_per_trial=cpus_per_trial,
+            gpus_per_trial=gpus_per_trial,
+            concurrency=concurrency,
+            cpu_fallback=cpu_fallback,
+            address=address,
+            max_failures=max_failures,
+            checkpoint_every_s=checkpoint_every,
+        ),
         runs_dir=runs_dir,
         timeout_s=timeout,
     )

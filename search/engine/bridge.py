@@ -60,6 +60,7 @@ class _Live:
     last_health_step: int | None = None
     total_steps: int | None = None
     reported: set[int] = field(default_factory=set)
+    health_history: list[dict[str, Any]] | None = None  # as stored (the bridge is the trial's only writer)
 
 
 class StudyBridge:
@@ -165,7 +166,9 @@ class StudyBridge:
             return
         live.last_health_step = report.step
         tid = live.trial._trial_id
-        self._write(lambda: record_health(self.storage, tid, report, limit=live.history_limit))
+        live.health_history = self._write(
+            lambda: record_health(self.storage, tid, report, limit=live.history_limit, history=live.health_history)
+        )
 
     def on_result(self, ray_trial_id: str, result: dict[str, Any]) -> bool:
         """Record one intermediate result and decide whether to stop the trial.

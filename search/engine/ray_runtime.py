@@ -31,6 +31,8 @@ QUIET_ENV = {
     "TUNE_PRINT_ALL_TRIAL_ERRORS": "0",  # errors are stored on the trial, not dumped to the terminal
 }
 CLUSTER_MODE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+#: ``--checkpoint-every``: a retried trial repeats at most about a minute of training.
+DEFAULT_CHECKPOINT_EVERY_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,11 @@ class Resources:
         concurrency: trials at once; None for as many as the resources allow.
         cpu_fallback: run on CPU when GPUs were asked for but there are none.
         address: a running Ray cluster (``ray://...`` or ``host:port``); None starts a local one.
-        max_failures: retries of a crashing trial, from its last checkpoint.
+        max_failures: retries of a crashing trial, from its last persisted checkpoint.
+        checkpoint_every_s: seconds between the checkpoints Ray persists for a retry (0: every
+            checkpoint the objective saves). Each persisted checkpoint is copied into the trial's
+            Ray directory and makes Ray rewrite its experiment state, while the trial waits;
+            a retry repeats at most this much training.
 
     Raises:
         UserError: a value out of range (the message names the flag).
@@ -55,6 +61,7 @@ class Resources:
     cpu_fallback: bool = False
     address: str | None = None
     max_failures: int = 0
+    checkpoint_every_s: float = DEFAULT_CHECKPOINT_EVERY_S
 
     def __post_init__(self) -> None:
         if not self.cpus_per_trial > 0:
@@ -67,6 +74,8 @@ class Resources:
             raise UserError(f"--concurrency must be at least 1, got {self.concurrency}")
         if self.max_failures < 0:
             raise UserError(f"--max-failures must be >= 0, got {self.max_failures}")
+        if not self.checkpoint_every_s >= 0:  # also refuses nan
+            raise UserError(f"--checkpoint-every must be >= 0 seconds, got {self.checkpoint_every_s:g}")
 
     def concurrency_for(self, *, cpus: float, gpus: float) -> int:
         """Trials at once: ``--concurrency`` if given, else what ``cpus`` (and ``gpus``) fit, at least 1."""

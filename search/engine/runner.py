@@ -105,7 +105,7 @@ def run_trials(
     Args:
         bridge: the study owner (samples, records, prunes).
         info: device and concurrency from ``start_ray``.
-        resources: per-trial CPUs and failure retries.
+        resources: per-trial CPUs, failure retries and how often checkpoints are persisted.
         runs_dir: Ray results go to ``runs_dir / study_name / run-<time>``.
         study_name: the study (names the results directory).
         timeout_s: wall-clock budget; trials still running then are stored ``interrupted``.
@@ -120,7 +120,8 @@ def run_trials(
     storage_path.mkdir(parents=True, exist_ok=True)
     run_name = time.strftime("run-%Y%m%d-%H%M%S") + f"-{os.getpid()}"  # two launches in one second differ
     trainable = tune.with_resources(
-        gradsweep_trainable, {"cpu": resources.cpus_per_trial, "gpu": info.gpus_per_trial}
+        tune.with_parameters(gradsweep_trainable, checkpoint_every_s=resources.checkpoint_every_s),
+        {"cpu": resources.cpus_per_trial, "gpu": info.gpus_per_trial},
     )
     tuner = tune.Tuner(
         trainable,

@@ -7,9 +7,13 @@ result says how it ended (``complete`` with its value, ``fail`` for a non-finite
 ``pruned`` if the objective raised :class:`objectives.api.TrialPruned` itself). Any other
 exception propagates so Ray can retry the trial from its checkpoint (``--max-failures``).
 
-Checkpoints: the objective writes through ``ctx.save_checkpoint`` into a local directory;
-each report after a new checkpoint hands that directory to Ray, which persists it; a retried
-trial gets it back through ``ray.tune.get_checkpoint()`` into a fresh local directory.
+Checkpoints: the objective writes through ``ctx.save_checkpoint`` into a local directory.
+A report after a new checkpoint hands that directory to Ray, which persists it, at most once
+per ``checkpoint_every_s`` (``--checkpoint-every``) counted from the trial's start: Ray reports
+synchronously, so every persisted checkpoint (a copy of the directory, then Ray rewriting its
+experiment state) is time the trial waits. A retried trial gets the newest persisted
+checkpoint back through ``ray.tune.get_checkpoint()`` into a fresh local directory. The final
+report carries none: nothing resumes a finished trial.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import json
 import math
 import shutil
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,17 +53,50 @@ def _newest_mtime(directory: Path) -> float:
     return max(files, default=0)
 
 
+class PersistClock:
+    """When the next checkpoint may be handed to Ray: ``every_s`` after the last one, or the start.
+
+    Args:
+        every_s: seconds between persisted checkpoints (0: every one).
+        clock: monotonic seconds (injectable for tests).
+
+    Example:
+        >>> now = [0.0]
+        >>> persist = PersistClock(10.0, clock=lambda: now[0])
+        >>> persist.due()
+        False
+        >>> now[0] = 10.0
+        >>> persist.due()
+        True
+    """
+
+    def __init__(self, every_s: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.every_s = float(every_s)
+        self._clock = clock
+        self._last = clock()
+
+    def due(self) -> bool:
+        """Whether ``every_s`` has passed since the start or the last :meth:`mark`."""
+        return self._clock() - self._last >= self.every_s
+
+    def mark(self) -> None:
+        """A checkpoint was handed to Ray now."""
+        self._last = self._clock()
+
+
 class RayReporter:
     """Reporter for objectives running inside a Ray Tune trial (never raises; the driver prunes).
 
     Args:
         number: the Optuna trial number (sent with every result).
         checkpoint_dir: the directory ``ctx.save_checkpoint`` writes, or None.
+        checkpoint_every_s: hand a new checkpoint to Ray at most this often (0: every one).
     """
 
-    def __init__(self, number: int, checkpoint_dir: Path | None = None) -> None:
+    def __init__(self, number: int, checkpoint_dir: Path | None = None, *, checkpoint_every_s: float = 0.0) -> None:
         self.number = number
         self.checkpoint_dir = checkpoint_dir
+        self.persist = PersistClock(checkpoint_every_s)
         self._last_health_step: int | None = None
         self._last_ckpt = _newest_mtime(checkpoint_dir) if checkpoint_dir is not None else 0
         self.last_step = 0
@@ -68,12 +107,13 @@ class RayReporter:
         self.total_steps = int(total)
 
     def _checkpoint(self) -> ray.tune.Checkpoint | None:
-        if self.checkpoint_dir is None:
+        if self.checkpoint_dir is None or not self.persist.due():
             return None
         newest = _newest_mtime(self.checkpoint_dir)
         if newest <= self._last_ckpt:
             return None
         self._last_ckpt = newest
+        self.persist.mark()
         return ray.tune.Checkpoint.from_directory(str(self.checkpoint_dir))
 
     def report(self, value: float, step: int, health: Any | None) -> None:
@@ -97,8 +137,7 @@ class RayReporter:
                 R_OUTCOME: str(outcome),
                 R_KIND: kind,
                 R_REASON: reason,
-            },
-            checkpoint=self._checkpoint(),
+            }
         )
 
 
@@ -110,12 +149,13 @@ def _restore_checkpoint(into: Path) -> None:
         shutil.copytree(src, into, dirs_exist_ok=True)
 
 
-def gradsweep_trainable(config: dict[str, Any]) -> None:
+def gradsweep_trainable(config: dict[str, Any], checkpoint_every_s: float = 0.0) -> None:
     """Run one objective as a Ray Tune trial (the config comes from the driver's searcher).
 
     Args:
         config: ``gs_trial`` (Optuna number), ``gs_config`` (TrialConfig dict),
             ``gs_objective`` (spec), ``gs_device`` (``cuda``/``cpu``).
+        checkpoint_every_s: seconds between checkpoints handed to Ray (``tune.with_parameters``).
     """
     number = int(config[R_TRIAL])
     trial_config = TrialConfig.from_dict(config[C_CONFIG])
@@ -125,7 +165,7 @@ def gradsweep_trainable(config: dict[str, Any]) -> None:
         ckpt_dir = workdir / "checkpoints"
         ckpt_dir.mkdir()
         _restore_checkpoint(ckpt_dir)
-        reporter = RayReporter(number, ckpt_dir)
+        reporter = RayReporter(number, ckpt_dir, checkpoint_every_s=checkpoint_every_s)
         ctx = TrialContext(trial_config, reporter=reporter, device=str(config[C_DEVICE]), checkpoint_dir=ckpt_dir)
         try:
             value = run_objective(objective, trial_config, ctx)

@@ -62,7 +62,14 @@ def write_health_attrs(trial: optuna.Trial, report: HealthReport, limit: int) ->
     trial.set_user_attr(HEALTH_HISTORY, history)
 
 
-def record_health(storage: BaseStorage, trial_id: int, report: HealthReport, *, limit: int) -> None:
+def record_health(
+    storage: BaseStorage,
+    trial_id: int,
+    report: HealthReport,
+    *,
+    limit: int,
+    history: list[dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
     """:func:`write_health_attrs` through a storage and a trial id (no ``optuna.Trial`` needed).
 
     Args:
@@ -70,14 +77,20 @@ def record_health(storage: BaseStorage, trial_id: int, report: HealthReport, *, 
         trial_id: the trial's storage id (``trial._trial_id``).
         report: the report to store.
         limit: history length, >= 1.
+        history: the stored history as this function last returned it, for a caller that is
+            the trial's only writer (saves reading it back); None reads it from the storage.
+
+    Returns:
+        The history now stored.
 
     Raises:
         ValueError: if ``limit`` < 1.
     """
-    existing = storage.get_trial_user_attrs(trial_id).get(HEALTH_HISTORY)
-    history = _updated_history(existing, report, limit)
+    existing = history if history is not None else storage.get_trial_user_attrs(trial_id).get(HEALTH_HISTORY)
+    updated = _updated_history(existing, report, limit)
     storage.set_trial_user_attr(trial_id, HEALTH_LATEST, report.to_dict())
-    storage.set_trial_user_attr(trial_id, HEALTH_HISTORY, history)
+    storage.set_trial_user_attr(trial_id, HEALTH_HISTORY, updated)
+    return updated
 
 
 def read_health(trial: optuna.trial.FrozenTrial | Mapping[str, Any]) -> tuple[HealthReport | None, list[HealthReport]]:

@@ -75,6 +75,6 @@ def test_overhead_smoke() -> None:
     # the last three lines are the headline figures, in this order
     assert lines[-3].startswith("monitor overhead ratio: ")
     # the engine line compares Ray with plain Optuna
-    assert re.match(rf"engine: sweep wall / sum of trial time {NUM} under Ray \(plain Optuna {NUM}\)", lines[-2])
+    assert re.match(rf"engine: sweep wall / sum of training time {NUM} under Ray \(plain Optuna {NUM}\)", lines[-2])
     # the store line reports exact counts with no lost writes or lock errors
     assert re.match(r"store: PostgreSQL 2x3 [0-9.]+ trials/s \(6/6 complete, lost 0, lock errors 0: OK\)", lines[-1])

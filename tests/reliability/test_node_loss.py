@@ -70,7 +70,7 @@ def test_lost_node_trials_are_rescheduled_or_recorded(
         pruner="none",
         seed=0,
         abort_after=0,
-        resources=Resources(address=cluster.address, concurrency=2, max_failures=1),
+        resources=Resources(address=cluster.address, concurrency=2, max_failures=1, checkpoint_every_s=0.0),
     )
     summary = launch(request)
     killer.join(timeout=5)

@@ -107,7 +107,8 @@ def test_restart_mid_sweep_loses_nothing_and_the_password_leaks_nowhere(
     ray_tmp = Path(tempfile.mkdtemp(prefix="gsray-"))  # short: Ray's socket paths must fit in 107 bytes
     env = subprocess_env(RAY_TMPDIR=str(ray_tmp), RELIABILITY_STEPS="6")
     cmd = [GRADSWEEP, "launch", str(fault_space("sleepy")), "-n", "6", "--concurrency", "2", "--seed", "0",
-           "--pruner", "none", "--quiet", "--storage", url, "--runs-dir", str(tmp_path / "runs")]
+           "--pruner", "none", "--quiet", "--storage", url, "--runs-dir", str(tmp_path / "runs"),
+           "--checkpoint-every", "0"]  # every checkpoint reaches the run dir, which is grepped below
     out, err = tmp_path / "launch.out", tmp_path / "launch.err"
     try:
         with open(out, "w") as fo, open(err, "w") as fe:

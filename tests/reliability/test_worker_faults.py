@@ -29,7 +29,7 @@ def _sweep(space: Path, tmp_path: Path, *, max_failures: int = 0, pruner: str = 
         baselines=("mild", "severe"),
         pruner=pruner,
         abort_after=0,
-        resources=Resources(concurrency=2, max_failures=max_failures),
+        resources=Resources(concurrency=2, max_failures=max_failures, checkpoint_every_s=0.0),
     )
     launch(request)
     trials = load(request.storage).get_trials()

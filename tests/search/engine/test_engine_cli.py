@@ -40,6 +40,16 @@ def test_bad_input_is_one_error_line_and_exit_1(make_space, tmp_path: Path) -> N
     assert not (tmp_path / "gradsweep.db").exists()
 
 
+@pytest.mark.parametrize(("flag", "value"), [("--checkpoint-every", "-5"), ("--max-failures", "-1")])
+def test_bad_resource_value_is_one_line_naming_the_flag(make_space, tmp_path: Path, flag: str, value: str) -> None:
+    result = _run("launch", str(make_space("lr_quality")), "-n", "2", flag, value, cwd=tmp_path)
+    # a negative retry setting: exit 1, one `error:` line that names the flag and what it must be
+    assert result.returncode == 1 and result.stderr.strip().startswith(f"error: {flag} must be >= 0")
+    assert len(result.stderr.strip().splitlines()) == 1
+    # nothing was written
+    assert not (tmp_path / "gradsweep.db").exists()
+
+
 def test_resume_of_unknown_study_is_one_line(make_space, tmp_path: Path) -> None:
     result = _run("resume", "--study", "nope", "--storage", f"sqlite:///{tmp_path / 'none.db'}", cwd=tmp_path)
     # resuming against a store that does not exist says so in one line

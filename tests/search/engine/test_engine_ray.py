@@ -92,14 +92,16 @@ def test_health_pruner_prunes_unstable_trial_under_ray(make_space, tmp_path: Pat
     assert good.state == TrialState.COMPLETE and good.user_attrs["gradsweep.health.history"]
 
 
-def test_max_failures_retries_from_checkpoint(make_space, tmp_path: Path) -> None:
-    request = _request(
-        make_space("crash_once"), tmp_path, n_trials=1, baselines=("good",), resources=Resources(concurrency=1, max_failures=1)
-    )
+@pytest.mark.parametrize(("every_s", "resumed"), [(0.0, 1.0), (3600.0, 0.0)])
+def test_max_failures_retries_from_the_last_persisted_checkpoint(make_space, tmp_path: Path, every_s: float, resumed: float) -> None:
+    resources = Resources(concurrency=1, max_failures=1, checkpoint_every_s=every_s)
+    request = _request(make_space("crash_once"), tmp_path, n_trials=1, baselines=("good",), resources=resources)
     launch(request)
     (trial,) = load(request.storage).get_trials()
-    # the crashed trial was retried and finished COMPLETE; value 1.0 means it resumed from its checkpoint
-    assert trial.state == TrialState.COMPLETE and trial.value == 1.0
+    # the crashed trial was retried and finished COMPLETE; its value says whether it resumed from
+    # the checkpoint saved before the crash (1.0) or started over (0.0): Ray keeps a checkpoint only
+    # when --checkpoint-every seconds have passed since the trial started (0: every checkpoint)
+    assert trial.state == TrialState.COMPLETE and trial.value == resumed
 
 
 def test_timeout_stops_the_sweep_and_records_interrupted_trials(make_space, tmp_path: Path) -> None:

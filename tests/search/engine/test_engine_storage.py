@@ -37,6 +37,9 @@ def test_sqlite_store_uses_wal_and_a_busy_timeout(tmp_path: Path) -> None:
     assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     # and the engine waits on a lock instead of failing at once
     assert storage.engine_kwargs["connect_args"]["timeout"] >= 10
+    # every connection of the store syncs at WAL checkpoints, not at every commit (synchronous=NORMAL)
+    with storage.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1
 
 
 def test_missing_directory_is_one_line(tmp_path: Path) -> None:
