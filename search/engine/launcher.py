@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import optuna
 import yaml
@@ -165,6 +165,16 @@ def make_decider(pruner: str) -> Any:
     return HealthPruner(make_base_pruner(pruner))
 
 
+class RunSettings(Protocol):
+    """What :func:`execute_sweep` reads of a :class:`LaunchRequest` or a ``ResumeRequest``."""
+
+    storage: str
+    resources: Resources
+    runs_dir: Path
+    timeout_s: float | None
+    abort_after: int
+
+
 def execute_sweep(
     study: optuna.Study,
     space: SearchSpace,
@@ -172,16 +182,13 @@ def execute_sweep(
     *,
     info: RayInfo,
     n_trials: int,
-    storage_url: str,
-    resources: Resources,
-    runs_dir: Path,
-    timeout_s: float | None,
-    abort_after: int,
+    settings: RunSettings,
     progress: ProgressFactory | None,
 ) -> SweepSummary:
     """Run ``n_trials`` trials of an open study on the Ray that ``start_ray`` set up; summarize the study.
 
-    Shared by :func:`launch` and ``resume``; the caller owns Ray's start and stop.
+    Shared by :func:`launch` and ``resume``; the caller owns Ray's start and stop. ``settings``
+    is the caller's request (store URL, resources, runs directory, time budget, abort rule).
     """
     bridge = StudyBridge(
         study,
@@ -192,21 +199,21 @@ def execute_sweep(
         scale=plan.scale,
         seed=plan.seed,
         device=info.device,
-        abort_after=abort_after,
+        abort_after=settings.abort_after,
     )
     callbacks = [progress(study.study_name, bridge.tally)] if progress is not None else []
     result = run_trials(
         bridge,
         info=info,
-        resources=resources,
-        runs_dir=runs_dir,
+        resources=settings.resources,
+        runs_dir=settings.runs_dir,
         study_name=study.study_name,
-        timeout_s=timeout_s,
+        timeout_s=settings.timeout_s,
         callbacks=callbacks,
     )
     return summarize(
         study,
-        storage=mask_url(storage_url),
+        storage=mask_url(settings.storage),
         target=plan.target,
         interrupted=result.interrupted,
         aborted=bridge.aborted,
@@ -256,11 +263,7 @@ def launch(request: LaunchRequest, *, progress: ProgressFactory | None = None) -
             plan,
             info=info,
             n_trials=request.n_trials,
-            storage_url=request.storage,
-            resources=request.resources,
-            runs_dir=request.runs_dir,
-            timeout_s=request.timeout_s,
-            abort_after=request.abort_after,
+            settings=request,
             progress=progress,
         )
     finally:

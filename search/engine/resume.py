@@ -109,11 +109,7 @@ def resume(request: ResumeRequest, *, progress: ProgressFactory | None = None) -
             plan,
             info=info,
             n_trials=remaining,
-            storage_url=request.storage,
-            resources=request.resources,
-            runs_dir=request.runs_dir,
-            timeout_s=request.timeout_s,
-            abort_after=request.abort_after,
+            settings=request,
             progress=progress,
         )
     finally:
