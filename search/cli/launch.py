@@ -110,7 +110,9 @@ def launch_cmd(
     storage: Storage = DEFAULT_STORAGE,
     study: str | None = typer.Option(None, help="Study name (default: the space's name)."),
     join: bool = typer.Option(False, "--join", help="Add trials to an existing study even if its space differs."),
-    sampler: str = typer.Option("tpe", help="tpe | random | gp | cmaes."),
+    sampler: str = typer.Option(
+        "tpe", help="tpe | random | gp | cmaes. gp and cmaes learn from finished trials only: pair them with --pruner none."
+    ),
     pruner: str = typer.Option(
         DEFAULT_PRUNER, help="Base pruner the health rules wrap: catchup | median | percentile | hyperband | successive_halving | wilcoxon | patient | none."
     ),
