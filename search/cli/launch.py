@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from search.cli._app import app, console, console_err
-from search.engine.algorithms import DEFAULT_PRUNER
+from search.engine.algorithms import DEFAULT_PRUNER, sampler_warning
 from search.engine.ray_runtime import DEFAULT_CHECKPOINT_EVERY_S, Resources
 from search.engine.storage import DEFAULT_STORAGE
 from search.errors import UserError
@@ -111,7 +111,7 @@ def launch_cmd(
     study: str | None = typer.Option(None, help="Study name (default: the space's name)."),
     join: bool = typer.Option(False, "--join", help="Add trials to an existing study even if its space differs."),
     sampler: str = typer.Option(
-        "tpe", help="tpe | random | gp | cmaes. gp and cmaes learn from finished trials only: pair them with --pruner none."
+        "tpe", help="tpe | random | gp | cmaes (gp and cmaes never learn from pruned trials; tpe does)."
     ),
     pruner: str = typer.Option(
         DEFAULT_PRUNER, help="Base pruner the health rules wrap: catchup | median | percentile | hyperband | successive_halving | wilcoxon | patient | none."
@@ -140,6 +140,9 @@ def launch_cmd(
         loaded = load_space(space)
     except SpaceError as exc:
         raise UserError(exc.first_line()) from None
+    warning = sampler_warning(sampler)  # an unknown name is the usual one-line error
+    if warning:
+        console_err.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     from search.engine.launcher import LaunchRequest
 
     request = LaunchRequest(

@@ -73,3 +73,15 @@ def test_unknown_names_list_the_choices() -> None:
     # ... and the pruners
     with pytest.raises(UserError, match="--pruner must be one of catchup, median, percentile"):
         make_base_pruner("mediann")
+
+
+def test_sampler_warning_names_the_samplers_that_ignore_pruned_trials() -> None:
+    from search.engine.algorithms import sampler_warning
+
+    # TPE and random search need no warning
+    assert sampler_warning("tpe") is None and sampler_warning("random") is None
+    # GP and CMA-ES get one line naming the flag and the way out
+    for name in ("gp", "CMAES"):
+        text = sampler_warning(name)
+        assert text is not None and text.startswith(f"--sampler {name.lower()} ") and "\n" not in text
+        assert "--sampler tpe" in text

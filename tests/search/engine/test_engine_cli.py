@@ -50,6 +50,15 @@ def test_bad_resource_value_is_one_line_naming_the_flag(make_space, tmp_path: Pa
     assert not (tmp_path / "gradsweep.db").exists()
 
 
+def test_gp_sampler_is_warned_about_before_anything_runs(make_space, tmp_path: Path) -> None:
+    # a bad --concurrency stops the launch right after the warning, before Ray or a store
+    result = _run("launch", str(make_space("lr_quality")), "-n", "2", "--sampler", "gp", "--concurrency", "0", cwd=tmp_path)
+    lines = result.stderr.strip().splitlines()
+    # first a one-line warning that the GP sampler does not learn from pruned trials, then the error
+    assert lines[0].startswith("warning: --sampler gp models finished trials only") and lines[1].startswith("error: --concurrency")
+    assert result.returncode == 1 and len(lines) == 2
+
+
 def test_resume_of_unknown_study_is_one_line(make_space, tmp_path: Path) -> None:
     result = _run("resume", "--study", "nope", "--storage", f"sqlite:///{tmp_path / 'none.db'}", cwd=tmp_path)
     # resuming against a store that does not exist says so in one line
