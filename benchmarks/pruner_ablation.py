@@ -59,7 +59,7 @@ import torch  # noqa: E402
 from benchmarks._common import TrialRecord, best_at_budget, median_or_inf, ratio  # noqa: E402
 from benchmarks._efficiency_report import false_prunes, method_stats, table  # noqa: E402
 from benchmarks._optuna_runs import Rerunner, RunSpec, run_optuna  # noqa: E402
-from benchmarks.search_efficiency import DEFAULT_SPACE, calibrate  # noqa: E402
+from benchmarks.search_efficiency import add_problem_args, calibrate  # noqa: E402
 from search.catchup import CatchUpPruner  # noqa: E402
 from search.engine.algorithms import make_sampler  # noqa: E402
 from search.pruner import HealthPruner  # noqa: E402
@@ -106,10 +106,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="comma-separated subset of " + ", ".join(VARIANTS) + "; append @SAMPLER for another "
                         "sampler (" + ", ".join(SAMPLERS) + ")")  # fmt: skip
     p.add_argument("--seeds", default="0,1,2", help="sampler seeds, comma-separated")
-    p.add_argument("--space", default=str(DEFAULT_SPACE), help="preset name or YAML path")
-    p.add_argument("--scale", default="small", choices=["tiny", "small", "full"])
-    p.add_argument("--budget-trials", type=float, default=30.0, help="budget in full trials")
-    p.add_argument("--config-seed", type=int, default=0, help="the objective's data/init seed")
+    add_problem_args(p, budget_help="budget in full trials", budget_default=30.0)
     p.add_argument("--no-rerun", action="store_true", help="skip re-running pruned trials (no false-prune count)")
     p.add_argument("--json", default="", help="also write the per-run records here")
     args = p.parse_args(argv)

@@ -133,14 +133,22 @@ def _start_ray() -> None:
     start_ray(Resources(concurrency=1))  # sizes the sweep on the Ray started above
 
 
+def add_problem_args(p: argparse.ArgumentParser, *, budget_help: str, budget_default: float | None) -> None:
+    """The options that fix the problem every method solves: space, scale, budget, data seed.
+
+    Shared with ``pruner_ablation.py``, so both scripts read the same flags the same way.
+    """
+    p.add_argument("--space", default=str(DEFAULT_SPACE), help="preset name or YAML path")
+    p.add_argument("--scale", default="small", choices=["tiny", "small", "full"])
+    p.add_argument("--budget-trials", type=float, default=budget_default, help=budget_help)
+    p.add_argument("--config-seed", type=int, default=0, help="the objective's data/init seed")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="budget of 8 full trials instead of 30 (< 15 min)")
-    p.add_argument("--space", default=str(DEFAULT_SPACE), help="preset name or YAML path")
-    p.add_argument("--scale", default="small", choices=["tiny", "small", "full"])
     p.add_argument("--seeds", type=int, default=3, help="repetitions per method (sampler seeds 0..n-1)")
-    p.add_argument("--budget-trials", type=float, default=None, help="budget in full trials (30; quick 8)")
-    p.add_argument("--config-seed", type=int, default=0, help="the objective's data/init seed")
+    add_problem_args(p, budget_help="budget in full trials (30; quick 8)", budget_default=None)
     p.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="comma-separated subset of " + ", ".join(METHODS))
     p.add_argument("--rerun", choices=["all", "gradsweep", "none"], default=None,
                    help="whose pruned trials to re-run for the false-prune count (default all; quick gradsweep)")
