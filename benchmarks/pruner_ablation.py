@@ -7,20 +7,22 @@ space, budget in steps and false-prune check as ``search_efficiency.py``). The e
 same decisions from the same study as ``study.optimize`` does: ``health_median`` here reproduced
 the Ray sweep's per-seed values, trials, prunes and false prunes exactly (BENCHMARKS.md).
 
-=========================  ==========================================================================
-``tpe_nop``                TPE, no pruning (the reference; its median best value is the target)
-``tpe_median``             TPE + Optuna's ``MedianPruner()`` (no health rules)
-``health_median``          ``HealthPruner(MedianPruner(n_startup_trials=5))``
-``health_median_noguard``  the same without the final-report guard (the default before ``catchup``)
-``catchup``                ``HealthPruner()``: ``CatchUpPruner()`` (0.75 bar, gains x 1.5, 5 startup
-                           trials), the default
-``catchup_noguard``        the same without the final-report guard
-``catchup_gain100``        ``CatchUpPruner(gain_factor=1.0)``: the finished trials' largest gain as is
-``catchup_gain100_noguard`` the same without the final-report guard
-``catchup_gain125``        ``CatchUpPruner(gain_factor=1.25)``
-``catchup_q50``            ``CatchUpPruner(0.5, gain_factor=1.0)``: the median final value as the bar
-``catchup_startup3``       ``CatchUpPruner(gain_factor=1.0, n_startup_trials=3)``
-=========================  ==========================================================================
+============================  ==========================================================================
+``tpe_nop``                   TPE, no pruning (the reference; its median best value is the target)
+``tpe_median``                TPE + Optuna's ``MedianPruner()`` (no health rules)
+``health_median``             ``HealthPruner(MedianPruner(n_startup_trials=5))``
+``health_median_noguard``     the same without the final-report guard (the default before ``catchup``)
+``catchup``                   ``HealthPruner()``: ``CatchUpPruner()`` (0.75 bar, gains x 1.5, 5 startup
+                              trials), the default
+``catchup_noguard``           the same without the final-report guard
+``catchup_gain100``           ``CatchUpPruner(gain_factor=1.0)``: the finished trials' largest gain as is
+``catchup_gain100_noguard``   the same without the final-report guard
+``catchup_gain125``           ``CatchUpPruner(gain_factor=1.25)``
+``catchup_q50``               ``CatchUpPruner(0.5, gain_factor=1.0)``: the median final value as the bar
+``catchup_startup3``          ``CatchUpPruner(gain_factor=1.0, n_startup_trials=3)``
+``catchup_startup3_gain150``  ``CatchUpPruner(n_startup_trials=3)``: the default's margin, 3 startup trials
+``catchup_startup4_gain150``  ``CatchUpPruner(n_startup_trials=4)``
+============================  ==========================================================================
 
 A variant may name another sampler after ``@`` (the reference always uses gradsweep's TPE):
 
@@ -80,6 +82,8 @@ VARIANTS: dict[str, Variant] = {
     "catchup_gain125": (lambda: HealthPruner(CatchUpPruner(gain_factor=1.25)), True),
     "catchup_q50": (lambda: HealthPruner(CatchUpPruner(0.5, gain_factor=1.0)), True),
     "catchup_startup3": (lambda: HealthPruner(CatchUpPruner(gain_factor=1.0, n_startup_trials=3)), True),
+    "catchup_startup3_gain150": (lambda: HealthPruner(CatchUpPruner(n_startup_trials=3)), True),
+    "catchup_startup4_gain150": (lambda: HealthPruner(CatchUpPruner(n_startup_trials=4)), True),
 }
 
 SAMPLERS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
