@@ -7,7 +7,8 @@
   through ``gradsweep launch``'s engine on Ray vs the same sweep back to back in one plain Optuna
   process (``optimize_local``); per-trial overhead in seconds and sweep wall / sum of training
   time (a trial's objective call minus its time inside ``ctx.report``: under Ray a report waits
-  for the driver). ``--checkpoint-every 0,60`` runs the engine once per setting, side by side.
+  for the driver). ``--checkpoint-every 60,0`` runs the engine once per setting, side by side
+  (the first, here the default, makes the headline).
 * Store: 8 concurrent writer processes x 50 trials on PostgreSQL (127.0.0.1:5432, a fresh
   database, dropped afterwards) with exact counts, lost writes and lock errors; and SQLite with
   one writer (the sweep driver is SQLite's only writer); trials/s.
