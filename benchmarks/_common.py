@@ -235,3 +235,24 @@ def ratio(a: float, b: float) -> float:
     if math.isinf(b) or b == 0:
         return math.nan
     return math.inf if math.isinf(a) else a / b
+
+
+def ratio_note(ours: float, others: float, who: str = "gradsweep", rivals: str = "other method") -> str | None:
+    """One line explaining a headline ratio that is not a number (``inf`` or ``nan``), else ``None``.
+
+    ``ours`` and ``others`` are steps to the target (``inf`` = never reached), ``others`` the best
+    of the rival methods (``nan`` = none ran).
+
+    Example:
+        >>> ratio_note(1596.0, math.inf)
+        'note: no other method reached the target within the budget, so the ratio to the best of them is nan'
+        >>> ratio_note(1596.0, 3264.0) is None
+        True
+    """
+    if math.isinf(ours) and math.isinf(others):
+        return f"note: neither {who} nor any {rivals} reached the target within the budget"
+    if math.isinf(ours):
+        return f"note: {who} did not reach the target within the budget (ratio inf)"
+    if math.isinf(others):
+        return f"note: no {rivals} reached the target within the budget, so the ratio to the best of them is nan"
+    return None

@@ -58,7 +58,7 @@ if str(REPO) not in sys.path:  # run as a script: make `benchmarks.*` importable
 import optuna  # noqa: E402
 import torch  # noqa: E402
 
-from benchmarks._common import TrialRecord, best_at_budget, median_or_inf, ratio  # noqa: E402
+from benchmarks._common import TrialRecord, best_at_budget, median_or_inf, ratio, ratio_note  # noqa: E402
 from benchmarks._efficiency_report import false_prunes, method_stats, table  # noqa: E402
 from benchmarks._optuna_runs import Rerunner, RunSpec, run_optuna  # noqa: E402
 from benchmarks.search_efficiency import add_problem_args, calibrate  # noqa: E402
@@ -176,6 +176,9 @@ def main(argv: list[str] | None = None) -> None:
         ours = stats[DEFAULT].steps_to_target
         others = [s.steps_to_target for m, s in stats.items() if m.startswith("tpe_") and m != REFERENCE]
         best_other = min(others) if others else float("nan")
+        note = ratio_note(ours, best_other, who=DEFAULT, rivals="plain-Optuna variant")
+        if note:
+            print(note)
         print(f"catchup: budget to target vs no-pruning TPE: {ratio(ours, stats[REFERENCE].steps_to_target):.2f} "
               f"(vs best plain-Optuna variant: {ratio(ours, best_other):.2f})")  # fmt: skip
 

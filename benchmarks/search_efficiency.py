@@ -55,6 +55,7 @@ from benchmarks._common import (  # noqa: E402
     best_at_budget,
     median_or_inf,
     ratio,
+    ratio_note,
     record_from_dict,
 )
 from benchmarks._efficiency_report import MethodStats, false_prunes, method_stats, plot_curves, table  # noqa: E402
@@ -254,6 +255,9 @@ def main(argv: list[str] | None = None) -> dict[str, MethodStats]:
     others = [stats[m].steps_to_target for m in args.methods if m != REFERENCE and not m.startswith(GRADSWEEP)]
     ours = stats[GRADSWEEP].steps_to_target if GRADSWEEP in stats else math.nan
     best_other = min(others) if others else math.nan
+    note = ratio_note(ours, best_other) if GRADSWEEP in stats else None
+    if note:
+        print(note)
     if GRADSWEEP in stats:
         g = stats[GRADSWEEP]
         fp_text = "not checked" if g.false_prunes is None else f"{g.false_prunes} of {g.false_checked} ({g.false_prunes_unstable} of them unstable-kind)"

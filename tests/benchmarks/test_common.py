@@ -15,6 +15,7 @@ from benchmarks._common import (
     health_is_unstable,
     median_or_inf,
     ratio,
+    ratio_note,
     spent_within,
     steps_after_onset,
     steps_to_target,
@@ -101,6 +102,17 @@ def test_median_and_ratio_with_unreached() -> None:
     assert median_or_inf([100.0, math.inf, 300.0]) == 300.0
     # an unreached numerator is an infinite ratio, an unreached reference is undefined
     assert math.isinf(ratio(math.inf, 10.0)) and math.isnan(ratio(1.0, math.inf))
+
+
+def test_ratio_note_explains_only_ratios_that_are_not_numbers() -> None:
+    assert ratio_note(100.0, 200.0) is None
+    assert "no other method reached" in str(ratio_note(100.0, math.inf))
+    assert "gradsweep did not reach" in str(ratio_note(math.inf, 200.0))
+    assert "neither catchup nor any plain-Optuna variant" in str(
+        ratio_note(math.inf, math.inf, who="catchup", rivals="plain-Optuna variant")
+    )
+    # no rival ran at all: the ratio is nan, but there is nothing to explain about reaching
+    assert ratio_note(100.0, math.nan) is None
 
 
 def test_counting_reporter_records_and_forwards() -> None:
