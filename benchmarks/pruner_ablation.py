@@ -19,6 +19,8 @@ the Ray sweep's per-seed values, trials, prunes and false prunes exactly (BENCHM
 ``catchup_gain100_noguard``   the same without the final-report guard
 ``catchup_gain125``           ``CatchUpPruner(gain_factor=1.25)``
 ``catchup_q50``               ``CatchUpPruner(0.5, gain_factor=1.0)``: the median final value as the bar
+``catchup_barpruned``         ``CatchUpPruner(bar_counts_pruned=True)``: the bar's quantile also counts
+                              the pruned trials, at their best reported value
 ``catchup_startup3``          ``CatchUpPruner(gain_factor=1.0, n_startup_trials=3)``
 ``catchup_startup3_gain150``  ``CatchUpPruner(n_startup_trials=3)``: the default's margin, 3 startup trials
 ``catchup_startup4_gain150``  ``CatchUpPruner(n_startup_trials=4)``
@@ -81,6 +83,7 @@ VARIANTS: dict[str, Variant] = {
     "catchup_gain100_noguard": (lambda: HealthPruner(CatchUpPruner(gain_factor=1.0)), False),
     "catchup_gain125": (lambda: HealthPruner(CatchUpPruner(gain_factor=1.25)), True),
     "catchup_q50": (lambda: HealthPruner(CatchUpPruner(0.5, gain_factor=1.0)), True),
+    "catchup_barpruned": (lambda: HealthPruner(CatchUpPruner(bar_counts_pruned=True)), True),
     "catchup_startup3": (lambda: HealthPruner(CatchUpPruner(gain_factor=1.0, n_startup_trials=3)), True),
     "catchup_startup3_gain150": (lambda: HealthPruner(CatchUpPruner(n_startup_trials=3)), True),
     "catchup_startup4_gain150": (lambda: HealthPruner(CatchUpPruner(n_startup_trials=4)), True),

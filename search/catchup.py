@@ -100,13 +100,24 @@ class CatchUpPruner(BasePruner):
             did: the largest of a few samples underestimates what the next trial can do).
         n_startup_trials: finished trials needed before pruning.
         n_warmup_steps: steps of each trial before it may be pruned.
+        bar_counts_pruned: also count the pruned trials in the bar's quantile, at their best
+            reported value. The finished trials alone are a selected sample (the pruner removed
+            the weaker ones), so their quantile rises as the sweep prunes more and sits above the
+            sweep's own top quartile; the pruned trials' best values pull it back down. Off by
+            default (measured in BENCHMARKS.md, "Choosing the default base pruner").
 
     Raises:
         ValueError: if ``quantile`` is not in (0, 1), or a count is negative.
     """
 
     def __init__(
-        self, quantile: float = 0.75, *, gain_factor: float = 1.5, n_startup_trials: int = 5, n_warmup_steps: int = 0
+        self,
+        quantile: float = 0.75,
+        *,
+        gain_factor: float = 1.5,
+        n_startup_trials: int = 5,
+        n_warmup_steps: int = 0,
+        bar_counts_pruned: bool = False,
     ) -> None:
         if not 0.0 < quantile < 1.0:
             raise ValueError(f"quantile must be in (0, 1) but got {quantile}")
@@ -120,6 +131,7 @@ class CatchUpPruner(BasePruner):
         self.gain_factor = gain_factor
         self.n_startup_trials = n_startup_trials
         self.n_warmup_steps = n_warmup_steps
+        self.bar_counts_pruned = bar_counts_pruned
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         verdict = self.judge(study, trial)
@@ -145,6 +157,17 @@ class CatchUpPruner(BasePruner):
                 gains.append(sign * done.value - then)
         if len(finals) < max(self.n_startup_trials, 1) or not gains:
             return None  # too few finished trials, or none reported by this step: nothing to measure against
-        bar = float(np.quantile(finals, self.quantile))
+        population = finals + (self._pruned_bests(study, sign) if self.bar_counts_pruned else [])
+        bar = float(np.quantile(population, self.quantile))
         gain = max(max(gains), 0.0) * self.gain_factor
         return CatchUpVerdict(best + gain < bar, sign * best, gain, sign * bar, len(finals), int(step))
+
+    @staticmethod
+    def _pruned_bests(study: optuna.Study, sign: float) -> list[float]:
+        """The best finite value (times ``sign``) of every pruned trial that reported one."""
+        bests = []
+        for pruned in study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)):
+            values = [sign * v for v in pruned.intermediate_values.values() if math.isfinite(v)]
+            if values:
+                bests.append(max(values))
+        return bests
