@@ -86,20 +86,44 @@ def test_resume_mid_stage_two_gives_the_same_result(space, after, tmp_path: Path
     assert value == after[0]
 
 
-def test_before_explodes_in_stage_two_and_after_is_healthy(before, after) -> None:  # type: ignore[no-untyped-def]
+def _exploding(report) -> bool:  # type: ignore[no-untyped-def]
+    return any("grad norm" in reason and "> 25" in reason for reason in report.reasons)
+
+
+def test_before_spikes_in_stage_two_and_after_is_healthy(before, after) -> None:  # type: ignore[no-untyped-def]
     before_value, before_rep = before
     after_value, after_rep = after
-    unstable = [r for r in before_rep.health_reports if r.verdict is Verdict.UNSTABLE]
-    # seed 004's "before" (stage 2 at the stage-1 LR, clip 1.0) gets unstable verdicts...
-    assert unstable
-    # ...because gradient norms explode past the preset's threshold (25) for consecutive checks
-    assert any("grad norm" in reason and "> 25" in reason for r in unstable for reason in r.reasons)
-    # ...only after the unfreeze: stage 1 (4 epochs of 12 steps) is healthy
-    assert min(r.step for r in unstable) >= 4 * 12
+    spikes = [r for r in before_rep.health_reports if _exploding(r)]
+    # seed 004's "before" (stage 2 at the stage-1 LR, clip 1.0): gradient norms jump past the
+    # preset's line (25) ...
+    assert spikes
+    # ...only after the unfreeze: stage 1 (4 epochs of 12 steps) is clean
+    assert min(r.step for r in spikes) >= 4 * 12
+    # at tiny scale for one epoch at a time, and the run recovers: a WARNING, not a prune
+    # (the preset's exploding rule needs two epochs in a row; see the small-scale test below)
+    assert all(r.verdict is Verdict.WARNING for r in spikes)
+    assert not any(r.verdict is Verdict.UNSTABLE for r in before_rep.health_reports)
     # the "after" config (multipliers 0.5 / backbone 0.05, clip 0.5) is healthy at every check
     assert all(r.verdict is Verdict.HEALTHY for r in after_rep.health_reports)
     # and segments better
     assert after_value > before_value + 0.03
+
+
+@pytest.mark.slow
+def test_at_small_scale_before_explodes_for_good_and_after_is_never_unstable(space, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The seed's explosion proper: sustained from the first stage-2 epoch (64 steps each at small scale)."""
+    before_value, before_rep = _run(baseline_config(space, "before", scale="small"), tmp_path / "before")
+    after_value, after_rep = _run(baseline_config(space, "after", scale="small"), tmp_path / "after")
+    unstable = [r for r in before_rep.health_reports if r.verdict is Verdict.UNSTABLE]
+    # UNSTABLE at the first report of stage 2 (stage 1 = 4 epochs = steps 0-255), for exploding grads
+    assert unstable and unstable[0].step < 5 * 64 and unstable[0].step >= 4 * 64
+    assert _exploding(unstable[0])
+    # and it stays there: most of stage 2's reports are UNSTABLE
+    assert len(unstable) >= 6
+    # the fix never reaches UNSTABLE: its single epochs at the line are warnings
+    # (with the rule's sustain at 1, its stage-1 epoch at 25.x was called an explosion)
+    assert not any(r.verdict is Verdict.UNSTABLE for r in after_rep.health_reports)
+    assert after_value > before_value + 0.3
 
 
 def test_scaler_is_inert_on_cpu(space) -> None:  # type: ignore[no-untyped-def]
