@@ -63,6 +63,7 @@ class CatchUpVerdict:
         bar: the quantile of the finished trials' final values the trial must still be able to reach.
         finished: how many finished trials the bar and the gain come from.
         step: the step judged.
+        pruned: how many pruned trials the bar's quantile also counted (``bar_counts_pruned``).
     """
 
     prune: bool
@@ -71,15 +72,19 @@ class CatchUpVerdict:
     bar: float
     finished: int
     step: int
+    pruned: int = 0
 
     def reason(self, quantile: float, maximize: bool) -> str:
         """One line: the comparison that pruned (or kept) the trial."""
         label = "median" if quantile == 0.5 else f"{quantile:g} quantile"
+        of = f"{self.finished} finished trials" + (
+            f" and {self.pruned} pruned ones at their best" if self.pruned else ""
+        )
         if maximize:
             return (f"best {self.best:.4g} by step {self.step} + the largest later gain of a finished trial "
-                    f"{self.gain:.4g} < {label} final {self.bar:.4g} of {self.finished} finished trials")  # fmt: skip
+                    f"{self.gain:.4g} < {label} final {self.bar:.4g} of {of}")  # fmt: skip
         return (f"best {self.best:.4g} by step {self.step} - the largest later drop of a finished trial "
-                f"{self.gain:.4g} > {label} final {self.bar:.4g} of {self.finished} finished trials")  # fmt: skip
+                f"{self.gain:.4g} > {label} final {self.bar:.4g} of {of}")  # fmt: skip
 
 
 def best_by(values: Mapping[int, float], step: int, sign: float) -> float | None:
@@ -104,7 +109,7 @@ class CatchUpPruner(BasePruner):
             reported value. The finished trials alone are a selected sample (the pruner removed
             the weaker ones), so their quantile rises as the sweep prunes more and sits above the
             sweep's own top quartile; the pruned trials' best values pull it back down. Off by
-            default (measured in BENCHMARKS.md, "Choosing the default base pruner").
+            default (measured in BENCHMARKS.md, "Two more objectives").
 
     Raises:
         ValueError: if ``quantile`` is not in (0, 1), or a count is negative.
@@ -157,17 +162,16 @@ class CatchUpPruner(BasePruner):
                 gains.append(sign * done.value - then)
         if len(finals) < max(self.n_startup_trials, 1) or not gains:
             return None  # too few finished trials, or none reported by this step: nothing to measure against
-        population = finals + (self._pruned_bests(study, sign) if self.bar_counts_pruned else [])
-        bar = float(np.quantile(population, self.quantile))
+        pruned = self._pruned_bests(study, sign) if self.bar_counts_pruned else []
+        bar = float(np.quantile(finals + pruned, self.quantile))
         gain = max(max(gains), 0.0) * self.gain_factor
-        return CatchUpVerdict(best + gain < bar, sign * best, gain, sign * bar, len(finals), int(step))
+        return CatchUpVerdict(
+            best + gain < bar, sign * best, gain, sign * bar, len(finals), int(step), len(pruned)
+        )
 
     @staticmethod
     def _pruned_bests(study: optuna.Study, sign: float) -> list[float]:
         """The best finite value (times ``sign``) of every pruned trial that reported one."""
-        bests = []
-        for pruned in study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)):
-            values = [sign * v for v in pruned.intermediate_values.values() if math.isfinite(v)]
-            if values:
-                bests.append(max(values))
-        return bests
+        pruned = study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
+        bests = (best_by(t.intermediate_values, t.last_step, sign) for t in pruned if t.last_step is not None)
+        return [b for b in bests if b is not None]

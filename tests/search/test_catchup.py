@@ -83,6 +83,9 @@ def test_bar_counts_pruned_lowers_the_bar_the_finished_trials_alone_set_too_high
     counted = _study(CatchUpPruner(0.75, gain_factor=1.0, bar_counts_pruned=True), [*ladder, *hopeless, candidate])
     assert all(t.state == TrialState.PRUNED for t in counted.trials[5:8])
     assert counted.trials[8].state == TrialState.COMPLETE and counted.trials[8].value == 0.86
+    # a prune's reason says the bar counted pruned trials
+    reason = HealthPruner(CatchUpPruner(0.75, gain_factor=1.0, bar_counts_pruned=True))._explain(counted, counted.trials[7])
+    assert reason.endswith("of 6 finished trials and 3 pruned ones at their best (CatchUpPruner)"), reason
 
 
 def test_minimizing_mirrors_the_rule() -> None:
