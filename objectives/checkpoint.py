@@ -52,6 +52,11 @@ class CheckpointStore:
         found = [(int(m.group(1)), p) for p in self.directory.iterdir() if (m := _NAME.match(p.name))]
         return [p for _, p in sorted(found)]
 
+    def newest_number(self) -> int:
+        """The number of the newest checkpoint file (0 when there is none); each save adds one."""
+        paths = self.paths()
+        return int(_NAME.match(paths[-1].name).group(1)) if paths else 0  # type: ignore[union-attr]
+
     def save(self, state: dict[str, Any]) -> Path:
         """Write ``state`` as the next checkpoint and drop the ones beyond ``keep``.
 
@@ -62,8 +67,7 @@ class CheckpointStore:
             The path of the new checkpoint.
         """
         self.directory.mkdir(parents=True, exist_ok=True)
-        existing = self.paths()
-        number = int(_NAME.match(existing[-1].name).group(1)) + 1 if existing else 1  # type: ignore[union-attr]
+        number = self.newest_number() + 1
         final = self.directory / f"ckpt-{number:06d}.pt"
         tmp = self.directory / f".{final.name}.tmp-{os.getpid()}"
         try:

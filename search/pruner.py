@@ -160,10 +160,19 @@ class HealthPruner(BasePruner):
             return PruneDecision(False, None, "no finite intermediate value yet")
         if len(view.intermediate_values) < self.min_reports:
             return PruneDecision(False, None, f"{name} judges a trial from its report {self.min_reports} on")
-        if not self.base_pruner.prune(study, view):
-            skipped = len(trial.intermediate_values) - len(view.intermediate_values)
-            note = f" ({skipped} non-finite value(s) not shown to it)" if skipped else ""
-            return PruneDecision(False, None, f"{name} keeps the trial{note}")
+        skipped = len(trial.intermediate_values) - len(view.intermediate_values)
+        keep = PruneDecision(
+            False, None, f"{name} keeps the trial" + (f" ({skipped} non-finite value(s) not shown to it)" if skipped else "")
+        )
+        base = self.base_pruner
+        if isinstance(base, CatchUpPruner) and type(base).prune is CatchUpPruner.prune:
+            verdict = base.judge(study, view)  # judged once: its comparison is the reason
+            if verdict is None or not verdict.prune:
+                return keep
+            reason = verdict.reason(base.quantile, study.direction == StudyDirection.MAXIMIZE)
+            return PruneDecision(True, PruneKind.UNDERPERFORMING, f"{reason} ({name})")
+        if not base.prune(study, view):
+            return keep
         return PruneDecision(True, PruneKind.UNDERPERFORMING, self._explain(study, view))
 
     def _prunes_unstable(self, trial: FrozenTrial) -> bool:
@@ -174,17 +183,13 @@ class HealthPruner(BasePruner):
         return self.prune_on_unstable
 
     def _explain(self, study: optuna.Study, view: FrozenTrial) -> str:
-        """The base pruner's comparison in words (exact for Median/Percentile)."""
+        """The base pruner's comparison in words (exact for Median/Percentile; CatchUp explains itself in decide)."""
         base, name = self.base_pruner, type(self.base_pruner).__name__
         step = view.last_step
         assert step is not None  # decide() only explains trials with finite values
         value = view.intermediate_values[step]
         if isinstance(base, PercentilePruner):
             return _percentile_reason(study, view, base, name)
-        if isinstance(base, CatchUpPruner):
-            verdict = base.judge(study, view)
-            if verdict is not None:
-                return f"{verdict.reason(base.quantile, study.direction == StudyDirection.MAXIMIZE)} ({name})"
         return f"value {value:.4g} at step {step} pruned by {name}"
 
 

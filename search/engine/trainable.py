@@ -30,6 +30,7 @@ from typing import Any
 import ray.tune
 
 from objectives.api import TrialContext, TrialPruned, run_objective
+from objectives.checkpoint import CheckpointStore
 from objectives.registry import load_objective
 from search.engine.bridge import C_CONFIG, C_DEVICE, C_OBJECTIVE
 from search.engine.outcome import (
@@ -48,9 +49,10 @@ from search.engine.outcome import (
 from spaces.trial_config import TrialConfig
 
 
-def _newest_mtime(directory: Path) -> float:
-    files = [p.stat().st_mtime_ns for p in directory.glob("ckpt-*.pt")] if directory.is_dir() else []
-    return max(files, default=0)
+def _newest_checkpoint(directory: Path) -> int:
+    """The newest checkpoint's number (file numbers grow with every save; modification times can
+    tie on filesystems with coarse timestamps, and a restored copy gets new ones)."""
+    return CheckpointStore(directory).newest_number()
 
 
 class PersistClock:
@@ -98,7 +100,7 @@ class RayReporter:
         self.checkpoint_dir = checkpoint_dir
         self.persist = PersistClock(checkpoint_every_s)
         self._last_health_step: int | None = None
-        self._last_ckpt = _newest_mtime(checkpoint_dir) if checkpoint_dir is not None else 0
+        self._last_ckpt = _newest_checkpoint(checkpoint_dir) if checkpoint_dir is not None else 0
         self.last_step = 0
         self.total_steps: int | None = None
 
@@ -109,7 +111,7 @@ class RayReporter:
     def _checkpoint(self) -> ray.tune.Checkpoint | None:
         if self.checkpoint_dir is None or not self.persist.due():
             return None
-        newest = _newest_mtime(self.checkpoint_dir)
+        newest = _newest_checkpoint(self.checkpoint_dir)
         if newest <= self._last_ckpt:
             return None
         self._last_ckpt = newest

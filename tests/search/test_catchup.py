@@ -60,6 +60,24 @@ def test_a_trial_no_finished_trial_could_have_caught_up_from_is_pruned_with_the_
     )
 
 
+class CountingCatchUp(CatchUpPruner):
+    """Counts its judgements (each reads every finished trial of the study)."""
+
+    judged = 0
+
+    def judge(self, study, trial):  # type: ignore[no-untyped-def]
+        CountingCatchUp.judged += 1
+        return super().judge(study, trial)
+
+
+def test_health_pruner_judges_a_pruned_trial_once_and_gives_that_judgement_as_the_reason() -> None:
+    CountingCatchUp.judged = 0
+    study = _study(HealthPruner(CountingCatchUp(0.75, gain_factor=1.0)), [*FINISHED, [0.1, 0.12, 0.13]])
+    # 5 finished trials x 3 reports (too few finished to judge for most, still a call each) + the pruned one's 2
+    assert CountingCatchUp.judged == 5 * 3 + 2
+    assert study.trials[5].user_attrs[PRUNE_REASON].startswith("best 0.12 by step 2 ")
+
+
 def test_gain_factor_leaves_room_for_a_trial_that_gains_more_than_any_finished_one() -> None:
     steady = [[0.4, 0.6, 0.8]] * 5  # every finished trial gains 0.4 after step 1
     late = [0.3, 0.5, 0.85]  # would gain 0.55: more than any finished trial did
@@ -84,7 +102,7 @@ def test_bar_counts_pruned_lowers_the_bar_the_finished_trials_alone_set_too_high
     assert all(t.state == TrialState.PRUNED for t in counted.trials[5:8])
     assert counted.trials[8].state == TrialState.COMPLETE and counted.trials[8].value == 0.86
     # a prune's reason says the bar counted pruned trials
-    reason = HealthPruner(CatchUpPruner(0.75, gain_factor=1.0, bar_counts_pruned=True))._explain(counted, counted.trials[7])
+    reason = HealthPruner(CatchUpPruner(0.75, gain_factor=1.0, bar_counts_pruned=True)).decide(counted, counted.trials[7]).reason
     assert reason.endswith("of 6 finished trials and 3 pruned ones at their best (CatchUpPruner)"), reason
 
 

@@ -68,3 +68,25 @@ def test_reporter_hands_over_only_new_checkpoints_when_due(tmp_path: Path) -> No
     # the same file is never handed over twice
     clock.now = 400.0
     assert reporter._checkpoint() is None
+
+
+def test_a_new_checkpoint_with_the_same_mtime_is_still_new(tmp_path: Path) -> None:
+    # filesystems with coarse timestamps give two saves in one tick the same mtime; the file
+    # number, not the mtime, tells that a checkpoint is new
+    reporter = RayReporter(0, tmp_path, checkpoint_every_s=0.0)
+    _save(tmp_path, 1)
+    os.utime(tmp_path / "ckpt-000001.pt", ns=(5 * 10**9, 5 * 10**9))
+    assert reporter._checkpoint() is not None
+    _save(tmp_path, 2)
+    os.utime(tmp_path / "ckpt-000002.pt", ns=(5 * 10**9, 5 * 10**9))
+    assert reporter._checkpoint() is not None
+    assert reporter._checkpoint() is None
+
+
+def test_restored_checkpoints_are_not_handed_back(tmp_path: Path) -> None:
+    # a retried trial starts from the checkpoints Ray gave back: those are not new, a later save is
+    _save(tmp_path, 7)
+    reporter = RayReporter(0, tmp_path, checkpoint_every_s=0.0)
+    assert reporter._checkpoint() is None
+    _save(tmp_path, 8)
+    assert reporter._checkpoint() is not None
