@@ -12,18 +12,25 @@ the Ray sweep's per-seed values, trials, prunes and false prunes exactly (BENCHM
 ``tpe_median``                TPE + Optuna's ``MedianPruner()`` (no health rules)
 ``health_median``             ``HealthPruner(MedianPruner(n_startup_trials=5))``
 ``health_median_noguard``     the same without the final-report guard (the default before ``catchup``)
-``catchup``                   ``HealthPruner()``: ``CatchUpPruner()`` (0.75 bar, gains x 1.5, 5 startup
-                              trials), the default
+``catchup``                   ``HealthPruner()``: ``CatchUpPruner()`` (0.75 bar over the finished trials
+                              and the pruned ones at their best, gains x 1.5, 5 startup trials), the default
 ``catchup_noguard``           the same without the final-report guard
-``catchup_gain100``           ``CatchUpPruner(gain_factor=1.0)``: the finished trials' largest gain as is
+``catchup_barpruned``         ``CatchUpPruner(bar_counts_pruned=True)``: the same as ``catchup`` since the
+                              fifth session (the name the fourth session's runs used)
+``catchup_survivors``         ``CatchUpPruner(bar_counts_pruned=False)``: the bar from the finished trials
+                              only, the default of sessions 2-4
+============================  ==========================================================================
+
+The variants below keep the survivors-only bar (``bar_counts_pruned=False``) they were measured with:
+
+============================  ==========================================================================
+``catchup_gain100``           ``gain_factor=1.0``: the finished trials' largest gain as is
 ``catchup_gain100_noguard``   the same without the final-report guard
-``catchup_gain125``           ``CatchUpPruner(gain_factor=1.25)``
+``catchup_gain125``           ``gain_factor=1.25``
 ``catchup_q50``               ``CatchUpPruner(0.5, gain_factor=1.0)``: the median final value as the bar
-``catchup_barpruned``         ``CatchUpPruner(bar_counts_pruned=True)``: the bar's quantile also counts
-                              the pruned trials, at their best reported value
-``catchup_startup3``          ``CatchUpPruner(gain_factor=1.0, n_startup_trials=3)``
-``catchup_startup3_gain150``  ``CatchUpPruner(n_startup_trials=3)``: the default's margin, 3 startup trials
-``catchup_startup4_gain150``  ``CatchUpPruner(n_startup_trials=4)``
+``catchup_startup3``          ``gain_factor=1.0, n_startup_trials=3``
+``catchup_startup3_gain150``  ``n_startup_trials=3``: the default's margin, 3 startup trials
+``catchup_startup4_gain150``  ``n_startup_trials=4``
 ============================  ==========================================================================
 
 A variant may name another sampler after ``@`` (the reference always uses gradsweep's TPE):
@@ -69,6 +76,12 @@ from search.engine.algorithms import make_sampler  # noqa: E402
 from search.pruner import HealthPruner  # noqa: E402
 from spaces.space import load_space  # noqa: E402
 
+
+def _survivors(quantile: float = 0.75, **kwargs: float) -> CatchUpPruner:
+    """The catch-up rule with the bar from the finished trials only (as the older variants ran)."""
+    return CatchUpPruner(quantile, bar_counts_pruned=False, **kwargs)  # type: ignore[arg-type]
+
+
 REFERENCE = "tpe_nop"
 DEFAULT = "catchup"
 Variant = tuple[Callable[[], optuna.pruners.BasePruner], bool]  # (pruner factory, declare total steps)
@@ -79,14 +92,15 @@ VARIANTS: dict[str, Variant] = {
     "health_median_noguard": (lambda: HealthPruner(optuna.pruners.MedianPruner(n_startup_trials=5)), False),
     "catchup": (HealthPruner, True),
     "catchup_noguard": (HealthPruner, False),
-    "catchup_gain100": (lambda: HealthPruner(CatchUpPruner(gain_factor=1.0)), True),
-    "catchup_gain100_noguard": (lambda: HealthPruner(CatchUpPruner(gain_factor=1.0)), False),
-    "catchup_gain125": (lambda: HealthPruner(CatchUpPruner(gain_factor=1.25)), True),
-    "catchup_q50": (lambda: HealthPruner(CatchUpPruner(0.5, gain_factor=1.0)), True),
     "catchup_barpruned": (lambda: HealthPruner(CatchUpPruner(bar_counts_pruned=True)), True),
-    "catchup_startup3": (lambda: HealthPruner(CatchUpPruner(gain_factor=1.0, n_startup_trials=3)), True),
-    "catchup_startup3_gain150": (lambda: HealthPruner(CatchUpPruner(n_startup_trials=3)), True),
-    "catchup_startup4_gain150": (lambda: HealthPruner(CatchUpPruner(n_startup_trials=4)), True),
+    "catchup_survivors": (lambda: HealthPruner(_survivors()), True),
+    "catchup_gain100": (lambda: HealthPruner(_survivors(gain_factor=1.0)), True),
+    "catchup_gain100_noguard": (lambda: HealthPruner(_survivors(gain_factor=1.0)), False),
+    "catchup_gain125": (lambda: HealthPruner(_survivors(gain_factor=1.25)), True),
+    "catchup_q50": (lambda: HealthPruner(_survivors(0.5, gain_factor=1.0)), True),
+    "catchup_startup3": (lambda: HealthPruner(_survivors(gain_factor=1.0, n_startup_trials=3)), True),
+    "catchup_startup3_gain150": (lambda: HealthPruner(_survivors(n_startup_trials=3)), True),
+    "catchup_startup4_gain150": (lambda: HealthPruner(_survivors(n_startup_trials=4)), True),
 }
 
 SAMPLERS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {

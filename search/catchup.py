@@ -4,8 +4,10 @@ The median rule compares a trial's value at step ``s`` with the other trials' va
 so it stops slow starters (long warmup, a high LR that pays off late) that would have ended on
 top. This rule compares where the trial *could still end*, measured on the finished trials:
 
-* ``bar``: the ``quantile`` of the finished trials' final values (default 0.75: the edge of
-  their top quartile, in the study's direction);
+* ``bar``: the ``quantile`` (default 0.75: the edge of the top quartile, in the study's
+  direction) of the finished trials' final values together with the pruned trials' best values
+  (``bar_counts_pruned``, the default: the finished trials alone are the ones the rule let
+  through, and their quartile rises above the sweep's as it prunes more);
 * ``gain(s)``: the largest improvement any finished trial made from its best value up to step
   ``s`` to its final value;
 * the trial is pruned when ``best_so_far(s) + gain_factor * gain(s) < bar`` (maximizing;
@@ -15,9 +17,13 @@ A pruned trial would have had to improve more after ``s`` than ``gain_factor`` (
 best any finished trial did to reach the bar. Gains shrink as training goes on, so the rule is
 lenient at the first reports (it stops configs that are hopeless, e.g. still at chance) and
 strict near the end. Measured in BENCHMARKS.md ("Choosing the default base pruner", 6 sampler
-seeds): none of its 97 prunes would have ended in its run's top quartile, against 56 of 256
-for ``MedianPruner(n_startup_trials=5)``; with ``gain_factor=1.0`` it pruned more and reached the
-target sooner on 5 of 6 seeds but never on the sixth, at 8 false prunes of 144.
+seeds, the bar from finished trials only): none of its 97 prunes would have ended in its run's
+top quartile, against 56 of 256 for ``MedianPruner(n_startup_trials=5)``; with
+``gain_factor=1.0`` it pruned more and reached the target sooner on 5 of 6 seeds but never on
+the sixth, at 8 false prunes of 144. On the segmentation preset that survivors-only bar made
+24 false prunes of 151 (6 seeds); counting the pruned trials (the default now) made 2 of 96 at
+the same speed, and cost the multitower benchmark 4-6% more steps to the target (BENCHMARKS.md,
+"Two more objectives").
 
 Example:
     >>> import optuna
@@ -98,7 +104,7 @@ class CatchUpPruner(BasePruner):
 
     Args:
         quantile: which final value a trial must still be able to reach, as a quantile of the
-            finished trials' results in the study's direction (0.75, the default: the top
+            finished trials' results (and the pruned ones' best values) in the study's direction (0.75, the default: the top
             quartile's edge; 0.5: the median result, more lenient).
         gain_factor: the largest finished trial's gain is multiplied by this before comparing
             (default 1.5; > 1 leaves room for a trial that gains more than any finished one
@@ -108,8 +114,9 @@ class CatchUpPruner(BasePruner):
         bar_counts_pruned: also count the pruned trials in the bar's quantile, at their best
             reported value. The finished trials alone are a selected sample (the pruner removed
             the weaker ones), so their quantile rises as the sweep prunes more and sits above the
-            sweep's own top quartile; the pruned trials' best values pull it back down. Off by
-            default (measured in BENCHMARKS.md, "Two more objectives").
+            sweep's own top quartile; the pruned trials' best values pull it back down. On by
+            default (measured in BENCHMARKS.md, "Two more objectives"); False gives the
+            survivors-only bar of earlier versions.
 
     Raises:
         ValueError: if ``quantile`` is not in (0, 1), or a count is negative.
@@ -122,7 +129,7 @@ class CatchUpPruner(BasePruner):
         gain_factor: float = 1.5,
         n_startup_trials: int = 5,
         n_warmup_steps: int = 0,
-        bar_counts_pruned: bool = False,
+        bar_counts_pruned: bool = True,
     ) -> None:
         if not 0.0 < quantile < 1.0:
             raise ValueError(f"quantile must be in (0, 1) but got {quantile}")

@@ -93,12 +93,14 @@ def test_bar_counts_pruned_lowers_the_bar_the_finished_trials_alone_set_too_high
     ladder = [[0.2, 0.4, 0.6], [0.3, 0.5, 0.7], [0.4, 0.6, 0.8], [0.5, 0.7, 0.9], [0.6, 0.8, 1.0]]  # gain 0.4 after step 1
     hopeless = [[0.05, 0.05, 0.05]] * 3
     candidate = [0.45, 0.65, 0.86]
-    # the finished trials' upper quartile is 0.9: 0.45 + 0.4 < 0.9, pruned at its first report
-    plain = _study(CatchUpPruner(0.75, gain_factor=1.0), [*ladder, *hopeless, candidate])
+    # the finished trials' upper quartile alone is 0.9: 0.45 + 0.4 < 0.9, pruned at its first report
+    plain = _study(CatchUpPruner(0.75, gain_factor=1.0, bar_counts_pruned=False), [*ladder, *hopeless, candidate])
     assert all(t.state == TrialState.PRUNED for t in plain.trials[5:8])
     assert plain.trials[8].state == TrialState.PRUNED and plain.trials[8].last_step == 1
     # with the three pruned trials (best 0.05 each) in the population the upper quartile is 0.825
-    counted = _study(CatchUpPruner(0.75, gain_factor=1.0, bar_counts_pruned=True), [*ladder, *hopeless, candidate])
+    # (the default since the fifth session)
+    counted = _study(CatchUpPruner(0.75, gain_factor=1.0), [*ladder, *hopeless, candidate])
+    assert CatchUpPruner().bar_counts_pruned
     assert all(t.state == TrialState.PRUNED for t in counted.trials[5:8])
     assert counted.trials[8].state == TrialState.COMPLETE and counted.trials[8].value == 0.86
     # a prune's reason says the bar counted pruned trials
