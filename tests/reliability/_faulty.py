@@ -101,15 +101,14 @@ def corrupt_then_crash(config: Any, ctx: Any) -> float:
     if marker.exists():  # the retry
         ctx.report(1.0, 5)
         return float(state["step"]) if state else -1.0
-    for step in (0, 1):
-        ctx.save_checkpoint({"step": step})
-        time.sleep(0.01)  # a new mtime, so the reporter hands the directory to Ray
-        ctx.report(float(step), step)
+    ctx.save_checkpoint({"step": 0})
+    ctx.report(0.0, 0)  # Ray persists checkpoint 1
+    ctx.save_checkpoint({"step": 1})
     files = sorted(ctx.checkpoints.paths())
-    for path in files if severe else files[-1:]:
+    for path in files if severe else files[-1:]:  # damaged as written (a crash mid-copy, a full disk)
         data = path.read_bytes()
         path.write_bytes(b"garbage" if severe else data[: len(data) // 3])
-    ctx.report(1.0, 2)  # Ray persists the damaged directory
+    ctx.report(1.0, 1)  # checkpoint 2 is new: Ray persists the damaged directory
     marker.write_text("x")
     raise RuntimeError("simulated crash after a damaged checkpoint")
 
