@@ -104,8 +104,8 @@ class CatchUpPruner(BasePruner):
 
     Args:
         quantile: which final value a trial must still be able to reach, as a quantile of the
-            finished trials' results (and the pruned ones' best values) in the study's direction (0.75, the default: the top
-            quartile's edge; 0.5: the median result, more lenient).
+            finished trials' results (and the pruned ones' best values) in the study's direction
+            (0.75, the default: the top quartile's edge; 0.5: the median result, more lenient).
         gain_factor: the largest finished trial's gain is multiplied by this before comparing
             (default 1.5; > 1 leaves room for a trial that gains more than any finished one
             did: the largest of a few samples underestimates what the next trial can do).

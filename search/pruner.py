@@ -183,7 +183,8 @@ class HealthPruner(BasePruner):
         return self.prune_on_unstable
 
     def _explain(self, study: optuna.Study, view: FrozenTrial) -> str:
-        """The base pruner's comparison in words (exact for Median/Percentile; CatchUp explains itself in decide)."""
+        """The base pruner's comparison in words (exact for Median/Percentile; :meth:`decide`
+        gives CatchUpPruner's own comparison)."""
         base, name = self.base_pruner, type(self.base_pruner).__name__
         step = view.last_step
         assert step is not None  # decide() only explains trials with finite values
