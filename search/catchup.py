@@ -160,7 +160,14 @@ class CatchUpPruner(BasePruner):
             return None
         finals: list[float] = []
         gains: list[float] = []
-        for done in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        pruned: list[float] = []  # the pruned trials' best values (``bar_counts_pruned``)
+        states = (TrialState.COMPLETE, TrialState.PRUNED) if self.bar_counts_pruned else (TrialState.COMPLETE,)
+        for done in study.get_trials(deepcopy=False, states=states):  # one read of the study per report
+            if done.state == TrialState.PRUNED:
+                then = best_by(done.intermediate_values, done.last_step, sign) if done.last_step is not None else None
+                if then is not None:
+                    pruned.append(then)
+                continue
             if done.value is None or not math.isfinite(done.value):
                 continue
             finals.append(sign * done.value)
@@ -169,16 +176,8 @@ class CatchUpPruner(BasePruner):
                 gains.append(sign * done.value - then)
         if len(finals) < max(self.n_startup_trials, 1) or not gains:
             return None  # too few finished trials, or none reported by this step: nothing to measure against
-        pruned = self._pruned_bests(study, sign) if self.bar_counts_pruned else []
         bar = float(np.quantile(finals + pruned, self.quantile))
         gain = max(max(gains), 0.0) * self.gain_factor
         return CatchUpVerdict(
             best + gain < bar, sign * best, gain, sign * bar, len(finals), int(step), len(pruned)
         )
-
-    @staticmethod
-    def _pruned_bests(study: optuna.Study, sign: float) -> list[float]:
-        """The best finite value (times ``sign``) of every pruned trial that reported one."""
-        pruned = study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
-        bests = (best_by(t.intermediate_values, t.last_step, sign) for t in pruned if t.last_step is not None)
-        return [b for b in bests if b is not None]

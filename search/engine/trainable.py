@@ -49,12 +49,6 @@ from search.engine.outcome import (
 from spaces.trial_config import TrialConfig
 
 
-def _newest_checkpoint(directory: Path) -> int:
-    """The newest checkpoint's number (file numbers grow with every save; modification times can
-    tie on filesystems with coarse timestamps, and a restored copy gets new ones)."""
-    return CheckpointStore(directory).newest_number()
-
-
 class PersistClock:
     """When the next checkpoint may be handed to Ray: ``every_s`` after the last one, or the start.
 
@@ -100,7 +94,10 @@ class RayReporter:
         self.checkpoint_dir = checkpoint_dir
         self.persist = PersistClock(checkpoint_every_s)
         self._last_health_step: int | None = None
-        self._last_ckpt = _newest_checkpoint(checkpoint_dir) if checkpoint_dir is not None else 0
+        # a checkpoint is new when its file number is: numbers grow with every save, while
+        # modification times can tie on filesystems with coarse timestamps
+        self._store = CheckpointStore(checkpoint_dir) if checkpoint_dir is not None else None
+        self._last_ckpt = self._store.newest_number() if self._store is not None else 0
         self.last_step = 0
         self.total_steps: int | None = None
 
@@ -109,9 +106,9 @@ class RayReporter:
         self.total_steps = int(total)
 
     def _checkpoint(self) -> ray.tune.Checkpoint | None:
-        if self.checkpoint_dir is None or not self.persist.due():
+        if self._store is None or not self.persist.due():
             return None
-        newest = _newest_checkpoint(self.checkpoint_dir)
+        newest = self._store.newest_number()
         if newest <= self._last_ckpt:
             return None
         self._last_ckpt = newest
