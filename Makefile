@@ -1,6 +1,7 @@
 # gradsweep: two commands on a fresh machine.
 #   make sweep   set up .venv and run a real default sweep (contrastive, small scale, local Ray, SQLite)
 #   make test    set up .venv, lint, and run the test suite
+#   make bench   the benchmarks' quick modes (figures and commands in BENCHMARKS.md)
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -10,7 +11,7 @@ TORCH_VERSION ?= 2.13.0
 SWEEP_TRIALS ?= 8
 SWEEP_ARGS   ?=
 
-.PHONY: setup sweep test lint clean
+.PHONY: setup sweep test lint bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +32,14 @@ lint: setup
 
 test: lint
 	$(VENV)/bin/pytest -q
+
+# ~10 min on 2 CPU cores; benchmarks/gpu.py only where a CUDA GPU is (it refuses without one).
+bench: setup
+	$(PY) -u benchmarks/search_efficiency.py --quick --plot benchmarks/figures/search_efficiency_quick.png
+	$(PY) -u benchmarks/overhead.py --quick
+	@if $(PY) -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then \
+		$(PY) -u benchmarks/gpu.py --quick; \
+	else echo "benchmarks/gpu.py: skipped (no CUDA GPU here)"; fi
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

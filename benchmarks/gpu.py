@@ -14,7 +14,8 @@ Three parts, each side by side in one run:
   trains to the end, so the runs do the same work per trial), while ``nvidia-smi`` samples GPU 0
   every ``--sample-ms``: sweep wall, trials/min, optimizer steps/s summed over trials, mean and
   median utilization, share of samples with a kernel running, peak memory; throughput relative
-  to the first value.
+  to the first value. Run it with one GPU visible (``CUDA_VISIBLE_DEVICES=0``): with more, Ray
+  spreads the trials over them and GPU 0's utilization no longer describes the sweep.
 * **Monitor on CUDA** (``monitor``): ``benchmarks/health_overhead.py --device cuda`` in its
   ``clip`` mode (what the Trainer does) and ``own`` mode.
 
@@ -96,9 +97,7 @@ def parse_fractions(text: str) -> list[float]:
         if not 0 < value <= 1:
             raise ValueError(f"--gpus-per-trial: {value:g} is outside (0, 1] (one GPU is shared by 1/value trials)")
         values.append(value)
-    if not values:
-        raise ValueError("--gpus-per-trial: give at least one value in (0, 1]")
-    return values
+    return values  # never empty: "" splits into [""], which is not a number
 
 
 def peak_overlap(spans: Sequence[tuple[float, float]]) -> int:
@@ -212,8 +211,8 @@ def sweep_part(
                 trials = optuna.load_study(study_name="gpu", storage=url).get_trials(deepcopy=False)
                 steps = sum(record_from_trial(t).steps for t in trials)
                 if summary.failed:
-                    raise GpuBenchError(f"--gpus-per-trial {fraction:g}: {summary.failed} trial(s) failed; "
-                                        f"see `gradsweep status --storage {url} --study gpu`")  # fmt: skip
+                    raise GpuBenchError(f"--gpus-per-trial {fraction:g}: {summary.failed} trial(s) failed; see why with "
+                                        f"`gradsweep launch {objective} --scale {scale} -n 1 --gpus-per-trial {fraction:g}`")  # fmt: skip
                 spans = [(t.datetime_start.timestamp(), t.datetime_complete.timestamp()) for t in trials
                          if t.datetime_start is not None and t.datetime_complete is not None]  # fmt: skip
                 fig = SweepFigure(fraction, peak_overlap(spans), len(trials), steps, wall,
