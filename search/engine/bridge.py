@@ -115,7 +115,10 @@ class StudyBridge:
         self._errors: dict[str, str] = {}
 
     # --- helpers ------------------------------------------------------------------------
-    def _write(self, fn: Callable[[], _T]) -> _T:
+    def _retry(self, fn: Callable[[], _T]) -> _T:
+        """One storage operation (a write, a read, or a sampler or pruner call that reads the
+        study), retried on ``StorageInternalError``: a dropped connection or a database restart
+        mid-sweep costs a pause, not the sweep."""
         return with_retries(fn, retry_on=_RETRY_ON)
 
     @property
@@ -146,14 +149,15 @@ class StudyBridge:
             self._asked += 1
             trial = self.study.ask()  # not retried: a retry could create a second trial
             try:
-                params = suggest(self.space, trial)
+                # the sampler reads the study; a retry keeps the params already stored for this trial
+                params = self._retry(lambda t=trial: suggest(self.space, t))
                 config = resolve(self.space, params, scale=self.scale, seed=self.seed)
             except ValueError as exc:  # SpaceError: a combination the space's rules refuse
                 self._tell(trial, failed(f"invalid config: {str(exc).splitlines()[0]}"))
                 continue
             config_dict = config.to_dict()
-            self._write(lambda t=trial, c=config_dict: t.set_user_attr(CONFIG, c))
-            self._write(lambda t=trial: t.set_user_attr(RAY_TRIAL_ID, ray_trial_id))
+            self._retry(lambda t=trial, c=config_dict: t.set_user_attr(CONFIG, c))
+            self._retry(lambda t=trial: t.set_user_attr(RAY_TRIAL_ID, ray_trial_id))
             self._live[ray_trial_id] = _Live(trial, config.health.history)
             self.tally.running += 1
             return {R_TRIAL: trial.number, C_CONFIG: config_dict, C_OBJECTIVE: self.objective, C_DEVICE: self.device}
@@ -166,7 +170,7 @@ class StudyBridge:
             return
         live.last_health_step = report.step
         tid = live.trial._trial_id
-        live.health_history = self._write(
+        live.health_history = self._retry(
             lambda: record_health(self.storage, tid, report, limit=live.history_limit, history=live.health_history)
         )
 
@@ -191,13 +195,13 @@ class StudyBridge:
         total = result.get(R_TOTAL)
         if total is not None and int(total) != live.total_steps:
             live.total_steps = int(total)
-            self._write(lambda: live.trial.set_user_attr(TOTAL_STEPS, int(total)))
+            self._retry(lambda: live.trial.set_user_attr(TOTAL_STEPS, int(total)))
         value_f, step_i = float(value), int(step)
         if step_i not in live.reported:  # a retried trial reports its steps again; the first value stays
             live.reported.add(step_i)
-            self._write(lambda: live.trial.report(value_f, step_i))
-        frozen = self._write(lambda: self.storage.get_trial(live.trial._trial_id))
-        decision = self.decider.decide(self.study, frozen)
+            self._retry(lambda: live.trial.report(value_f, step_i))
+        frozen = self._retry(lambda: self.storage.get_trial(live.trial._trial_id))
+        decision = self._retry(lambda: self.decider.decide(self.study, frozen))  # the base pruner reads the study
         if not decision.prune:
             return False
         kind = str(getattr(decision.kind, "value", decision.kind) or "underperforming")
@@ -213,14 +217,14 @@ class StudyBridge:
     def _tell(self, trial: optuna.Trial, outcome: Outcome) -> None:
         tid = trial._trial_id
         for key, value in outcome.attrs.items():
-            self._write(lambda k=key, v=value: self.storage.set_trial_user_attr(tid, k, v))
+            self._retry(lambda k=key, v=value: self.storage.set_trial_user_attr(tid, k, v))
         state = {
             FinalState.COMPLETE: TrialState.COMPLETE,
             FinalState.PRUNED: TrialState.PRUNED,
             FinalState.FAIL: TrialState.FAIL,
         }[outcome.state]
         values = outcome.value if outcome.state is FinalState.COMPLETE else None
-        self._write(lambda: self.study.tell(trial, values, state=state, skip_if_finished=True))
+        self._retry(lambda: self.study.tell(trial, values, state=state, skip_if_finished=True))
         self.tally.add(trial.number, outcome)
         if (
             self.abort_after
