@@ -24,6 +24,12 @@ from spaces.trial_config import TrialConfig
 # deterministic on one machine (the metric is usually bit-identical); the slack covers float
 # reductions whose order depends on the thread count of the process that ran the trial.
 REPRODUCE_TOLERANCE = 1e-4
+#: What else than the config can move the metric. Measured in the sixth session: a seeded
+#: segmentation run took another path with oneDNN's AVX-512 kernels than with its AVX2 ones.
+MISMATCH_HINT = (
+    "(same seed and scale? a GPU, or a CPU with other vector instructions, e.g. AVX-512 vs AVX2, "
+    "runs other kernels and can change the metric)"
+)
 _RANK = {"healthy": 0, "warning": 1, "unstable": 2}
 _KEY_METRICS = 10
 
@@ -211,4 +217,6 @@ def _print(r: dict[str, Any]) -> None:
         word = "reproduces" if rep["reproduced"] else "does NOT reproduce"
         line = (f"{word} trial #{rep['trial']} of study {rep['study']}: expected {rep['expected']:.6g}, "
                 f"|diff| {rep['abs_diff']:.2g} (tolerance {rep['tolerance']:g})")
+        if not rep["reproduced"]:
+            line += f" {MISMATCH_HINT}"
         (console if rep["reproduced"] else console_err).print(line, highlight=False, soft_wrap=True, markup=False)

@@ -84,6 +84,21 @@ def test_export_then_try_reproduces_the_metric(gradsweep: Callable, swept: tuple
     assert "health/encoder/grad_norm_pre" in result["metrics"]
 
 
+def test_a_value_that_does_not_reproduce_is_said_on_stderr(gradsweep: Callable, swept: tuple[str, str, Path]) -> None:
+    url, spec, root = swept
+    out = root / "best_for_mismatch.yaml"
+    assert gradsweep("export", "--storage", url, "--out", out).code == 0
+    doctored = TrialConfig.load(out)
+    expected = doctored.provenance["value"] + 0.5  # as if the exported run had ended elsewhere
+    doctored = TrialConfig.from_dict({**doctored.to_dict(), "provenance": {**doctored.provenance, "value": expected}})
+    path = root / "doctored.yaml"
+    path.write_text(doctored.to_yaml())
+    ran = gradsweep("try", "--config", path, "--objective", spec)
+    # the run itself succeeded; the mismatch and what can cause it are on stderr, one line
+    assert ran.code == 0 and "does NOT reproduce trial #" in ran.err and "|diff| 0.5" in ran.err
+    assert "AVX-512 vs AVX2" in ran.err and ran.err.count("\n") == 1 and "reproduces" not in ran.out
+
+
 def test_try_table_output(gradsweep: Callable, swept: tuple[str, str, Path]) -> None:
     _, spec, root = swept
     config = root / "plain.yaml"
