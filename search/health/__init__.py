@@ -13,17 +13,28 @@ Re-exports the public API; one idea per module:
 
 from __future__ import annotations
 
-from search.health.attrs import (
-    HEALTH_HISTORY,
-    HEALTH_LATEST,
-    read_health,
-    record_health,
-    write_health_attrs,
-)
-from search.health.monitor import HealthMonitor
-from search.health.rules import RuleContext, RuleResult, evaluate
-from search.health.verdict import HealthReport, PruneKind, Verdict, worst
+import importlib
+from typing import TYPE_CHECKING, Any
 
+if TYPE_CHECKING:
+    from search.health.attrs import (
+        HEALTH_HISTORY,
+        HEALTH_LATEST,
+        read_health,
+        record_health,
+        write_health_attrs,
+    )
+    from search.health.monitor import HealthMonitor
+    from search.health.rules import RuleContext, RuleResult, evaluate
+    from search.health.verdict import HealthReport, PruneKind, Verdict, worst
+
+# Loaded on first use (PEP 562): the monitor imports torch (~1.5 s), and the CLI's study commands
+# and the driver's pruner need only the attrs and verdicts.
+_EXPORTS = {
+    "HEALTH_HISTORY": "attrs", "HEALTH_LATEST": "attrs", "read_health": "attrs", "record_health": "attrs",
+    "write_health_attrs": "attrs", "HealthMonitor": "monitor", "RuleContext": "rules", "RuleResult": "rules",
+    "evaluate": "rules", "HealthReport": "verdict", "PruneKind": "verdict", "Verdict": "verdict", "worst": "verdict",
+}  # fmt: skip
 __all__ = [
     "HEALTH_HISTORY",
     "HEALTH_LATEST",
@@ -39,3 +50,12 @@ __all__ = [
     "worst",
     "write_health_attrs",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'search.health' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"search.health.{module}"), name)
+    globals()[name] = value
+    return value
