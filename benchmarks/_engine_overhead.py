@@ -89,7 +89,7 @@ class SweepTiming:
         return (self.wall_s - self.train_s) / self.n_trials
 
 
-def _open_spans(url: str, study: str) -> list[tuple[float, float]]:
+def open_spans(url: str, study: str) -> list[tuple[float, float]]:
     """``(datetime_start, datetime_complete)`` as POSIX seconds for each finished trial, by number."""
     trials = sorted(optuna.load_study(study_name=study, storage=url).get_trials(deepcopy=False), key=lambda t: t.number)
     return [(t.datetime_start.timestamp(), t.datetime_complete.timestamp()) for t in trials
@@ -131,7 +131,7 @@ def time_engine(
         optimize_local(space, n_trials, f"sqlite:///{root}/local.db", study="local", objective=TIMED_SPEC,
                        scale=scale, pruner="none", seed=0, device="cpu")  # fmt: skip
         local = SweepTiming("plain Optuna (optimize_local)", n_trials, time.monotonic() - t0,
-                            *read_times(root / "local.txt"), _open_spans(f"sqlite:///{root}/local.db", "local"))  # fmt: skip
+                            *read_times(root / "local.txt"), open_spans(f"sqlite:///{root}/local.db", "local"))  # fmt: skip
         times = root / "ray.txt"  # set before Ray starts: its workers inherit the environment then
         os.environ[TIMES_ENV] = str(times)
         t0 = time.monotonic()
@@ -152,7 +152,7 @@ def time_engine(
                 wall = time.monotonic() - t0
                 train, report = read_times(times)
                 engines.append(SweepTiming(f"gradsweep engine (Ray Tune, --checkpoint-every {every:g})", n_trials,
-                                           wall, train[done:], report[done:], _open_spans(url, "ray")))  # fmt: skip
+                                           wall, train[done:], report[done:], open_spans(url, "ray")))  # fmt: skip
         finally:
             stop_ray(True)
             for key in (INNER_ENV, TIMES_ENV):

@@ -186,6 +186,7 @@ def sweep_part(
         raise GpuBenchError("the sweep part needs Ray (pip install -e .); pass --skip-sweep to leave it out") from None
     import optuna
 
+    from benchmarks._engine_overhead import open_spans
     from benchmarks._engine_runs import record_from_trial
     from benchmarks._ray_local import start_local_ray
     from search.engine.launcher import LaunchRequest, launch
@@ -213,9 +214,7 @@ def sweep_part(
                 if summary.failed:
                     raise GpuBenchError(f"--gpus-per-trial {fraction:g}: {summary.failed} trial(s) failed; see why with "
                                         f"`gradsweep launch {objective} --scale {scale} -n 1 --gpus-per-trial {fraction:g}`")  # fmt: skip
-                spans = [(t.datetime_start.timestamp(), t.datetime_complete.timestamp()) for t in trials
-                         if t.datetime_start is not None and t.datetime_complete is not None]  # fmt: skip
-                fig = SweepFigure(fraction, peak_overlap(spans), len(trials), steps, wall,
+                fig = SweepFigure(fraction, peak_overlap(open_spans(url, "gpu")), len(trials), steps, wall,
                                   summarize(smi.samples, index=0))  # fmt: skip
                 figures.append(fig)
                 print(f"[sweep] --gpus-per-trial {fraction:g}: {fig.trials} trials ({fig.concurrency} at most at once) in {wall:.1f} s = "
