@@ -16,8 +16,8 @@ SWEEP_ARGS   ?=
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-# Re-installs only when pyproject.toml changes; torch first, pinned, so pip never pulls CUDA wheels.
-$(STAMP): $(PY) pyproject.toml
+# Re-installs only when pyproject.toml or setup.py changes; torch first, pinned, so pip never pulls CUDA wheels.
+$(STAMP): $(PY) pyproject.toml setup.py
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet "torch==$(TORCH_VERSION)"
 	$(PY) -m pip install --quiet -e ".[dev]"
 	@touch $(STAMP)

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from objectives.api import Reporter, forward_total_steps
+from gradsweep.objectives.api import Reporter
 
 DIRECTIONS = ("maximize", "minimize")
 
@@ -98,10 +98,10 @@ def record_from_dict(data: dict[str, Any]) -> TrialRecord:
 
 
 class CountingReporter:
-    """Wraps any :class:`objectives.api.Reporter`: records every report, then forwards it.
+    """Wraps any :class:`gradsweep.objectives.api.Reporter`: records every report, then forwards it.
 
     The record is written before the inner reporter runs, so a report that prunes (raises
-    :class:`objectives.api.TrialPruned`) is counted too.
+    :class:`gradsweep.objectives.api.TrialPruned`) is counted too.
 
     Args:
         inner: the reporter to forward to (None records only).
@@ -122,7 +122,7 @@ class CountingReporter:
     def declare_total_steps(self, total: int) -> None:
         """Forwarded to the inner reporter, unless ``declare_total`` is off (the final-report guard's ablation)."""
         if self.declare_total:
-            forward_total_steps(self.inner, total)
+            self.inner.declare_total_steps(total)
 
     @property
     def steps(self) -> int:

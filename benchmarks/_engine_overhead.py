@@ -20,10 +20,10 @@ import optuna
 
 from benchmarks._ray_local import start_local_ray
 from benchmarks._timed_objective import INNER_ENV, TIMES_ENV
-from search.engine.launcher import LaunchRequest, launch
-from search.engine.local import optimize_local
-from search.engine.ray_runtime import DEFAULT_CHECKPOINT_EVERY_S, Resources, start_ray, stop_ray
-from spaces.space import SearchSpace
+from gradsweep.search.engine.launcher import LaunchRequest, launch
+from gradsweep.search.engine.local import optimize_local
+from gradsweep.search.engine.ray_runtime import DEFAULT_CHECKPOINT_EVERY_S, Resources, start_ray, stop_ray
+from gradsweep.spaces.space import SearchSpace
 
 TIMED_SPEC = f"{Path(__file__).resolve().parent / '_timed_objective.py'}:run"
 

@@ -1,9 +1,9 @@
 """gradsweep itself in the search-efficiency benchmark: TPE + HealthPruner(catchup) under Ray Tune.
 
 The run is put together from the same engine parts as ``gradsweep launch``
-(:func:`search.engine.launcher.launch`): the study with its attrs, a
-:class:`~search.engine.bridge.StudyBridge` whose decider is ``make_decider(DEFAULT_PRUNER)`` (the health
-pruner over the default base pruner), and :func:`search.engine.runner.run_trials` (the
+(:func:`gradsweep.search.engine.launcher.launch`): the study with its attrs, a
+:class:`~gradsweep.search.engine.bridge.StudyBridge` whose decider is ``make_decider(DEFAULT_PRUNER)`` (the health
+pruner over the default base pruner), and :func:`gradsweep.search.engine.runner.run_trials` (the
 ``PruningScheduler``, ``StudySearcher`` and ``gradsweep_trainable`` on Ray Tune). The only
 addition is :class:`BudgetBridge`, which stops asking for trials once the reported steps reach
 the budget (``launch`` counts trials, not steps). Records are read back from the study.
@@ -21,15 +21,15 @@ from optuna.trial import FrozenTrial, TrialState
 
 from benchmarks._common import Report, TrialRecord
 from benchmarks._optuna_runs import RunSpec
-from search.engine.algorithms import DEFAULT_PRUNER, make_base_pruner, make_sampler
-from search.engine.bridge import StudyBridge
-from search.engine.launcher import make_decider
-from search.engine.outcome import R_STEP
-from search.engine.ray_runtime import Resources, start_ray
-from search.engine.runner import run_trials
-from search.engine.storage import open_storage
-from search.engine.study import create_or_load, study_attrs
-from search.health.attrs import HEALTH_HISTORY
+from gradsweep.search.engine.algorithms import DEFAULT_PRUNER, make_base_pruner, make_sampler
+from gradsweep.search.engine.bridge import StudyBridge
+from gradsweep.search.engine.launcher import make_decider
+from gradsweep.search.engine.outcome import R_STEP
+from gradsweep.search.engine.ray_runtime import Resources, start_ray
+from gradsweep.search.engine.runner import run_trials
+from gradsweep.search.engine.storage import open_storage
+from gradsweep.search.engine.study import create_or_load, study_attrs
+from gradsweep.search.health_attrs import HEALTH_HISTORY
 
 
 class BudgetBridge(StudyBridge):

@@ -1,8 +1,8 @@
 """Plain-Optuna methods of the search-efficiency benchmark (``study.optimize`` in this process).
 
 Each run samples the space with the same TPE sampler gradsweep uses
-(:func:`search.engine.algorithms.make_sampler`), reports through a :class:`CountingReporter`
-wrapped around :class:`objectives.api.OptunaReporter` (so the study's pruner decides), and stops
+(:func:`gradsweep.search.engine.algorithms.make_sampler`), reports through a :class:`CountingReporter`
+wrapped around :class:`gradsweep.objectives.api.OptunaReporter` (so the study's pruner decides), and stops
 once the trials have consumed the step budget.
 """
 
@@ -15,11 +15,12 @@ from typing import Any
 import optuna
 
 from benchmarks._common import CountingReporter, TrialRecord
-from objectives.api import NullReporter, OptunaReporter, TrialContext, TrialPruned, run_objective
-from objectives.registry import load_objective
-from search.engine.algorithms import make_sampler
-from spaces.sampling import resolve, suggest
-from spaces.space import SearchSpace
+from gradsweep.objectives.api import NullReporter, TrialContext, TrialPruned, run_objective
+from gradsweep.objectives.registry import load_objective
+from gradsweep.search.engine.algorithms import make_sampler
+from gradsweep.search.engine.optuna_reporter import OptunaReporter
+from gradsweep.spaces.sampling import resolve, suggest
+from gradsweep.spaces.space import SearchSpace
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def run_optuna(
     ``sampler`` replaces gradsweep's TPE (``make_sampler("tpe", seed=spec.seed)``).
 
     ``declare_total=False`` keeps ``gradsweep.total_steps`` off the trials, which turns off
-    :class:`search.pruner.HealthPruner`'s final-report guard (Optuna's own pruners never read it).
+    :class:`gradsweep.search.pruner.HealthPruner`'s final-report guard (Optuna's own pruners never read it).
 
     Returns:
         The trials in the order they finished.

@@ -24,10 +24,10 @@ from ray.tune.stopper import Stopper
 
 from benchmarks._common import CountingReporter, Report, TrialRecord
 from benchmarks._optuna_runs import RunSpec
-from objectives.api import TrialContext, run_objective
-from objectives.registry import load_objective
-from spaces.sampling import active_knobs, distributions
-from spaces.space import SearchSpace
+from gradsweep.objectives.api import TrialContext, run_objective
+from gradsweep.objectives.registry import load_objective
+from gradsweep.spaces.sampling import active_knobs, distributions
+from gradsweep.spaces.space import SearchSpace
 
 
 def tune_domain(dist: optuna.distributions.BaseDistribution) -> Any:
@@ -73,7 +73,7 @@ class _TuneReporter:
 
 def bench_trainable(config: dict[str, Any], space: SearchSpace, scale: str, config_seed: int) -> None:
     """Ray Tune function trainable: run the space's objective on the sampled parameters."""
-    from spaces.sampling import resolve
+    from gradsweep.spaces.sampling import resolve
 
     params = active_params(space, config)
     trial_config = resolve(space, params, scale=scale, seed=config_seed)

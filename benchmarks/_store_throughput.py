@@ -21,7 +21,7 @@ from typing import Any
 
 import optuna
 
-from search.engine.storage import open_storage
+from gradsweep.search.engine.storage import open_storage
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/{name}"

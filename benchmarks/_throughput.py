@@ -18,11 +18,11 @@ from dataclasses import dataclass
 
 import torch
 
-from objectives.api import NullReporter, TrialContext, run_objective
-from objectives.registry import load_objective
-from search.cli.try_ import recommended_config
-from search.health import HealthReport
-from spaces.trial_config import TrialConfig
+from gradsweep.objectives.api import NullReporter, TrialContext, run_objective
+from gradsweep.objectives.health import HealthReport
+from gradsweep.objectives.registry import load_objective
+from gradsweep.search.cli.try_ import recommended_config
+from gradsweep.spaces.trial_config import TrialConfig
 
 
 class TimedReporter(NullReporter):

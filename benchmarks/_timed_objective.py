@@ -18,9 +18,9 @@ import os
 import time
 from typing import Any
 
-from objectives.api import Reporter, TrialContext
-from objectives.registry import load_objective
-from spaces.trial_config import TrialConfig
+from gradsweep.objectives.api import Reporter, TrialContext
+from gradsweep.objectives.registry import load_objective
+from gradsweep.spaces.trial_config import TrialConfig
 
 TIMES_ENV = "GRADSWEEP_BENCH_TIMES"
 INNER_ENV = "GRADSWEEP_BENCH_INNER"

@@ -49,7 +49,7 @@ import torch  # noqa: E402
 
 from benchmarks._gpu_sampler import GpuBenchError, SmiSampler, UtilSummary, smi_command, summarize  # noqa: E402
 from benchmarks._throughput import Throughput, measure  # noqa: E402
-from objectives.registry import BUILTINS  # noqa: E402
+from gradsweep.objectives.registry import BUILTINS  # noqa: E402
 
 FP32 = "none"
 
@@ -189,9 +189,9 @@ def sweep_part(
     from benchmarks._engine_overhead import open_spans
     from benchmarks._engine_runs import record_from_trial
     from benchmarks._ray_local import start_local_ray
-    from search.engine.launcher import LaunchRequest, launch
-    from search.engine.ray_runtime import Resources, stop_ray
-    from spaces.space import load_space
+    from gradsweep.search.engine.launcher import LaunchRequest, launch
+    from gradsweep.search.engine.ray_runtime import Resources, stop_ray
+    from gradsweep.spaces.space import load_space
 
     command = list(sampler_command) if sampler_command is not None else smi_command(sample_ms)
     figures: list[SweepFigure] = []

@@ -10,8 +10,8 @@ Each monitored block of ``k`` steps contains exactly one health check, so checks
 
 Modes:
     own   the monitor measures the gradient norms itself (no ClipResult): the worst case.
-    clip  (default) both loops clip with ``spaces.apply.Clipper`` and the monitor reuses its
-          ClipResult: what ``objectives.api.Trainer`` does, so this is the marginal cost of monitoring.
+    clip  (default) both loops clip with ``gradsweep.spaces.apply.Clipper`` and the monitor reuses its
+          ClipResult: what ``gradsweep.objectives.api.Trainer`` does, so this is the marginal cost of monitoring.
 
 Usage::
 
@@ -32,10 +32,10 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from search.health import HealthMonitor
-from spaces.apply import Clipper, build_optimizer
-from spaces.health import HealthConfig
-from spaces.trial_config import ClipConfig, TowerConfig, TrialConfig
+from gradsweep.objectives.health import HealthMonitor
+from gradsweep.spaces.apply import Clipper, build_optimizer
+from gradsweep.spaces.health import HealthConfig
+from gradsweep.spaces.trial_config import ClipConfig, TowerConfig, TrialConfig
 
 
 class TinyLM(nn.Module):

@@ -41,8 +41,8 @@ import torch  # noqa: E402
 from benchmarks import health_overhead  # noqa: E402
 from benchmarks._engine_overhead import time_engine  # noqa: E402
 from benchmarks._store_throughput import StoreResult, fresh_postgres, run_store  # noqa: E402
-from search.engine.ray_runtime import DEFAULT_CHECKPOINT_EVERY_S  # noqa: E402
-from spaces.space import load_space  # noqa: E402
+from gradsweep.search.engine.ray_runtime import DEFAULT_CHECKPOINT_EVERY_S  # noqa: E402
+from gradsweep.spaces.space import load_space  # noqa: E402
 
 DEFAULT_SPACE = REPO / "benchmarks" / "spaces" / "multitower_bench.yaml"
 _RATIO = re.compile(r"health overhead ratio: ([0-9.]+)")

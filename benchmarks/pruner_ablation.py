@@ -71,10 +71,10 @@ from benchmarks._common import TrialRecord, best_at_budget, median_or_inf, ratio
 from benchmarks._efficiency_report import false_prunes, method_stats, table  # noqa: E402
 from benchmarks._optuna_runs import Rerunner, RunSpec, run_optuna  # noqa: E402
 from benchmarks.search_efficiency import add_problem_args, calibrate  # noqa: E402
-from search.catchup import CatchUpPruner  # noqa: E402
-from search.engine.algorithms import make_sampler  # noqa: E402
-from search.pruner import HealthPruner  # noqa: E402
-from spaces.space import load_space  # noqa: E402
+from gradsweep.search.catchup import CatchUpPruner  # noqa: E402
+from gradsweep.search.engine.algorithms import make_sampler  # noqa: E402
+from gradsweep.search.pruner import HealthPruner  # noqa: E402
+from gradsweep.spaces.space import load_space  # noqa: E402
 
 
 def _survivors(quantile: float = 0.75, **kwargs: float) -> CatchUpPruner:

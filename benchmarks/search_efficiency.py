@@ -60,11 +60,11 @@ from benchmarks._common import (  # noqa: E402
 )
 from benchmarks._efficiency_report import MethodStats, false_prunes, method_stats, plot_curves, table  # noqa: E402
 from benchmarks._optuna_runs import Rerunner, RunSpec, run_optuna  # noqa: E402
-from objectives.api import TrialContext, run_objective  # noqa: E402
-from objectives.registry import load_objective  # noqa: E402
-from search.engine.algorithms import DEFAULT_PRUNER  # noqa: E402
-from spaces.sampling import resolve, suggest  # noqa: E402
-from spaces.space import SearchSpace, load_space  # noqa: E402
+from gradsweep.objectives.api import TrialContext, run_objective  # noqa: E402
+from gradsweep.objectives.registry import load_objective  # noqa: E402
+from gradsweep.search.engine.algorithms import DEFAULT_PRUNER  # noqa: E402
+from gradsweep.spaces.sampling import resolve, suggest  # noqa: E402
+from gradsweep.spaces.space import SearchSpace, load_space  # noqa: E402
 
 DEFAULT_SPACE = REPO / "benchmarks" / "spaces" / "multitower_bench.yaml"
 DEFAULT_PLOT = REPO / "benchmarks" / "figures" / "search_efficiency.png"
@@ -126,7 +126,7 @@ def _start_ray() -> None:
     import benchmarks._common
     import benchmarks._ray_runs
     from benchmarks._ray_local import start_local_ray
-    from search.engine.ray_runtime import Resources, start_ray
+    from gradsweep.search.engine.ray_runtime import Resources, start_ray
 
     for module in (benchmarks._common, benchmarks._ray_runs):  # workers need not import `benchmarks`
         ray.cloudpickle.register_pickle_by_value(module)

@@ -1,6 +1,6 @@
 """Dual-tower video/text retrieval with symmetric InfoNCE and a learnable temperature (seed 000).
 
-Data: clips of scikit-learn digits moving or rotating (:mod:`objectives.data.digits_clips`)
+Data: clips of scikit-learn digits moving or rotating (:mod:`gradsweep.objectives.data.digits_clips`)
 with template captions. Towers (the module names the presets' patterns match):
 
 ================================  =========================================================
@@ -29,10 +29,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from objectives.api import TrialContext
-from objectives.data.captions import Tokenizer
-from objectives.data.digits_clips import Clips, ClipSpec, make_clips
-from spaces.trial_config import TrialConfig
+from gradsweep.objectives.api import TrialContext
+from gradsweep.objectives.data.captions import Tokenizer
+from gradsweep.objectives.data.digits_clips import Clips, ClipSpec, make_clips
+from gradsweep.spaces.trial_config import TrialConfig
 
 METRICS = tuple(f"{m}_{d}" for d in ("v2t", "t2v") for m in ("recall_at_1", "recall_at_5", "ndcg_at_5"))
 DEFAULT_METRIC = "recall_at_5_v2t"
@@ -200,7 +200,7 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
 
     Raises:
         ValueError: if the metric is not one of :data:`METRICS`.
-        objectives.api.TrialPruned: when the reporter prunes the trial.
+        gradsweep.objectives.api.TrialPruned: when the reporter prunes the trial.
     """
     metric = config.metric.name if config.metric.name in METRICS else None
     if metric is None:

@@ -25,9 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from objectives.api import TrialContext
-from objectives.data.digits_views import Digits, augment, load_digits, split, subsample
-from spaces.trial_config import TrialConfig
+from gradsweep.objectives.api import TrialContext
+from gradsweep.objectives.data.digits_views import Digits, augment, load_digits, split, subsample
+from gradsweep.spaces.trial_config import TrialConfig
 
 METRICS = ("accuracy",)
 DEFAULT_METRIC = "accuracy"

@@ -28,9 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from objectives.api import TrialContext
-from objectives.data.digits_views import load_digits, split, subsample, two_views
-from spaces.trial_config import TrialConfig
+from gradsweep.objectives.api import TrialContext
+from gradsweep.objectives.data.digits_views import load_digits, split, subsample, two_views
+from gradsweep.spaces.trial_config import TrialConfig
 
 METRICS = ("knn_accuracy",)
 DEFAULT_METRIC = "knn_accuracy"

@@ -38,11 +38,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from objectives.api import TrialContext
-from objectives.contrastive import retrieval_metrics
-from objectives.data.captions import Tokenizer, digit_caption
-from objectives.data.digits_clips import SIDE, digit_images
-from spaces.trial_config import TrialConfig
+from gradsweep.objectives.api import TrialContext
+from gradsweep.objectives.contrastive import retrieval_metrics
+from gradsweep.objectives.data.captions import Tokenizer, digit_caption
+from gradsweep.objectives.data.digits_clips import SIDE, digit_images
+from gradsweep.spaces.trial_config import TrialConfig
 
 PAIRS = (("i2c", 0, 2), ("r2c", 1, 2), ("i2r", 0, 1))
 METRICS = (
@@ -211,7 +211,7 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
 
     Raises:
         ValueError: for an unknown metric or ``loss_variant``.
-        objectives.api.TrialPruned: when the reporter prunes the trial.
+        gradsweep.objectives.api.TrialPruned: when the reporter prunes the trial.
     """
     if config.metric.name not in METRICS:
         raise ValueError(f"metric.name must be one of {', '.join(METRICS)} but got {config.metric.name!r}")

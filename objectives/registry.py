@@ -22,8 +22,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from objectives.api import Objective
-from search.errors import UserError
+from gradsweep.errors import UserError
+from gradsweep.objectives.api import Objective
 
 BUILTINS: tuple[str, ...] = ("contrastive", "moco", "finetune", "multitower", "segmentation")
 _FORMS = "a built-in name, package.module:function, or path/to/file.py:function"
@@ -49,7 +49,7 @@ def builtin_module(name: str) -> ModuleType:
     """
     if name not in BUILTINS:
         raise UserError(f"unknown objective {name!r}; built-ins are: {', '.join(BUILTINS)}; or give {_FORMS}")
-    return importlib.import_module(f"objectives.{name}")
+    return importlib.import_module(f"gradsweep.objectives.{name}")
 
 
 def describe(name: str) -> ObjectiveInfo:

@@ -3,7 +3,7 @@
 Model: a small U-Net whose encoder is the ``backbone`` tower and whose upsampling path and
 1x1 output convolution are the ``decoder`` tower (parameter names ``backbone.*``,
 ``decoder.*``). Data: procedurally generated camouflaged-object images with masks
-(:mod:`objectives.data.camouflage`). Loss: BCE + soft Dice. Stage 1 trains the decoder only;
+(:mod:`gradsweep.objectives.data.camouflage`). Loss: BCE + soft Dice. Stage 1 trains the decoder only;
 stage 2 trains everything with the stage's LR multipliers (seed 004's fix: 0.5 for the decoder,
 0.05 for the backbone), the clip threshold from ``clip.max_norm`` and the GradScaler settings
 from ``amp.scaler``.
@@ -29,9 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from objectives.api import TrialContext
-from objectives.data.camouflage import make_camouflage
-from spaces.trial_config import TrialConfig
+from gradsweep.objectives.api import TrialContext
+from gradsweep.objectives.data.camouflage import make_camouflage
+from gradsweep.spaces.trial_config import TrialConfig
 
 METRICS = ("iou", "dice")
 DEFAULT_METRIC = "iou"

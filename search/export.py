@@ -1,7 +1,7 @@
 """Export the best trial(s) of a study as resolved ``TrialConfig`` files with provenance.
 
 The file is what ``gradsweep try --config``, ``gradsweep launch --baseline`` and user code
-read back with :meth:`spaces.trial_config.TrialConfig.load`::
+read back with :meth:`gradsweep.spaces.trial_config.TrialConfig.load`::
 
     config:        # the best trial's TrialConfig (params and provenance included)
       objective: contrastive
@@ -34,13 +34,13 @@ import yaml
 from optuna.trial import FrozenTrial
 from pydantic import ValidationError
 
-from search import attrs as _keys
-from search.errors import UserError
-from search.version import __version__
-from search.views.store import mask_url
-from search.views.summary import study_direction
-from search.views.trials import best_trials, trial_value
-from spaces.trial_config import TrialConfig
+from gradsweep.errors import UserError
+from gradsweep.search import attrs as _keys
+from gradsweep.search.views.store import mask_url
+from gradsweep.search.views.summary import study_direction
+from gradsweep.search.views.trials import best_trials, trial_value
+from gradsweep.spaces.trial_config import TrialConfig
+from gradsweep.version import __version__
 
 
 class ExportFormat(StrEnum):

@@ -7,11 +7,11 @@ not a failed first trial.
 
 from __future__ import annotations
 
-from spaces.apply import match_parameters
-from spaces.params import CategoricalParam, FixedParam, FloatParam, IntParam
-from spaces.sampling import check_params, resolve, searched_knobs
-from spaces.space import SearchSpace, SpaceError
-from spaces.trial_config import TrialConfig
+from gradsweep.spaces.apply import match_parameters
+from gradsweep.spaces.params import CategoricalParam, FixedParam, FloatParam, IntParam
+from gradsweep.spaces.sampling import check_params, resolve, searched_knobs
+from gradsweep.spaces.space import SearchSpace, SpaceError
+from gradsweep.spaces.trial_config import TrialConfig
 
 
 def probe_config(space: SearchSpace) -> TrialConfig:
@@ -40,7 +40,7 @@ def tower_errors(space: SearchSpace, objective: str | None = None) -> list[str]:
     Returns:
         One line per problem, each starting with ``towers:``; empty when all is well.
     """
-    from objectives.registry import BUILTINS, builtin_module
+    from gradsweep.objectives.registry import BUILTINS, builtin_module
 
     name = objective or space.objective
     if name not in BUILTINS:

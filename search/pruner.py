@@ -2,7 +2,7 @@
 
 The health verdict reaches the pruner through the trial's user attrs (Contract 4:
 ``gradsweep.health.latest`` / ``gradsweep.health.history``, written by
-:func:`search.health.write_health_attrs`), so the same pruner works in a plain
+:func:`gradsweep.search.health.write_health_attrs`), so the same pruner works in a plain
 ``study.optimize`` and on a Ray Tune driver. A prune stores ``gradsweep.prune.kind``
 (``unstable`` | ``underperforming``), ``gradsweep.prune.reason`` and ``gradsweep.prune.step`` on the trial.
 
@@ -11,7 +11,7 @@ Decision order in :meth:`HealthPruner.decide`:
 1. the latest health report is UNSTABLE (and the trial's ``gradsweep.config`` does not set
    ``health.prune_on_unstable: false``) -> prune, kind ``unstable``, the rules' reasons;
 2. the report is the trial's last (its step reaches ``gradsweep.total_steps - 1``: the last
-   step counted from 0 or 1; :meth:`objectives.api.TrialContext.trainer` declares the total) -> keep: the value is the trial's
+   step counted from 0 or 1; :meth:`gradsweep.objectives.api.TrialContext.trainer` declares the total) -> keep: the value is the trial's
    result, and stopping now would save no step but throw the result away (Optuna's pruners
    judge that report like any other: without this guard, 12 of 75 prunes of a benchmark run
    were at the final report, and the guard cut that run's false prunes from 8 to 1; see
@@ -51,10 +51,11 @@ from optuna.pruners import BasePruner, PercentilePruner
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from search.attrs import TOTAL_STEPS
-from search.catchup import CatchUpPruner
-from search.health.attrs import CONFIG, PRUNE_KIND, PRUNE_REASON, PRUNE_STEP, read_health
-from search.health.verdict import PruneKind, Verdict
+from gradsweep.objectives.health.verdict import Verdict
+from gradsweep.objectives.pruned import PruneKind
+from gradsweep.search.attrs import TOTAL_STEPS
+from gradsweep.search.catchup import CatchUpPruner
+from gradsweep.search.health_attrs import CONFIG, PRUNE_KIND, PRUNE_REASON, PRUNE_STEP, read_health
 
 __all__ = ["DEFAULT_N_STARTUP_TRIALS", "HealthPruner", "PruneDecision", "PruneKind", "finite_view"]
 
@@ -96,7 +97,7 @@ class HealthPruner(BasePruner):
     Args:
         base_pruner: an Optuna pruner (Median, Percentile, Hyperband, SuccessiveHalving,
             Wilcoxon, Patient, Threshold, Nop, ...); default
-            :class:`~search.catchup.CatchUpPruner` with ``n_startup_trials=5``.
+            :class:`~gradsweep.search.catchup.CatchUpPruner` with ``n_startup_trials=5``.
         prune_on_unstable: prune on an UNSTABLE verdict; a trial's ``gradsweep.config`` with
             ``health.prune_on_unstable: false`` overrides it for that trial.
         min_reports: finite reports a trial must have made before the base pruner judges it

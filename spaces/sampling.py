@@ -25,9 +25,9 @@ from typing import Any
 import optuna
 from pydantic import BaseModel, ValidationError
 
-from spaces.params import CategoricalParam, FixedParam, FloatParam, IntParam, Scalar, TieParam
-from spaces.space import SearchSpace, SpaceError, format_validation_error
-from spaces.trial_config import TrialConfig
+from gradsweep.spaces.params import CategoricalParam, FixedParam, FloatParam, IntParam, Scalar, TieParam
+from gradsweep.spaces.space import SearchSpace, SpaceError, format_validation_error
+from gradsweep.spaces.trial_config import TrialConfig
 
 # Subtrees that exist only for one value of another knob: path prefix -> (path, value).
 _CONDITIONS: dict[str, tuple[str, str]] = {

@@ -1,7 +1,7 @@
 """The search space a user writes in YAML, validated by Pydantic.
 
-A space mirrors :class:`spaces.trial_config.TrialConfig`, except that every tunable leaf may be
-a knob (:mod:`spaces.params`) instead of a value, tower LRs may be tied to other towers, and a
+A space mirrors :class:`gradsweep.spaces.trial_config.TrialConfig`, except that every tunable leaf may be
+a knob (:mod:`gradsweep.spaces.params`) instead of a value, tower LRs may be tied to other towers, and a
 ``baselines`` section holds named parameter sets (e.g. a seed's "before" and "after" configs)
 that a sweep enqueues first.
 
@@ -23,9 +23,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from spaces.health import HealthConfig
-from spaces.params import TAGS, Knob, LrKnob, Param, Scalar, TieParam
-from spaces.trial_config import MetricConfig, NoDecayRule
+from gradsweep.spaces.health import HealthConfig
+from gradsweep.spaces.params import TAGS, Knob, LrKnob, Param, Scalar, TieParam
+from gradsweep.spaces.trial_config import MetricConfig, NoDecayRule
 
 
 class SpaceError(ValueError):
@@ -272,7 +272,7 @@ def parse_space(data: Any, *, source: str | None = None) -> SearchSpace:
     Raises:
         SpaceError: with one line per problem, each naming the YAML path.
     """
-    from spaces.sampling import probe_errors  # local import: sampling depends on this module
+    from gradsweep.spaces.sampling import probe_errors  # local import: sampling depends on this module
 
     if not isinstance(data, dict):
         raise SpaceError([f"a search space must be a YAML mapping, got {type(data).__name__}"], source)
@@ -292,7 +292,7 @@ def load_space(path_or_preset: str | Path) -> SearchSpace:
     Raises:
         SpaceError: the file is missing, is not YAML, or does not validate.
     """
-    from spaces.presets import list_presets, preset_path
+    from gradsweep.spaces.presets import list_presets, preset_path
 
     text_path = Path(path_or_preset)
     if not text_path.exists():

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from spaces.health import HealthConfig
+from gradsweep.spaces.health import HealthConfig
 
 Scalar = bool | int | float | str
 

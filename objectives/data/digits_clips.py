@@ -3,7 +3,7 @@
 Each clip places one 8x8 digit on an ``S x S`` canvas and, over ``T`` frames, moves it by
 ``speed`` pixels per frame (left, right, up, down) or turns it 90 degrees per frame (clockwise,
 counterclockwise). Each clip has a caption generated from templates with synonyms
-(:mod:`objectives.data.captions`). The class of a clip is ``(digit, motion)``; retrieval
+(:mod:`gradsweep.objectives.data.captions`). The class of a clip is ``(digit, motion)``; retrieval
 counts any caption of the same class as relevant. Train and held-out clips are drawn from
 disjoint digit images, so evaluation sees unseen handwriting. Everything is a pure function
 of the seed.
@@ -22,7 +22,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from objectives.data.captions import MOTIONS, Tokenizer, caption
+from gradsweep.objectives.data.captions import MOTIONS, Tokenizer, caption
 
 SIDE = 8
 

@@ -1,7 +1,7 @@
 """The ``gradsweep`` command line.
 
 Each command lives in its own module and registers itself on :data:`app`;
-:func:`main` turns :class:`search.errors.UserError` (and Pydantic/YAML input errors
+:func:`main` turns :class:`gradsweep.errors.UserError` (and Pydantic/YAML input errors
 raised through it) into one ``error:`` line and exit status 1.
 """
 
@@ -11,17 +11,18 @@ import sys
 
 from rich.markup import escape
 
+from gradsweep.errors import UserError
+
 # Command modules register themselves on `app` when imported.
-from search.cli import dashboard as _dashboard  # noqa: F401
-from search.cli import export as _export  # noqa: F401
-from search.cli import inspect as _inspect  # noqa: F401
-from search.cli import launch as _launch  # noqa: F401
-from search.cli import report as _report  # noqa: F401
-from search.cli import try_ as _try  # noqa: F401
-from search.cli import validate as _validate  # noqa: F401
-from search.cli._app import app, console_err
-from search.errors import UserError
-from spaces.space import SpaceError
+from gradsweep.search.cli import dashboard as _dashboard  # noqa: F401
+from gradsweep.search.cli import export as _export  # noqa: F401
+from gradsweep.search.cli import inspect as _inspect  # noqa: F401
+from gradsweep.search.cli import launch as _launch  # noqa: F401
+from gradsweep.search.cli import report as _report  # noqa: F401
+from gradsweep.search.cli import try_ as _try  # noqa: F401
+from gradsweep.search.cli import validate as _validate  # noqa: F401
+from gradsweep.search.cli._app import app, console_err
+from gradsweep.spaces.space import SpaceError
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-from search.version import __version__
+from gradsweep.version import __version__
 
 app = typer.Typer(
     name="gradsweep",

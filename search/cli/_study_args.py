@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from search.engine.storage import DEFAULT_STORAGE
+from gradsweep.search.engine.storage import DEFAULT_STORAGE
 
 StorageOpt = Annotated[
     str,

@@ -11,11 +11,11 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import optuna
 import typer
 
-from search.cli._app import app, console
-from search.cli._study_args import DEFAULT_STORAGE, StorageOpt
-from search.errors import UserError
-from search.views import mask_url, open_storage
-from search.views.store import pick_study_name, study_names
+from gradsweep.errors import UserError
+from gradsweep.search.cli._app import app, console
+from gradsweep.search.cli._study_args import DEFAULT_STORAGE, StorageOpt
+from gradsweep.search.views import mask_url, open_storage
+from gradsweep.search.views.store import pick_study_name, study_names
 
 
 def check_port(host: str, port: int) -> None:

@@ -7,11 +7,11 @@ from typing import Annotated
 
 import typer
 
-from search.cli._app import app, console
-from search.cli._study_args import DEFAULT_STORAGE, StorageOpt, StudyOpt
-from search.export import ExportFormat, export_document, resolve_format, write_export
-from search.views import load_study
-from search.views.trials import format_value
+from gradsweep.search.cli._app import app, console
+from gradsweep.search.cli._study_args import DEFAULT_STORAGE, StorageOpt, StudyOpt
+from gradsweep.search.export import ExportFormat, export_document, resolve_format, write_export
+from gradsweep.search.views import load_study
+from gradsweep.search.views.trials import format_value
 
 
 @app.command()

@@ -10,11 +10,11 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from search.attrs import CONFIG
-from search.cli._app import app, console
-from search.cli._study_args import DEFAULT_STORAGE, JsonOpt, StorageOpt, StudyOpt, echo_json
-from search.errors import UserError
-from search.views import (
+from gradsweep.errors import UserError
+from gradsweep.search.attrs import CONFIG
+from gradsweep.search.cli._app import app, console
+from gradsweep.search.cli._study_args import DEFAULT_STORAGE, JsonOpt, StorageOpt, StudyOpt, echo_json
+from gradsweep.search.views import (
     SortKey,
     StudySummary,
     best_trials,
@@ -25,7 +25,7 @@ from search.views import (
     trial_row,
     trial_rows,
 )
-from search.views.trials import format_value
+from gradsweep.search.views.trials import format_value
 
 _NONE = "-"
 
@@ -184,7 +184,7 @@ def objectives(as_json: JsonOpt = False) -> None:
 
     Example: [bold]gradsweep objectives[/]
     """
-    from objectives.registry import list_objectives
+    from gradsweep.objectives.registry import list_objectives
 
     infos = list_objectives()
     if as_json:

@@ -8,15 +8,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from search.cli._app import app, console, console_err
-from search.engine.algorithms import DEFAULT_PRUNER, sampler_warning
-from search.engine.ray_runtime import DEFAULT_CHECKPOINT_EVERY_S, Resources
-from search.engine.storage import DEFAULT_STORAGE
-from search.errors import UserError
-from spaces.space import SpaceError, load_space
+from gradsweep.errors import UserError
+from gradsweep.search.cli._app import app, console, console_err
+from gradsweep.search.engine.algorithms import DEFAULT_PRUNER, sampler_warning
+from gradsweep.search.engine.ray_runtime import DEFAULT_CHECKPOINT_EVERY_S, Resources
+from gradsweep.search.engine.storage import DEFAULT_STORAGE
+from gradsweep.spaces.space import SpaceError, load_space
 
 if TYPE_CHECKING:
-    from search.engine.summary import SweepSummary
+    from gradsweep.search.engine.summary import SweepSummary
 
 STORAGE_ENV = "GRADSWEEP_STORAGE"
 _RES = "Resources"
@@ -62,7 +62,7 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print the final summary as
 def _progress(off: bool) -> Any:
     if off:
         return None
-    from search.engine.progress import ProgressView
+    from gradsweep.search.engine.progress import ProgressView
 
     return lambda name, tally: ProgressView(name, tally, console_err)
 
@@ -143,7 +143,7 @@ def launch_cmd(
     warning = sampler_warning(sampler)  # an unknown name is the usual one-line error
     if warning:
         console_err.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
-    from search.engine.launcher import LaunchRequest
+    from gradsweep.search.engine.launcher import LaunchRequest
 
     request = LaunchRequest(
         space=loaded,
@@ -169,7 +169,7 @@ def launch_cmd(
         runs_dir=runs_dir,
         timeout_s=timeout,
     )
-    from search.engine.launcher import launch  # imports Ray: only when a sweep runs
+    from gradsweep.search.engine.launcher import launch  # imports Ray: only when a sweep runs
 
     _report(launch(request, progress=_progress(quiet or as_json)), quiet=quiet, as_json=as_json)
 
@@ -201,7 +201,7 @@ def resume_cmd(
 
     Example: [bold]gradsweep resume --study contrastive --storage sqlite:///gradsweep.db --retry-failed[/]
     """
-    from search.engine.resume import ResumeRequest
+    from gradsweep.search.engine.resume import ResumeRequest
 
     request = ResumeRequest(
         study=study,
@@ -220,6 +220,6 @@ def resume_cmd(
         runs_dir=runs_dir,
         timeout_s=timeout,
     )
-    from search.engine.resume import resume  # imports Ray: only when a sweep runs
+    from gradsweep.search.engine.resume import resume  # imports Ray: only when a sweep runs
 
     _report(resume(request, progress=_progress(quiet or as_json)), quiet=quiet, as_json=as_json)

@@ -7,11 +7,11 @@ from typing import Annotated
 
 import typer
 
-from search.cli._app import app, console
-from search.cli._study_args import DEFAULT_STORAGE, StorageOpt, StudyOpt
-from search.errors import UserError
-from search.report import collect, write_html, write_pngs
-from search.views import load_study
+from gradsweep.errors import UserError
+from gradsweep.search.cli._app import app, console
+from gradsweep.search.cli._study_args import DEFAULT_STORAGE, StorageOpt, StudyOpt
+from gradsweep.search.report import collect, write_html, write_pngs
+from gradsweep.search.views import load_study
 
 
 def _check_out(out: Path) -> None:

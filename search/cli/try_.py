@@ -15,10 +15,11 @@ import typer
 import yaml
 from pydantic import ValidationError
 
-from search.cli._app import app, console, console_err
-from search.cli._study_args import JsonOpt, echo_json
-from search.errors import UserError
-from spaces.trial_config import TrialConfig
+from gradsweep.errors import UserError
+from gradsweep.objectives.run import NonFiniteValue
+from gradsweep.search.cli._app import app, console, console_err
+from gradsweep.search.cli._study_args import JsonOpt, echo_json
+from gradsweep.spaces.trial_config import TrialConfig
 
 # Absolute tolerance for "same seed, same scale -> same metric" on CPU. Runs are seeded and
 # deterministic on one machine (the metric is usually bit-identical); the slack covers float
@@ -61,9 +62,9 @@ def recommended_config(objective: str, *, scale: str | None, seed: int | None) -
     Raises:
         UserError: the objective is not a built-in (give --config), or its preset has no ``after``.
     """
-    from objectives.registry import BUILTINS, describe
-    from spaces.sampling import baseline_config
-    from spaces.space import SpaceError, load_space
+    from gradsweep.objectives.registry import BUILTINS, describe
+    from gradsweep.spaces.sampling import baseline_config
+    from gradsweep.spaces.space import SpaceError, load_space
 
     if objective not in BUILTINS:
         raise UserError(
@@ -154,8 +155,8 @@ def try_(
 
     Example: [bold]gradsweep try --config best.yaml --scale tiny[/]
     """
-    from objectives.api import NullReporter, TrialContext, run_objective
-    from objectives.registry import load_objective
+    from gradsweep.objectives.api import NullReporter, TrialContext, run_objective
+    from gradsweep.objectives.registry import load_objective
 
     if config is None and objective is None:
         raise UserError("give --objective NAME, --config FILE, or both")
@@ -173,10 +174,8 @@ def try_(
     started = time.perf_counter()
     try:
         value = run_objective(fn, cfg, ctx)
-    except ValueError as exc:
-        if "non-finite objective value" in str(exc):
-            raise UserError(f"{spec}: {exc}") from exc
-        raise
+    except NonFiniteValue as exc:
+        raise UserError(f"{spec}: {exc}") from exc
     elapsed = time.perf_counter() - started
     health = health_summary(reporter.health_reports)
     result = {

@@ -6,9 +6,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from search.cli._app import app, console, console_err
-from spaces.sampling import knobs
-from spaces.space import SearchSpace, SpaceError, load_space
+from gradsweep.search.cli._app import app, console, console_err
+from gradsweep.spaces.sampling import knobs
+from gradsweep.spaces.space import SearchSpace, SpaceError, load_space
 
 
 def space_summary(space: SearchSpace) -> Table:
@@ -42,7 +42,7 @@ def validate(
 
     Example: [bold]gradsweep validate spaces/presets/contrastive.yaml[/]
     """
-    from search.preflight import tower_errors  # imports torch: only when a command runs
+    from gradsweep.search.preflight import tower_errors  # imports torch: only when a command runs
 
     failed = False
     for item in space:

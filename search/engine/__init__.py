@@ -16,5 +16,5 @@ for read-only commands and Ray is loaded only when a sweep runs):
 - ``tally``: live counts for the progress view and the summary.
 - ``local``: ``optimize_local``, the same semantics with plain ``study.optimize``.
 - ``progress`` / ``summary``: the live view and the end-of-sweep summary.
-- ``overhead``: the per-trial overhead benchmark (``python -m search.engine.overhead``).
+- ``overhead``: the per-trial overhead benchmark (``python -m gradsweep.search.engine.overhead``).
 """

@@ -17,9 +17,9 @@ from enum import StrEnum
 
 import optuna
 
-from search.catchup import CatchUpPruner
-from search.errors import UserError
-from search.pruner import DEFAULT_N_STARTUP_TRIALS
+from gradsweep.errors import UserError
+from gradsweep.search.catchup import CatchUpPruner
+from gradsweep.search.pruner import DEFAULT_N_STARTUP_TRIALS
 
 #: The ``--pruner`` default: measured against ``median`` in BENCHMARKS.md "Search efficiency".
 DEFAULT_PRUNER = "catchup"
@@ -136,7 +136,7 @@ def make_base_pruner(
     """Build the Optuna pruner called ``name`` (the health pruner wraps it).
 
     Args:
-        name: ``catchup`` (default: :class:`search.catchup.CatchUpPruner`), ``median``,
+        name: ``catchup`` (default: :class:`gradsweep.search.catchup.CatchUpPruner`), ``median``,
             ``percentile`` (25th), ``hyperband``, ``successive_halving``, ``wilcoxon``,
             ``patient`` (median with patience 2) or ``none``.
         n_startup_trials: finished trials before catchup/median/percentile may prune.

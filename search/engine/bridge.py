@@ -18,8 +18,9 @@ from typing import Any, Protocol, TypeVar
 import optuna
 from optuna.trial import TrialState
 
-from search.attrs import CONFIG, RAY_TRIAL_ID, TOTAL_STEPS
-from search.engine.outcome import (
+from gradsweep.objectives.health.verdict import HealthReport
+from gradsweep.search.attrs import CONFIG, RAY_TRIAL_ID, TOTAL_STEPS
+from gradsweep.search.engine.outcome import (
     R_FINAL,
     R_HEALTH,
     R_STEP,
@@ -32,13 +33,12 @@ from search.engine.outcome import (
     classify,
     failed,
 )
-from search.engine.storage import with_retries
-from search.engine.study import reconcile_running
-from search.engine.tally import Tally
-from search.health.attrs import record_health
-from search.health.verdict import HealthReport
-from spaces.sampling import resolve, suggest
-from spaces.space import SearchSpace
+from gradsweep.search.engine.storage import with_retries
+from gradsweep.search.engine.study import reconcile_running
+from gradsweep.search.engine.tally import Tally
+from gradsweep.search.health_attrs import record_health
+from gradsweep.spaces.sampling import resolve, suggest
+from gradsweep.spaces.space import SearchSpace
 
 C_CONFIG = "gs_config"
 C_OBJECTIVE = "gs_objective"
@@ -48,7 +48,7 @@ _T = TypeVar("_T")
 
 
 class Decider(Protocol):
-    """What the bridge needs of ``search.pruner.HealthPruner``."""
+    """What the bridge needs of ``gradsweep.search.pruner.HealthPruner``."""
 
     def decide(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> Any: ...
 

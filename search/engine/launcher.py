@@ -20,20 +20,28 @@ from typing import Any, Protocol
 import optuna
 import yaml
 
-from objectives.registry import load_objective
-from search.attrs import SWEEP
-from search.engine.algorithms import (
+from gradsweep.errors import UserError
+from gradsweep.objectives.registry import load_objective
+from gradsweep.search.attrs import SWEEP
+from gradsweep.search.engine.algorithms import (
     DEFAULT_PRUNER,
     make_base_pruner,
     make_sampler,
     parse_pruner,
     parse_sampler,
 )
-from search.engine.bridge import StudyBridge
-from search.engine.ray_runtime import RayInfo, Resources, check_address, check_local_gpus, start_ray, stop_ray
-from search.engine.runner import run_trials
-from search.engine.storage import DEFAULT_STORAGE, mask_url, open_storage
-from search.engine.study import (
+from gradsweep.search.engine.bridge import StudyBridge
+from gradsweep.search.engine.ray_runtime import (
+    RayInfo,
+    Resources,
+    check_address,
+    check_local_gpus,
+    start_ray,
+    stop_ray,
+)
+from gradsweep.search.engine.runner import run_trials
+from gradsweep.search.engine.storage import DEFAULT_STORAGE, mask_url, open_storage
+from gradsweep.search.engine.study import (
     Baseline,
     SweepPlan,
     check_joinable,
@@ -42,11 +50,10 @@ from search.engine.study import (
     enqueue_baselines,
     study_attrs,
 )
-from search.engine.summary import SweepSummary, summarize
-from search.engine.tally import Tally
-from search.errors import UserError
-from spaces.sampling import check_params
-from spaces.space import SearchSpace, SpaceError
+from gradsweep.search.engine.summary import SweepSummary, summarize
+from gradsweep.search.engine.tally import Tally
+from gradsweep.spaces.sampling import check_params
+from gradsweep.spaces.space import SearchSpace, SpaceError
 
 ProgressFactory = Callable[[str, Tally], Any]
 
@@ -160,7 +167,7 @@ def sampler_seed(seed: int | None, storage: optuna.storages.BaseStorage, study: 
 
 def make_decider(pruner: str) -> Any:
     """The health pruner wrapping the Optuna pruner called ``pruner``."""
-    from search.pruner import HealthPruner
+    from gradsweep.search.pruner import HealthPruner
 
     return HealthPruner(make_base_pruner(pruner))
 

@@ -3,7 +3,7 @@
 Useful on one GPU box, for benchmarks (it is the baseline the Ray overhead is measured
 against) and for debugging an objective. The study gets the same attrs, baselines, final
 states and reasons as under Ray: the study's pruner is the health pruner and
-:class:`objectives.api.OptunaReporter` asks it on every report.
+:class:`gradsweep.objectives.api.OptunaReporter` asks it on every report.
 
 Example::
 
@@ -19,14 +19,15 @@ from typing import Any
 
 import optuna
 
-from objectives.api import OptunaReporter, TrialContext, TrialPruned, run_objective
-from objectives.registry import load_objective
-from search.attrs import CONFIG, FAIL_REASON, PRUNE_KIND, PRUNE_REASON, PRUNE_STEP, SWEEP
-from search.engine.algorithms import DEFAULT_PRUNER
-from search.engine.launcher import LaunchRequest, make_decider, sampler_seed, validate_request
-from search.engine.outcome import NON_FINITE, summarize_error
-from search.engine.storage import DEFAULT_STORAGE, mask_url, open_storage
-from search.engine.study import (
+from gradsweep.objectives.api import NonFiniteValue, TrialContext, TrialPruned, run_objective
+from gradsweep.objectives.registry import load_objective
+from gradsweep.search.attrs import CONFIG, FAIL_REASON, PRUNE_KIND, PRUNE_REASON, PRUNE_STEP, SWEEP
+from gradsweep.search.engine.algorithms import DEFAULT_PRUNER
+from gradsweep.search.engine.launcher import LaunchRequest, make_decider, sampler_seed, validate_request
+from gradsweep.search.engine.optuna_reporter import OptunaReporter
+from gradsweep.search.engine.outcome import NON_FINITE, summarize_error
+from gradsweep.search.engine.storage import DEFAULT_STORAGE, mask_url, open_storage
+from gradsweep.search.engine.study import (
     SweepPlan,
     check_joinable,
     count_finished,
@@ -35,9 +36,9 @@ from search.engine.study import (
     reconcile_running,
     study_attrs,
 )
-from search.engine.summary import SweepSummary, summarize
-from spaces.sampling import resolve, suggest
-from spaces.space import SearchSpace
+from gradsweep.search.engine.summary import SweepSummary, summarize
+from gradsweep.spaces.sampling import resolve, suggest
+from gradsweep.spaces.space import SearchSpace
 
 
 def _objective_fn(space: SearchSpace, plan: SweepPlan, device: str | None) -> Any:
@@ -58,9 +59,8 @@ def _objective_fn(space: SearchSpace, plan: SweepPlan, device: str | None) -> An
                 trial.set_user_attr(PRUNE_REASON, exc.reason)
                 trial.set_user_attr(PRUNE_STEP, int(max(trial.storage.get_trial(trial._trial_id).intermediate_values, default=0)))
             raise
-        except ValueError as exc:
-            reason = NON_FINITE if str(exc).startswith(NON_FINITE) else summarize_error(traceback.format_exc())
-            trial.set_user_attr(FAIL_REASON, reason)
+        except NonFiniteValue:
+            trial.set_user_attr(FAIL_REASON, NON_FINITE)
             raise
         except Exception:
             trial.set_user_attr(FAIL_REASON, summarize_error(traceback.format_exc()))
@@ -94,7 +94,7 @@ def optimize_local(
         study: study name (default: the space's name).
         objective: objective spec (default: the space's objective).
         scale: ``tiny`` / ``small`` / ``full`` (default: the space's).
-        sampler: sampler name (see :mod:`search.engine.algorithms`).
+        sampler: sampler name (see :mod:`gradsweep.search.engine.algorithms`).
         pruner: base pruner name, wrapped by the health pruner.
         seed: sampler and config seed.
         baselines: baseline files or the space's baseline names, enqueued first.
@@ -114,7 +114,7 @@ def optimize_local(
     )  # fmt: skip
     name, scale_, objective_, checked = validate_request(request)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    from search.engine.algorithms import make_sampler
+    from gradsweep.search.engine.algorithms import make_sampler
 
     store = open_storage(storage)
     attrs = study_attrs(space, objective=objective_, scale=scale_)

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from search.attrs import FAIL_REASON, PRUNE_KIND, PRUNE_REASON, PRUNE_STEP
+from gradsweep.objectives.run import NON_FINITE
+from gradsweep.search.attrs import FAIL_REASON, PRUNE_KIND, PRUNE_REASON, PRUNE_STEP
 
 # keys of the Ray result dicts the trainable reports
 R_TRIAL = "gs_trial"
@@ -38,7 +39,6 @@ R_KIND = "gs_kind"
 R_REASON = "gs_reason"
 R_TOTAL = "gs_total_steps"  # the step of the final report: sent with every report, stored once by the driver
 
-NON_FINITE = "non-finite objective value"
 INTERRUPTED = "interrupted"
 MAX_REASON_CHARS = 2000
 

@@ -5,7 +5,7 @@ cost: Ray start, actor scheduling, result round trips and the study writes of th
 
 Usage::
 
-    python -m search.engine.overhead --n-trials 20 --concurrency 1
+    python -m gradsweep.search.engine.overhead --n-trials 20 --concurrency 1
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from spaces.space import SearchSpace, parse_space
-from spaces.trial_config import TrialConfig
+from gradsweep.spaces.space import SearchSpace, parse_space
+from gradsweep.spaces.trial_config import TrialConfig
 
 SPACE: dict[str, Any] = {
     "name": "overhead",
-    "objective": "search.engine.overhead:trivial",
+    "objective": "gradsweep.search.engine.overhead:trivial",
     "metric": {"name": "value", "direction": "maximize"},
     "towers": [{"name": "all", "patterns": ["*"], "lr": {"type": "float", "low": 1e-4, "high": 1.0, "log": True}}],
     "stages": [{"name": "train", "steps": 4}],
@@ -44,9 +44,9 @@ def space() -> SearchSpace:
 
 def measure(n_trials: int, concurrency: int, workdir: Path) -> dict[str, float]:
     """Wall seconds of ``n_trials`` trivial trials via Ray (incl. its start) and via optimize_local."""
-    from search.engine.launcher import LaunchRequest, launch
-    from search.engine.local import optimize_local
-    from search.engine.ray_runtime import Resources
+    from gradsweep.search.engine.launcher import LaunchRequest, launch
+    from gradsweep.search.engine.local import optimize_local
+    from gradsweep.search.engine.ray_runtime import Resources
 
     t0 = time.perf_counter()
     optimize_local(space(), n_trials, f"sqlite:///{workdir / 'local.db'}", pruner="none", seed=0)

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from search.engine.tally import Tally
+from gradsweep.search.engine.tally import Tally
 
 
 def format_duration(seconds: float | None) -> str:

@@ -20,7 +20,7 @@ import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from search.errors import UserError
+from gradsweep.errors import UserError
 
 QUIET_ENV = {
     "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",  # no CSV / JSON / TensorBoard result files

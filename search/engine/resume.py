@@ -13,12 +13,19 @@ from pathlib import Path
 
 import optuna
 
-from search.attrs import SPACE, SWEEP
-from search.engine.algorithms import make_base_pruner, make_sampler
-from search.engine.launcher import ProgressFactory, check_objective, execute_sweep, sampler_seed
-from search.engine.ray_runtime import Resources, check_address, check_local_gpus, start_ray, stop_ray
-from search.engine.storage import DEFAULT_STORAGE, mask_url, open_storage
-from search.engine.study import (
+from gradsweep.errors import UserError
+from gradsweep.search.attrs import SPACE, SWEEP
+from gradsweep.search.engine.algorithms import make_base_pruner, make_sampler
+from gradsweep.search.engine.launcher import ProgressFactory, check_objective, execute_sweep, sampler_seed
+from gradsweep.search.engine.ray_runtime import (
+    Resources,
+    check_address,
+    check_local_gpus,
+    start_ray,
+    stop_ray,
+)
+from gradsweep.search.engine.storage import DEFAULT_STORAGE, mask_url, open_storage
+from gradsweep.search.engine.study import (
     SweepPlan,
     count_finished,
     find_study,
@@ -26,9 +33,8 @@ from search.engine.study import (
     requeue,
     retryable,
 )
-from search.engine.summary import SweepSummary, summarize
-from search.errors import UserError
-from spaces.space import SpaceError, parse_space
+from gradsweep.search.engine.summary import SweepSummary, summarize
+from gradsweep.spaces.space import SpaceError, parse_space
 
 
 @dataclass(frozen=True)

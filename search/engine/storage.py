@@ -26,7 +26,7 @@ import sqlalchemy
 import sqlalchemy.event
 import sqlalchemy.exc
 
-from search.errors import UserError
+from gradsweep.errors import UserError
 
 DEFAULT_STORAGE = "sqlite:///gradsweep.db"
 SQLITE_BUSY_TIMEOUT_S = 60.0

@@ -23,7 +23,8 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from search.attrs import (
+from gradsweep.errors import UserError
+from gradsweep.search.attrs import (
     BASELINE,
     DIRECTION,
     FAIL_REASON,
@@ -34,11 +35,10 @@ from search.attrs import (
     SPACE,
     VERSION,
 )
-from search.engine.outcome import INTERRUPTED
-from search.errors import UserError
-from search.version import __version__
-from spaces.sampling import space_to_dict
-from spaces.space import SearchSpace
+from gradsweep.search.engine.outcome import INTERRUPTED
+from gradsweep.spaces.sampling import space_to_dict
+from gradsweep.spaces.space import SearchSpace
+from gradsweep.version import __version__
 
 FINAL_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 

@@ -9,8 +9,8 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from search.attrs import PRUNE_KIND
-from search.engine.study import count_finished, is_interrupted
+from gradsweep.search.attrs import PRUNE_KIND
+from gradsweep.search.engine.study import count_finished, is_interrupted
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from search.attrs import PRUNE_KIND
-from search.engine.outcome import FinalState, Outcome
+from gradsweep.search.attrs import PRUNE_KIND
+from gradsweep.search.engine.outcome import FinalState, Outcome
 
 
 @dataclass

@@ -4,7 +4,7 @@ The worker never touches the study. :class:`RayReporter` sends each ``ctx.report
 driver with ``ray.tune.report`` (value, step and the latest health report, as JSON); the
 driver's scheduler decides pruning and stops the trial. When the objective returns, a final
 result says how it ended (``complete`` with its value, ``fail`` for a non-finite value,
-``pruned`` if the objective raised :class:`objectives.api.TrialPruned` itself). Any other
+``pruned`` if the objective raised :class:`gradsweep.objectives.api.TrialPruned` itself). Any other
 exception propagates so Ray can retry the trial from its checkpoint (``--max-failures``).
 
 Checkpoints: the objective writes through ``ctx.save_checkpoint`` into a local directory.
@@ -29,11 +29,11 @@ from typing import Any
 
 import ray.tune
 
-from objectives.api import TrialContext, TrialPruned, run_objective
-from objectives.checkpoint import CheckpointStore
-from objectives.registry import load_objective
-from search.engine.bridge import C_CONFIG, C_DEVICE, C_OBJECTIVE
-from search.engine.outcome import (
+from gradsweep.objectives.api import NonFiniteValue, TrialContext, TrialPruned, run_objective
+from gradsweep.objectives.checkpoint import CheckpointStore
+from gradsweep.objectives.registry import load_objective
+from gradsweep.search.engine.bridge import C_CONFIG, C_DEVICE, C_OBJECTIVE
+from gradsweep.search.engine.outcome import (
     NON_FINITE,
     R_FINAL,
     R_HEALTH,
@@ -46,7 +46,7 @@ from search.engine.outcome import (
     R_VALUE,
     FinalState,
 )
-from spaces.trial_config import TrialConfig
+from gradsweep.spaces.trial_config import TrialConfig
 
 
 class PersistClock:
@@ -171,9 +171,7 @@ def gradsweep_trainable(config: dict[str, Any], checkpoint_every_s: float = 0.0)
         except TrialPruned as exc:
             reporter.final(FinalState.PRUNED, kind=exc.kind, reason=exc.reason)
             return
-        except ValueError as exc:
-            if not str(exc).startswith(NON_FINITE):
-                raise
+        except NonFiniteValue:
             reporter.final(FinalState.FAIL, reason=NON_FINITE)
             return
         reporter.final(FinalState.COMPLETE, value=value)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from search.report.data import ReportData, collect
-from search.report.html import render_html, write_html
+from gradsweep.search.report.data import ReportData, collect
+from gradsweep.search.report.html import render_html, write_html
 
 __all__ = ["ReportData", "collect", "render_html", "write_html", "write_pngs"]
 
@@ -19,8 +19,8 @@ __all__ = ["ReportData", "collect", "render_html", "write_html", "write_pngs"]
 def write_pngs(data: ReportData, directory: Path) -> list[Path]:
     """Write every plot as a PNG under ``directory`` (matplotlib is imported only when asked).
 
-    See :func:`search.report.png.write_pngs`.
+    See :func:`gradsweep.search.report.png.write_pngs`.
     """
-    from search.report.png import write_pngs as _write
+    from gradsweep.search.report.png import write_pngs as _write
 
     return _write(data, Path(directory))

@@ -1,4 +1,4 @@
-"""Everything the report draws, read once from the study (plain data from :mod:`search.views`)."""
+"""Everything the report draws, read once from the study (plain data from :mod:`gradsweep.search.views`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import optuna
 
-from search.views import (
+from gradsweep.search.views import (
     HealthCurve,
     History,
     Importances,

@@ -12,9 +12,9 @@ from pathlib import Path
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-from search.report import plotly_figs
-from search.report.data import ReportData
-from search.views.trials import format_knobs, format_value
+from gradsweep.search.report import plotly_figs
+from gradsweep.search.report.data import ReportData
+from gradsweep.search.views.trials import format_knobs, format_value
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}

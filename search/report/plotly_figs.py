@@ -7,7 +7,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from search.views import HealthCurve, History, Importances, LrPoints, ParallelData
+from gradsweep.search.views import HealthCurve, History, Importances, LrPoints, ParallelData
 
 
 def _note(title: str, text: str) -> go.Figure:

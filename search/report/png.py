@@ -12,9 +12,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-from search.report.data import ReportData
-from search.report.plotly_figs import parallel_axis
-from search.views import HealthCurve
+from gradsweep.search.report.data import ReportData
+from gradsweep.search.report.plotly_figs import parallel_axis
+from gradsweep.search.views import HealthCurve
 
 _DPI = 100
 

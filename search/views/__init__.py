@@ -1,13 +1,13 @@
 """Read an Optuna study into plain rows and summaries for the CLI and the report.
 
-Only :mod:`search.views.store` does I/O; the other modules are pure functions of trials.
+Only :mod:`gradsweep.search.views.store` does I/O; the other modules are pure functions of trials.
 """
 
 from __future__ import annotations
 
-from search.engine.storage import DEFAULT_STORAGE
-from search.views.health_curves import HealthCurve, PrunePoint, health_curve, health_curves
-from search.views.plots import (
+from gradsweep.search.engine.storage import DEFAULT_STORAGE
+from gradsweep.search.views.health_curves import HealthCurve, PrunePoint, health_curve, health_curves
+from gradsweep.search.views.plots import (
     History,
     Importances,
     LrPoints,
@@ -17,10 +17,10 @@ from search.views.plots import (
     lr_points,
     parallel,
 )
-from search.views.reasons import PruneGroup, group_prunes, reason_key
-from search.views.store import load_study, mask_url, open_storage
-from search.views.summary import StudySummary, study_direction, summarize
-from search.views.trials import SortKey, TrialRow, best_trials, format_knobs, trial_row, trial_rows
+from gradsweep.search.views.reasons import PruneGroup, group_prunes, reason_key
+from gradsweep.search.views.store import load_study, mask_url, open_storage
+from gradsweep.search.views.summary import StudySummary, study_direction, summarize
+from gradsweep.search.views.trials import SortKey, TrialRow, best_trials, format_knobs, trial_row, trial_rows
 
 __all__ = [
     "DEFAULT_STORAGE",

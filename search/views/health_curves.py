@@ -20,10 +20,10 @@ from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
 
-from search import attrs as _keys
-from search.views.trials import first_line
+from gradsweep.search import attrs as _keys
+from gradsweep.search.views.trials import first_line
 
-# Metric keys of search.health.monitor that carry a grad norm; group "tower" names the series.
+# Metric keys of gradsweep.objectives.health.monitor that carry a grad norm; group "tower" names the series.
 GRAD_NORM_KEYS: tuple[re.Pattern[str], ...] = (
     re.compile(r"^health/(?P<tower>[^/]+)/grad_norm_pre$"),
     re.compile(r"^health/grad_norm_(?P<tower>global)$"),

@@ -12,8 +12,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial
 
-from search import attrs as _keys
-from search.views.trials import trial_value
+from gradsweep.search import attrs as _keys
+from gradsweep.search.views.trials import trial_value
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
 
-from search import attrs as _keys
-from search.views.trials import first_line
+from gradsweep.search import attrs as _keys
+from gradsweep.search.views.trials import first_line
 
 # A number token: 3, 3.1, 3.1e-07, -2, +inf, nan, inf (not part of a word such as "l2" or "fp16").
 _NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+|nan|inf)(?![\w])", re.IGNORECASE)

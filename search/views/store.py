@@ -1,17 +1,17 @@
 """Open a study store read-side and pick the study the user means.
 
-This is the only module of :mod:`search.views` that touches I/O; every other view is a
+This is the only module of :mod:`gradsweep.search.views` that touches I/O; every other view is a
 pure function of the loaded trials. Mistakes (missing SQLite file, unknown study, several
-studies and no ``--study``) raise :class:`search.errors.UserError` with one line.
+studies and no ``--study``) raise :class:`gradsweep.errors.UserError` with one line.
 """
 
 from __future__ import annotations
 
 import optuna
 
-from search.engine.storage import mask_url  # re-exported
-from search.engine.storage import open_storage as _engine_open_storage
-from search.errors import UserError
+from gradsweep.errors import UserError
+from gradsweep.search.engine.storage import mask_url  # re-exported
+from gradsweep.search.engine.storage import open_storage as _engine_open_storage
 
 
 def open_storage(url: str) -> optuna.storages.BaseStorage:

@@ -14,9 +14,9 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search import attrs as _keys
-from search.views.reasons import PruneGroup, group_prunes
-from search.views.trials import best_trials, first_line, trial_value
+from gradsweep.search import attrs as _keys
+from gradsweep.search.views.reasons import PruneGroup, group_prunes
+from gradsweep.search.views.trials import best_trials, first_line, trial_value
 
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 

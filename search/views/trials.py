@@ -18,7 +18,7 @@ from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
 
-from search import attrs as _keys
+from gradsweep.search import attrs as _keys
 
 
 class SortKey(StrEnum):

@@ -1,4 +1,4 @@
-"""Apply a :class:`~spaces.trial_config.TrialConfig` to any ``nn.Module``.
+"""Apply a :class:`~gradsweep.spaces.trial_config.TrialConfig` to any ``nn.Module``.
 
 Per-tower optimizer groups (decay / no-decay), the optimizer, a staged LR scheduler, the
 GradScaler and autocast context, a per-tower-then-global clipper and a printable summary.
@@ -22,12 +22,18 @@ Typical use (one training step)::
 
 from __future__ import annotations
 
-from spaces.apply.amp import autocast_context, autocast_dtype, build_scaler, scaler_enabled, scaler_kwargs
-from spaces.apply.clipping import Clipper, ClipResult, combine_norms, grads_norm
-from spaces.apply.matching import match_parameters, no_decay_reason, parameter_modules
-from spaces.apply.optimizer import build_optimizer
-from spaces.apply.param_groups import build_param_groups
-from spaces.apply.schedule_math import (
+from gradsweep.spaces.apply.amp import (
+    autocast_context,
+    autocast_dtype,
+    build_scaler,
+    scaler_enabled,
+    scaler_kwargs,
+)
+from gradsweep.spaces.apply.clipping import Clipper, ClipResult, combine_norms, grads_norm
+from gradsweep.spaces.apply.matching import match_parameters, no_decay_reason, parameter_modules
+from gradsweep.spaces.apply.optimizer import build_optimizer
+from gradsweep.spaces.apply.param_groups import build_param_groups
+from gradsweep.spaces.apply.schedule_math import (
     PlateauState,
     linear_warmup,
     onecycle,
@@ -36,8 +42,8 @@ from spaces.apply.schedule_math import (
     warmup_cosine,
     warmup_length,
 )
-from spaces.apply.scheduler import StagedScheduler
-from spaces.apply.summary import OptimizerSummary, SummaryRow, optimizer_summary
+from gradsweep.spaces.apply.scheduler import StagedScheduler
+from gradsweep.spaces.apply.summary import OptimizerSummary, SummaryRow, optimizer_summary
 
 __all__ = [
     "ClipResult",

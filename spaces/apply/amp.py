@@ -5,7 +5,7 @@ same training code runs everywhere.
 
 Example:
     >>> import torch
-    >>> from spaces.trial_config import TowerConfig, TrialConfig
+    >>> from gradsweep.spaces.trial_config import TowerConfig, TrialConfig
     >>> cfg = TrialConfig(objective="x", towers=[TowerConfig(name="all", patterns=["*"], lr=1e-3)])
     >>> build_scaler(cfg, torch.device("cpu")).is_enabled()
     False
@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from spaces.trial_config import AmpDtype, TrialConfig
+from gradsweep.spaces.trial_config import AmpDtype, TrialConfig
 
 _AUTOCAST_DTYPES = {AmpDtype.BF16: torch.bfloat16, AmpDtype.FP16: torch.float16}
 

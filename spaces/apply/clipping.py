@@ -18,8 +18,8 @@ Towers without gradients (frozen, or not trained in this stage) report zero norm
 
 Example:
     >>> import torch
-    >>> from spaces.apply.optimizer import build_optimizer
-    >>> from spaces.trial_config import ClipConfig, TowerConfig, TrialConfig
+    >>> from gradsweep.spaces.apply.optimizer import build_optimizer
+    >>> from gradsweep.spaces.trial_config import ClipConfig, TowerConfig, TrialConfig
     >>> cfg = TrialConfig(objective="x", towers=[TowerConfig(name="all", patterns=["*"], lr=1e-3)],
     ...                   clip=ClipConfig(max_norm=1.0))
     >>> model = torch.nn.Linear(3, 1, bias=False)
@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from spaces.trial_config import TrialConfig
+from gradsweep.spaces.trial_config import TrialConfig
 
 _EPS = 1e-6
 
@@ -116,7 +116,7 @@ class Clipper:
     monitoring either way.
 
     Args:
-        optimizer: built by :func:`~spaces.apply.optimizer.build_optimizer` (groups have ``tower``).
+        optimizer: built by :func:`~gradsweep.spaces.apply.optimizer.build_optimizer` (groups have ``tower``).
         config: the resolved trial config.
 
     Raises:
@@ -135,7 +135,7 @@ class Clipper:
             if name not in self._params:
                 raise ValueError(
                     f"optimizer param group {i} has tower {name!r}; expected one of {list(self._params)} "
-                    f"(build the optimizer with spaces.apply.build_optimizer)"
+                    f"(build the optimizer with gradsweep.spaces.apply.build_optimizer)"
                 )
             self._params[name].extend(group["params"])
 

@@ -5,7 +5,7 @@ globs with :func:`fnmatch.fnmatchcase` (``*`` also crosses dots, so ``"text.*"``
 ``"text.encoder.0.weight"``) or regexes with :func:`re.fullmatch`, per ``tower.pattern_kind``.
 
 Example:
-    >>> from spaces.trial_config import TowerConfig
+    >>> from gradsweep.spaces.trial_config import TowerConfig
     >>> towers = [TowerConfig(name="head", patterns=["head.*"], lr=1e-3),
     ...           TowerConfig(name="backbone", patterns=["backbone.*"], lr=1e-4)]
     >>> match_parameters(["backbone.0.weight", "head.weight"], towers)
@@ -20,7 +20,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 
 from torch import nn
 
-from spaces.trial_config import NoDecayRule, TowerConfig
+from gradsweep.spaces.trial_config import NoDecayRule, TowerConfig
 
 _SHOW = 5
 

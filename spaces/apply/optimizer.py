@@ -2,7 +2,7 @@
 
 Example:
     >>> import torch
-    >>> from spaces.trial_config import TowerConfig, TrialConfig
+    >>> from gradsweep.spaces.trial_config import TowerConfig, TrialConfig
     >>> cfg = TrialConfig(objective="x", towers=[TowerConfig(name="all", patterns=["*"], lr=1e-3)])
     >>> type(build_optimizer(torch.nn.Linear(2, 2), cfg)).__name__
     'AdamW'
@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from spaces.apply.param_groups import build_param_groups
-from spaces.trial_config import TrialConfig
+from gradsweep.spaces.apply.param_groups import build_param_groups
+from gradsweep.spaces.trial_config import TrialConfig
 
 OPTIMIZERS = ("adamw", "sgd")
 
@@ -24,7 +24,7 @@ def build_optimizer(model: nn.Module, config: TrialConfig) -> torch.optim.Optimi
 
     AdamW takes ``config.optimizer.betas``/``eps`` unless a tower overrides them; SGD takes
     ``momentum`` and ``nesterov``. Group LRs start at each tower's base LR (0 for frozen towers);
-    a :class:`~spaces.apply.scheduler.StagedScheduler` then owns them.
+    a :class:`~gradsweep.spaces.apply.scheduler.StagedScheduler` then owns them.
 
     Args:
         model: the module to optimise.

@@ -20,7 +20,7 @@ match no tower are left out.
 
 Example:
     >>> import torch
-    >>> from spaces.trial_config import TowerConfig, TrialConfig
+    >>> from gradsweep.spaces.trial_config import TowerConfig, TrialConfig
     >>> model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.LayerNorm(4))
     >>> cfg = TrialConfig(objective="x", towers=[TowerConfig(name="all", patterns=["*"], lr=1e-3, weight_decay=0.1)])
     >>> [(g["group"], len(g["params"]), g["weight_decay"]) for g in build_param_groups(model, cfg)]
@@ -33,8 +33,8 @@ from typing import Any
 
 from torch import nn
 
-from spaces.apply.matching import match_parameters, no_decay_reason, parameter_modules
-from spaces.trial_config import TowerConfig, TrialConfig
+from gradsweep.spaces.apply.matching import match_parameters, no_decay_reason, parameter_modules
+from gradsweep.spaces.trial_config import TowerConfig, TrialConfig
 
 
 def _group_name(tower: str, decay: bool, split: bool) -> str:

@@ -1,7 +1,7 @@
 """Pure learning-rate schedule math: multiplicative factors of a tower's base LR.
 
 Every function maps a step (0-based, the index of the optimizer step the LR is used for)
-to a factor in ``[0, 1]``; :class:`~spaces.apply.scheduler.StagedScheduler` multiplies it by
+to a factor in ``[0, 1]``; :class:`~gradsweep.spaces.apply.scheduler.StagedScheduler` multiplies it by
 each tower's base LR and the stage's multiplier. Nothing here touches torch.
 
 Conventions (the same as ``transformers.get_cosine_schedule_with_warmup``):

@@ -26,8 +26,8 @@ and of frozen towers, get ``requires_grad=False`` and their ``.grad`` dropped; t
 
 Example:
     >>> import torch
-    >>> from spaces.apply.optimizer import build_optimizer
-    >>> from spaces.trial_config import StageConfig, TowerConfig, TrialConfig
+    >>> from gradsweep.spaces.apply.optimizer import build_optimizer
+    >>> from gradsweep.spaces.trial_config import StageConfig, TowerConfig, TrialConfig
     >>> cfg = TrialConfig(objective="x", towers=[TowerConfig(name="all", patterns=["*"], lr=1.0)],
     ...                   stages=[StageConfig(name="s", steps=10)])
     >>> sched = StagedScheduler(build_optimizer(torch.nn.Linear(2, 2), cfg), cfg, steps_per_epoch=5)
@@ -43,7 +43,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from spaces.apply.schedule_math import (
+from gradsweep.spaces.apply.schedule_math import (
     PlateauState,
     onecycle,
     plateau_factor,
@@ -51,7 +51,7 @@ from spaces.apply.schedule_math import (
     warmup_cosine,
     warmup_length,
 )
-from spaces.trial_config import ScheduleKind, StageConfig, TrialConfig
+from gradsweep.spaces.trial_config import ScheduleKind, StageConfig, TrialConfig
 
 _STATE_VERSION = 1
 
@@ -63,7 +63,7 @@ class StagedScheduler:
     it, so the schedule stays aligned with the data), and :meth:`step_metric` at evaluation.
 
     Args:
-        optimizer: built by :func:`~spaces.apply.optimizer.build_optimizer` (groups need the
+        optimizer: built by :func:`~gradsweep.spaces.apply.optimizer.build_optimizer` (groups need the
             ``tower`` and ``base_lr`` keys).
         config: the resolved trial config.
         steps_per_epoch: optimizer steps per epoch, used for stages given in epochs.
@@ -87,7 +87,7 @@ class StagedScheduler:
             if "tower" not in group or "base_lr" not in group:
                 raise ValueError(
                     f"optimizer param group {i} has no 'tower'/'base_lr' keys; build the optimizer "
-                    f"with spaces.apply.build_optimizer"
+                    f"with gradsweep.spaces.apply.build_optimizer"
                 )
             config.tower(group["tower"])  # KeyError names the known towers
         if model is not None:

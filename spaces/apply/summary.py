@@ -5,8 +5,8 @@ it with rich (``console.print(summary)``), log ``summary.as_text()``, or store `
 
 Example:
     >>> import torch
-    >>> from spaces.apply.optimizer import build_optimizer
-    >>> from spaces.trial_config import TowerConfig, TrialConfig
+    >>> from gradsweep.spaces.apply.optimizer import build_optimizer
+    >>> from gradsweep.spaces.trial_config import TowerConfig, TrialConfig
     >>> cfg = TrialConfig(objective="x", towers=[TowerConfig(name="all", patterns=["*"], lr=1e-3, weight_decay=0.05)])
     >>> print(optimizer_summary(build_optimizer(torch.nn.Linear(2, 2), cfg), cfg).as_text())
     AdamW, 2 parameter groups
@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from rich.table import Table
 
-from spaces.trial_config import TrialConfig
+from gradsweep.spaces.trial_config import TrialConfig
 
 
 @dataclass(frozen=True)

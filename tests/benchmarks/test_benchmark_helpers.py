@@ -9,7 +9,7 @@ import pytest
 from benchmarks._engine_overhead import SweepTiming, read_times
 from benchmarks._timed_objective import TimedReporter
 from benchmarks.pruner_ablation import SAMPLERS, split_variant
-from objectives.api import NullReporter, forward_total_steps
+from gradsweep.objectives.api import NullReporter
 
 
 def test_split_variant_defaults_to_gradsweep_s_tpe() -> None:
@@ -45,6 +45,6 @@ def test_timed_reporter_forwards_and_counts_report_time() -> None:
     timed.report(0.5, 3, None)
     # the report reached the inner reporter and its time was counted
     assert [(r.value, r.step) for r in inner.history] == [(0.5, 3)] and timed.seconds >= 0.0
-    # optional reporter methods (declare_total_steps) reach the inner reporter too
-    forward_total_steps(timed, 10)
+    # declare_total_steps reaches the inner reporter too
+    timed.declare_total_steps(10)
     assert inner.total_steps == 10

@@ -22,8 +22,8 @@ from benchmarks._common import (
     top_quartile_threshold,
     unstable_share,
 )
-from objectives.api import NullReporter
-from search.health.verdict import HealthReport, Verdict
+from gradsweep.objectives.api import NullReporter
+from gradsweep.objectives.health.verdict import HealthReport, Verdict
 
 UNSTABLE = {"step": 20, "verdict": "unstable", "metrics": {}}
 NAN_GRADS = {"step": 10, "verdict": "warning", "metrics": {"health/nonfinite_steps": 2.0}}

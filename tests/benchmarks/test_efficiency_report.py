@@ -11,7 +11,7 @@ import torch
 from benchmarks._common import Report, TrialRecord, record_from_dict
 from benchmarks._efficiency_report import false_prunes, method_stats, plot_curves, table
 from benchmarks._optuna_runs import Rerunner
-from spaces.space import load_space
+from gradsweep.spaces.space import load_space
 
 SPACE = Path(__file__).resolve().parents[2] / "benchmarks" / "spaces" / "multitower_bench.yaml"
 GOOD = {

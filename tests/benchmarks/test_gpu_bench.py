@@ -21,7 +21,7 @@ import torch
 from benchmarks._gpu_sampler import GpuBenchError, GpuSample, SmiSampler, parse_smi_line, summarize
 from benchmarks._throughput import TimedReporter, measure, steady_span, steps_of, with_amp
 from benchmarks.gpu import parse_fractions, peak_overlap, sweep_part, throughput_table
-from search.cli.try_ import recommended_config
+from gradsweep.search.cli.try_ import recommended_config
 
 REPO = Path(__file__).resolve().parents[2]
 NO_CUDA = not torch.cuda.is_available()

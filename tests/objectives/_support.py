@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from types import ModuleType
 
-from objectives.api import NullReporter, TrialContext
-from spaces.trial_config import TrialConfig
+from gradsweep.objectives.api import NullReporter, TrialContext
+from gradsweep.spaces.trial_config import TrialConfig
 
 
 class Interrupted(RuntimeError):

@@ -7,8 +7,8 @@ from collections.abc import Callable
 import pytest
 import torch
 
-from spaces.health import HealthConfig
-from spaces.trial_config import MetricConfig, StageConfig, TowerConfig, TrialConfig
+from gradsweep.spaces.health import HealthConfig
+from gradsweep.spaces.trial_config import MetricConfig, StageConfig, TowerConfig, TrialConfig
 
 
 def linear_config(*, steps: int = 6, check_every: int = 2, seed: int = 0, lr: float = 1e-2) -> TrialConfig:

@@ -15,20 +15,20 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from objectives.api import (
+from gradsweep.objectives.api import (
     DEVICE_ENV,
     NullReporter,
-    OptunaReporter,
     Reporter,
     TrialContext,
     TrialPruned,
     resolve_device,
     run_objective,
 )
-from objectives.checkpoint import CheckpointStore
-from search.health import HealthReport, Verdict
-from search.pruner import HealthPruner
-from spaces.trial_config import TrialConfig
+from gradsweep.objectives.checkpoint import CheckpointStore
+from gradsweep.objectives.health import HealthReport, Verdict
+from gradsweep.search.engine.optuna_reporter import OptunaReporter
+from gradsweep.search.pruner import HealthPruner
+from gradsweep.spaces.trial_config import TrialConfig
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -296,14 +296,16 @@ def test_declare_total_steps_reaches_reporters_that_take_it(make_linear_config: 
     with pytest.raises(ValueError, match="total steps must be at least 1 but got 0"):
         ctx.declare_total_steps(0)
 
-    class Plain:  # a reporter with only report(): declaring is skipped, not an error
+    class Plain:  # a reporter with only report() does not meet the Reporter protocol
         def report(self, value: float, step: int, health: object) -> None: ...
 
-    TrialContext(config, reporter=Plain(), device="cpu").declare_total_steps(3)
+    # it is refused when the context is built, naming what is missing
+    with pytest.raises(TypeError, match="reporter must define report.* and declare_total_steps"):
+        TrialContext(config, reporter=Plain(), device="cpu")
 
 
 def test_trainer_epochs_cover_every_stage_and_skip_resumed_ones(make_linear_config) -> None:
-    from spaces.trial_config import StageConfig
+    from gradsweep.spaces.trial_config import StageConfig
 
     base = make_linear_config(steps=8, check_every=4)
     config = base.model_copy(update={"stages": (StageConfig(name="a", epochs=2), StageConfig(name="b", steps=5))})

@@ -10,14 +10,14 @@ import pytest
 import torch
 from _support import Interrupted, StopAfter, run_on_cpu
 
-from objectives import contrastive
-from objectives.api import NullReporter, TrialContext
-from objectives.data.captions import MOTIONS, Tokenizer, caption
-from objectives.data.digits_clips import ClipSpec, digit_images, make_clips, render_clip
-from search.health import Verdict
-from spaces.sampling import baseline_config
-from spaces.space import SearchSpace, load_space
-from spaces.trial_config import MetricConfig, StageConfig, TrialConfig
+from gradsweep.objectives import contrastive
+from gradsweep.objectives.api import NullReporter, TrialContext
+from gradsweep.objectives.data.captions import MOTIONS, Tokenizer, caption
+from gradsweep.objectives.data.digits_clips import ClipSpec, digit_images, make_clips, render_clip
+from gradsweep.objectives.health import Verdict
+from gradsweep.spaces.sampling import baseline_config
+from gradsweep.spaces.space import SearchSpace, load_space
+from gradsweep.spaces.trial_config import MetricConfig, StageConfig, TrialConfig
 
 
 def _run(config: TrialConfig, checkpoint_dir: Path | None = None) -> tuple[float, NullReporter]:

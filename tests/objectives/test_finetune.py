@@ -10,13 +10,13 @@ import pytest
 import torch
 from _support import Interrupted, StopAfter, run_on_cpu
 
-from objectives import finetune
-from objectives.api import NullReporter, TrialContext
-from search.health import Verdict
-from spaces.apply import StagedScheduler, build_optimizer
-from spaces.sampling import baseline_config
-from spaces.space import load_space
-from spaces.trial_config import TrialConfig
+from gradsweep.objectives import finetune
+from gradsweep.objectives.api import NullReporter, TrialContext
+from gradsweep.objectives.health import Verdict
+from gradsweep.spaces.apply import StagedScheduler, build_optimizer
+from gradsweep.spaces.sampling import baseline_config
+from gradsweep.spaces.space import load_space
+from gradsweep.spaces.trial_config import TrialConfig
 
 STAGE1_EPOCHS, STAGE2_EPOCHS = 3, 12  # the preset's head_only / unfrozen stages
 

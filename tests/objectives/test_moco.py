@@ -9,13 +9,13 @@ import pytest
 import torch
 from _support import Interrupted, StopAfter, run_on_cpu
 
-from objectives import moco
-from objectives.api import NullReporter, TrialContext
-from objectives.data.digits_views import load_digits, split, two_views
-from search.health import Verdict
-from spaces.sampling import baseline_config
-from spaces.space import load_space
-from spaces.trial_config import TrialConfig
+from gradsweep.objectives import moco
+from gradsweep.objectives.api import NullReporter, TrialContext
+from gradsweep.objectives.data.digits_views import load_digits, split, two_views
+from gradsweep.objectives.health import Verdict
+from gradsweep.spaces.sampling import baseline_config
+from gradsweep.spaces.space import load_space
+from gradsweep.spaces.trial_config import TrialConfig
 
 
 def _run(config: TrialConfig, checkpoint_dir: Path) -> tuple[float, NullReporter]:

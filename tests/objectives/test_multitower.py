@@ -10,13 +10,13 @@ import pytest
 import torch
 from _support import Interrupted, StopAfter, run_on_cpu
 
-from objectives import multitower
-from objectives.api import NullReporter, TrialContext
-from objectives.data.captions import Tokenizer
-from search.health import Verdict
-from spaces.sampling import baseline_config
-from spaces.space import SearchSpace, load_space
-from spaces.trial_config import StageConfig, TrialConfig
+from gradsweep.objectives import multitower
+from gradsweep.objectives.api import NullReporter, TrialContext
+from gradsweep.objectives.data.captions import Tokenizer
+from gradsweep.objectives.health import Verdict
+from gradsweep.spaces.sampling import baseline_config
+from gradsweep.spaces.space import SearchSpace, load_space
+from gradsweep.spaces.trial_config import StageConfig, TrialConfig
 
 
 def _run(config: TrialConfig, checkpoint_dir: Path | None = None) -> tuple[float, NullReporter]:

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from objectives import contrastive
-from objectives.api import NullReporter, TrialContext, run_objective
-from objectives.registry import BUILTINS, list_objectives, load_objective
-from search.errors import UserError
-from spaces.presets import list_presets
-from spaces.trial_config import TrialConfig
+from gradsweep.errors import UserError
+from gradsweep.objectives import contrastive
+from gradsweep.objectives.api import NullReporter, TrialContext, run_objective
+from gradsweep.objectives.registry import BUILTINS, list_objectives, load_objective
+from gradsweep.spaces.presets import list_presets
+from gradsweep.spaces.trial_config import TrialConfig
 
 # A complete bring-your-own objective: an existing loop plus the handful of gradsweep lines.
 USER_OBJECTIVE = '''
@@ -68,7 +68,7 @@ def test_builtin_names_resolve_to_their_run() -> None:
 
 def test_module_function_spec() -> None:
     # package.module:function imports the module and returns the attribute
-    assert load_objective("objectives.contrastive:run") is contrastive.run
+    assert load_objective("gradsweep.objectives.contrastive:run") is contrastive.run
 
 
 def test_file_spec_runs_end_to_end(user_file: Path, make_linear_config: Callable[..., TrialConfig]) -> None:
@@ -95,9 +95,9 @@ def test_file_spec_with_a_class_is_instantiated(user_file: Path) -> None:
         ("contrastiv", "unknown objective 'contrastiv'; built-ins are: contrastive, moco, finetune, multitower, segmentation"),
         ("", "empty objective"),
         ("nowhere/missing.py:objective", "objective file not found: nowhere/missing.py"),
-        ("objectives.nope:run", "objective module not found: objectives.nope"),
-        ("objectives.contrastive:walk", "objectives.contrastive has no function 'walk'"),
-        ("objectives.contrastive:METRICS", "objectives.contrastive:METRICS is not callable (it is a tuple)"),
+        ("gradsweep.objectives.nope:run", "objective module not found: gradsweep.objectives.nope"),
+        ("gradsweep.objectives.contrastive:walk", "gradsweep.objectives.contrastive has no function 'walk'"),
+        ("gradsweep.objectives.contrastive:METRICS", "gradsweep.objectives.contrastive:METRICS is not callable (it is a tuple)"),
         (":run", "bad objective ':run'"),
         ("train.py", "objective 'train.py' names no function; give train.py:function"),
     ],

@@ -13,13 +13,13 @@ import pytest
 import torch
 from _support import Interrupted, StopAfter, run_on_cpu
 
-from objectives import segmentation
-from objectives.api import NullReporter, TrialContext
-from objectives.data.camouflage import make_camouflage
-from search.health import Verdict
-from spaces.sampling import baseline_config
-from spaces.space import load_space
-from spaces.trial_config import TrialConfig
+from gradsweep.objectives import segmentation
+from gradsweep.objectives.api import NullReporter, TrialContext
+from gradsweep.objectives.data.camouflage import make_camouflage
+from gradsweep.objectives.health import Verdict
+from gradsweep.spaces.sampling import baseline_config
+from gradsweep.spaces.space import load_space
+from gradsweep.spaces.trial_config import TrialConfig
 
 EPOCHS = 4 + 8  # the preset's decoder_only + all stages
 

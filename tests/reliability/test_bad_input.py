@@ -23,8 +23,8 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from search.engine.local import optimize_local
-from spaces.space import load_space
+from gradsweep.search.engine.local import optimize_local
+from gradsweep.spaces.space import load_space
 from tests.search.engine._support import space_data, subprocess_env
 
 GRADSWEEP = str(Path(sys.executable).parent / "gradsweep")

@@ -19,10 +19,10 @@ import pytest
 import sqlalchemy
 from optuna.trial import TrialState
 
-from search.engine.bridge import StudyBridge
-from search.engine.storage import open_storage
-from search.pruner import HealthPruner
-from spaces.space import parse_space
+from gradsweep.search.engine.bridge import StudyBridge
+from gradsweep.search.engine.storage import open_storage
+from gradsweep.search.pruner import HealthPruner
+from gradsweep.spaces.space import parse_space
 from tests.conftest import _admin_conninfo
 from tests.search.engine._support import space_data
 

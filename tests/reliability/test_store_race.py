@@ -22,10 +22,10 @@ pytestmark = [pytest.mark.postgres]
 OPENER = textwrap.dedent(
     """
     import sys, time
-    from search.engine.algorithms import make_base_pruner, make_sampler
-    from search.engine.storage import open_storage
-    from search.engine.study import create_or_load, study_attrs
-    from spaces.space import load_space
+    from gradsweep.search.engine.algorithms import make_base_pruner, make_sampler
+    from gradsweep.search.engine.storage import open_storage
+    from gradsweep.search.engine.study import create_or_load, study_attrs
+    from gradsweep.spaces.space import load_space
 
     url, start_at = sys.argv[1], float(sys.argv[2])
     space = load_space("contrastive")

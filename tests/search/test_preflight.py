@@ -7,9 +7,9 @@ import copy
 import pytest
 import yaml
 
-from search.preflight import probe_config, tower_errors
-from spaces.presets import preset_path
-from spaces.space import parse_space
+from gradsweep.search.preflight import probe_config, tower_errors
+from gradsweep.spaces.presets import preset_path
+from gradsweep.spaces.space import parse_space
 
 
 def _preset(name: str) -> dict:

@@ -12,10 +12,17 @@ import pytest
 import torch
 from torch import nn
 
-from search.health import HealthMonitor, HealthReport, Verdict, write_health_attrs
-from search.health.attrs import HEALTH_HISTORY, HEALTH_LATEST, PRUNE_KIND, PRUNE_REASON, PRUNE_STEP
-from search.pruner import HealthPruner, PruneKind
-from spaces.health import HealthConfig
+from gradsweep.objectives.health import HealthMonitor, HealthReport, Verdict
+from gradsweep.search.health_attrs import (
+    HEALTH_HISTORY,
+    HEALTH_LATEST,
+    PRUNE_KIND,
+    PRUNE_REASON,
+    PRUNE_STEP,
+    write_health_attrs,
+)
+from gradsweep.search.pruner import HealthPruner, PruneKind
+from gradsweep.spaces.health import HealthConfig
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 REASON = "text_encoder grad norm 3.1e-07 < 1e-06 for 5 checks (steps 400-500)"

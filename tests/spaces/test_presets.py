@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from spaces.presets import list_presets, preset_path
-from spaces.sampling import baseline_config
-from spaces.space import load_space
+from gradsweep.spaces.presets import list_presets, preset_path
+from gradsweep.spaces.sampling import baseline_config
+from gradsweep.spaces.space import load_space
 
 SEED_PRESETS = ["contrastive", "finetune", "moco", "multitower", "segmentation"]
 

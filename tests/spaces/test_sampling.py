@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spaces.sampling import baseline_config, check_params, distributions, knobs, resolve, suggest
-from spaces.space import SpaceError, parse_space
-from spaces.trial_config import TrialConfig
+from gradsweep.spaces.sampling import baseline_config, check_params, distributions, knobs, resolve, suggest
+from gradsweep.spaces.space import SpaceError, parse_space
+from gradsweep.spaces.trial_config import TrialConfig
 from tests.spaces.test_space_validation import BASE
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -119,7 +119,7 @@ def test_trial_config_load_accepts_export_shape(tmp_path, space) -> None:
 def test_space_to_dict_round_trips_without_warnings(space) -> None:
     import warnings
 
-    from spaces.sampling import space_to_dict
+    from gradsweep.spaces.sampling import space_to_dict
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from spaces.space import SpaceError, parse_space
+from gradsweep.spaces.space import SpaceError, parse_space
 
 BASE = yaml.safe_load(
     """

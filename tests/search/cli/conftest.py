@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "views"))
 
 from study_factory import build_pruned_only, build_study
 
-from search.cli import main
+from gradsweep.search.cli import main
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
@@ -28,7 +28,7 @@ class Ran:
 def gradsweep(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., Ran]:
     """Run ``gradsweep ARGS`` in-process through the real entry point (exit codes and error lines)."""
 
-    from search.cli._app import console, console_err
+    from gradsweep.search.cli._app import console, console_err
 
     for con in (console, console_err):
         monkeypatch.setattr(con, "width", 200)  # wide tables: no wrapped reasons

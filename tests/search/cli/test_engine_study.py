@@ -1,4 +1,4 @@
-"""The read-side commands on a study the sweep engine wrote (search.engine.local, no Ray)."""
+"""The read-side commands on a study the sweep engine wrote (gradsweep.search.engine.local, no Ray)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from search.cli.try_ import REPRODUCE_TOLERANCE
-from spaces.trial_config import TrialConfig
+from gradsweep.search.cli.try_ import REPRODUCE_TOLERANCE
+from gradsweep.spaces.trial_config import TrialConfig
 
 OBJECTIVE = '''
 import torch
@@ -45,8 +45,8 @@ baselines:
 
 @pytest.fixture(scope="module")
 def engine_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    from search.engine.local import optimize_local
-    from spaces.space import load_space
+    from gradsweep.search.engine.local import optimize_local
+    from gradsweep.spaces.space import load_space
 
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("engine")
@@ -69,8 +69,8 @@ def test_status_of_engine_study(gradsweep: Callable, engine_url: str) -> None:
 
 
 def test_report_of_engine_study(engine_url: str) -> None:
-    from search.report import collect
-    from search.views import load_study
+    from gradsweep.search.report import collect
+    from gradsweep.search.views import load_study
 
     data = collect(load_study(engine_url, None))
     pruned = [c for c in data.curves if c.prune is not None and c.prune.kind == "unstable"]

@@ -8,10 +8,10 @@ import optuna
 import pytest
 import yaml
 
-from search.errors import UserError
-from search.export import export_document, resolve_format, write_export
-from search.version import __version__
-from spaces.trial_config import TrialConfig
+from gradsweep.errors import UserError
+from gradsweep.search.export import export_document, resolve_format, write_export
+from gradsweep.spaces.trial_config import TrialConfig
+from gradsweep.version import __version__
 
 
 def test_export_yaml_round_trips_through_trialconfig_load(gradsweep: Callable, demo_url: str, tmp_path: Path) -> None:
@@ -32,7 +32,7 @@ def test_export_yaml_round_trips_through_trialconfig_load(gradsweep: Callable, d
     assert prov["space"]["name"] == "demo-space" and prov["storage"] == demo_url
     # the same provenance travels inside the config
     assert config.provenance is not None and config.provenance["trial"] == 2
-    from search.engine.launcher import _params_from_file
+    from gradsweep.search.engine.launcher import _params_from_file
 
     # `gradsweep launch --baseline best.yaml` reads the exported params back
     assert _params_from_file(out) == study.trials[2].params
@@ -115,7 +115,7 @@ def test_resolve_format_and_atomic_write(tmp_path: Path) -> None:
 def test_exported_config_applies_to_a_model(gradsweep: Callable, demo_url: str, tmp_path: Path) -> None:
     import torch
 
-    from spaces.apply import StagedScheduler, build_optimizer
+    from gradsweep.spaces.apply import StagedScheduler, build_optimizer
 
     out = tmp_path / "best.yaml"
     assert gradsweep("export", "--storage", demo_url, "--out", out).code == 0

@@ -75,7 +75,7 @@ def test_best_with_no_complete_trial(gradsweep: Callable, pruned_url: str) -> No
 
 
 def test_objectives_lists_builtins(gradsweep: Callable) -> None:
-    from objectives.registry import BUILTINS
+    from gradsweep.objectives.registry import BUILTINS
 
     ran = gradsweep("objectives", "--json")
     names = [o["name"] for o in json.loads(ran.out)]

@@ -37,8 +37,8 @@ class _Figures(HTMLParser):
 
 @pytest.fixture(scope="module")
 def report_files(demo_url: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    from search.report import collect, write_html, write_pngs
-    from search.views import load_study
+    from gradsweep.search.report import collect, write_html, write_pngs
+    from gradsweep.search.views import load_study
 
     out_dir = tmp_path_factory.mktemp("report")
     data = collect(load_study(demo_url, None))
@@ -126,7 +126,7 @@ def test_report_bad_paths(gradsweep: Callable, demo_url: str, tmp_path: Path) ->
 
 
 def test_parallel_axis_handles_conditional_and_categorical_knobs() -> None:
-    from search.report.plotly_figs import parallel_axis
+    from gradsweep.search.report.plotly_figs import parallel_axis
 
     # LRs are drawn on a log10 axis
     assert parallel_axis("towers.head.lr", [1e-3, 1e-2])["values"] == [-3.0, -2.0]

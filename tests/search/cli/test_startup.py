@@ -15,14 +15,20 @@ def _imported_after(statement: str) -> set[str]:
 
 
 def test_importing_the_cli_does_not_import_torch_or_ray() -> None:
-    loaded = _imported_after("import search.cli")
-    assert "search.cli" in loaded and "optuna" in loaded
+    loaded = _imported_after("import gradsweep.search.cli")
+    assert "gradsweep.search.cli" in loaded and "optuna" in loaded
     assert "torch" not in loaded and "ray" not in loaded
 
 
 def test_health_package_loads_its_parts_on_first_use() -> None:
-    # the driver's attrs and verdicts come without the monitor (which needs torch) ...
-    assert "torch" not in _imported_after("from search.health import HealthReport, Verdict, read_health")
+    # the driver's pruner, health attrs and verdicts come without the monitor (which needs torch) ...
+    statement = (
+        "from gradsweep.objectives.health import HealthReport, Verdict; "
+        "from gradsweep.search.health_attrs import read_health; import gradsweep.search.pruner"
+    )
+    assert "torch" not in _imported_after(statement)
     # ... and the monitor is still importable from the package
-    loaded = _imported_after("from search.health import HealthMonitor; import search.health as h; h.worst")
-    assert {"torch", "search.health.monitor", "search.health.verdict"} <= loaded
+    loaded = _imported_after(
+        "from gradsweep.objectives.health import HealthMonitor; import gradsweep.objectives.health as h; h.worst"
+    )
+    assert {"torch", "gradsweep.objectives.health.monitor", "gradsweep.objectives.health.verdict"} <= loaded

@@ -8,11 +8,12 @@ import optuna
 import pytest
 import torch
 
-from objectives.api import OptunaReporter, TrialContext, run_objective
-from objectives.registry import load_objective
-from search.cli.try_ import REPRODUCE_TOLERANCE
-from spaces.health import HealthConfig
-from spaces.trial_config import MetricConfig, StageConfig, TowerConfig, TrialConfig
+from gradsweep.objectives.api import TrialContext, run_objective
+from gradsweep.objectives.registry import load_objective
+from gradsweep.search.cli.try_ import REPRODUCE_TOLERANCE
+from gradsweep.search.engine.optuna_reporter import OptunaReporter
+from gradsweep.spaces.health import HealthConfig
+from gradsweep.spaces.trial_config import MetricConfig, StageConfig, TowerConfig, TrialConfig
 
 OBJECTIVE_FILE = '''
 import torch
@@ -109,8 +110,8 @@ def test_try_table_output(gradsweep: Callable, swept: tuple[str, str, Path]) -> 
 
 
 def test_report_draws_real_monitor_curves(gradsweep: Callable, swept: tuple[str, str, Path]) -> None:
-    from search.report import collect
-    from search.views import load_study
+    from gradsweep.search.report import collect
+    from gradsweep.search.views import load_study
 
     url, _, _ = swept
     data = collect(load_study(url, "byo"))
@@ -149,8 +150,8 @@ def test_try_bad_inputs(gradsweep: Callable, swept: tuple[str, str, Path], tmp_p
 
 
 def test_health_summary_and_key_metrics() -> None:
-    from search.cli.try_ import health_summary, key_metrics
-    from search.health import HealthReport, Verdict
+    from gradsweep.objectives.health import HealthReport, Verdict
+    from gradsweep.search.cli.try_ import health_summary, key_metrics
 
     reports = [
         HealthReport(5, Verdict.WARNING, ["text grad norm 1e-07 < 1e-06 for 1 check (step 5)"], {"health/loss": 2.0}),

@@ -10,10 +10,11 @@ import optuna
 import pytest
 import torch
 
-from objectives.api import OptunaReporter, TrialContext, run_objective
-from objectives.registry import load_objective
-from search.cli.try_ import REPRODUCE_TOLERANCE
-from spaces.trial_config import MetricConfig, TowerConfig, TrialConfig
+from gradsweep.objectives.api import TrialContext, run_objective
+from gradsweep.objectives.registry import load_objective
+from gradsweep.search.cli.try_ import REPRODUCE_TOLERANCE
+from gradsweep.search.engine.optuna_reporter import OptunaReporter
+from gradsweep.spaces.trial_config import MetricConfig, TowerConfig, TrialConfig
 
 TOWERS = ("video_backbone", "video_attention_pool", "video_aggregator", "text_encoder")
 
@@ -55,9 +56,9 @@ def test_contrastive_export_then_try(gradsweep: Callable, tmp_path: Path) -> Non
 
 
 def test_recommended_config_is_the_presets_after_baseline() -> None:
-    from search.cli.try_ import recommended_config
-    from spaces.sampling import baseline_config
-    from spaces.space import load_space
+    from gradsweep.search.cli.try_ import recommended_config
+    from gradsweep.spaces.sampling import baseline_config
+    from gradsweep.spaces.space import load_space
 
     config = recommended_config("contrastive", scale="tiny", seed=3)
     # without --config, try runs the preset's resolved `after` baseline with the overrides applied

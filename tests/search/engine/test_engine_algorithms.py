@@ -5,9 +5,9 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from search.catchup import CatchUpPruner
-from search.engine.algorithms import DEFAULT_PRUNER, SamplerName, make_base_pruner, make_sampler
-from search.errors import UserError
+from gradsweep.errors import UserError
+from gradsweep.search.catchup import CatchUpPruner
+from gradsweep.search.engine.algorithms import DEFAULT_PRUNER, SamplerName, make_base_pruner, make_sampler
 
 
 @pytest.mark.parametrize(
@@ -76,7 +76,7 @@ def test_unknown_names_list_the_choices() -> None:
 
 
 def test_sampler_warning_names_the_samplers_that_ignore_pruned_trials() -> None:
-    from search.engine.algorithms import sampler_warning
+    from gradsweep.search.engine.algorithms import sampler_warning
 
     # TPE and random search need no warning
     assert sampler_warning("tpe") is None and sampler_warning("random") is None

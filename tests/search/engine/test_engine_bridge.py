@@ -9,10 +9,10 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from search.engine.bridge import StudyBridge
-from search.engine.study import Baseline, enqueue_baselines
-from search.pruner import HealthPruner
-from spaces.space import parse_space
+from gradsweep.search.engine.bridge import StudyBridge
+from gradsweep.search.engine.study import Baseline, enqueue_baselines
+from gradsweep.search.pruner import HealthPruner
+from gradsweep.spaces.space import parse_space
 
 from ._support import space_data
 
@@ -162,7 +162,7 @@ def test_same_seed_samples_same_configs(seed: int) -> None:
     "pruner", ["median", "percentile", "hyperband", "successive_halving", "wilcoxon", "patient", "none"]
 )
 def test_every_base_pruner_decides_on_the_driver(pruner: str) -> None:
-    from search.engine.algorithms import make_base_pruner
+    from gradsweep.search.engine.algorithms import make_base_pruner
 
     bridge = _bridge(n_trials=6)
     bridge.decider = HealthPruner(make_base_pruner(pruner, n_startup_trials=1))

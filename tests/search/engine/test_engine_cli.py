@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from search.engine.progress import format_duration, progress_line
-from search.engine.tally import Tally
+from gradsweep.search.engine.progress import format_duration, progress_line
+from gradsweep.search.engine.tally import Tally
 
 from ._support import subprocess_env
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from optuna.trial import TrialState
 
-from search.engine.launcher import LaunchRequest, launch
-from search.engine.ray_runtime import Resources
-from spaces.space import load_space
+from gradsweep.search.engine.launcher import LaunchRequest, launch
+from gradsweep.search.engine.ray_runtime import Resources
+from gradsweep.spaces.space import load_space
 
 from ._support import load
 

@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["search.engine.trainable", "search.engine.algorithms", "search.engine.storage"]
+MODULES = ["gradsweep.search.engine.trainable", "gradsweep.search.engine.algorithms", "gradsweep.search.engine.storage"]
 
 
 @pytest.mark.parametrize("name", MODULES)

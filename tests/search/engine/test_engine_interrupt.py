@@ -13,7 +13,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from search.engine.study import count_finished, is_interrupted
+from gradsweep.search.engine.study import count_finished, is_interrupted
 
 from ._support import subprocess_env
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from optuna.trial import TrialState
 
-from search.engine.local import optimize_local
-from spaces.space import parse_space
+from gradsweep.search.engine.local import optimize_local
+from gradsweep.spaces.space import parse_space
 
 from ._support import load, space_data
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from search.engine.outcome import (
+from gradsweep.search.engine.outcome import (
     INTERRUPTED,
     NON_FINITE,
     FinalState,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from search.engine.storage import mask_url, open_storage, sqlite_file, with_retries
-from search.errors import UserError
+from gradsweep.errors import UserError
+from gradsweep.search.engine.storage import mask_url, open_storage, sqlite_file, with_retries
 
 
 def test_mask_url_hides_passwords_in_urls_and_messages() -> None:

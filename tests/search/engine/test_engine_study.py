@@ -8,11 +8,12 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from search.attrs import FAIL_REASON
-from search.engine.launcher import LaunchRequest, launch
-from search.engine.ray_runtime import Resources
-from search.engine.storage import open_storage
-from search.engine.study import (
+from gradsweep.errors import UserError
+from gradsweep.search.attrs import FAIL_REASON
+from gradsweep.search.engine.launcher import LaunchRequest, launch
+from gradsweep.search.engine.ray_runtime import Resources
+from gradsweep.search.engine.storage import open_storage
+from gradsweep.search.engine.study import (
     check_joinable,
     count_finished,
     reconcile_running,
@@ -20,8 +21,7 @@ from search.engine.study import (
     retryable,
     study_attrs,
 )
-from search.errors import UserError
-from spaces.space import parse_space
+from gradsweep.spaces.space import parse_space
 
 from ._support import space_data
 
@@ -110,8 +110,8 @@ def test_baseline_outside_the_space_is_refused(objectives_file: Path, tmp_path: 
 
 
 def test_baseline_from_a_trial_config_file_and_by_name(tmp_path: Path) -> None:
-    from search.engine.launcher import resolve_baselines
-    from spaces.sampling import resolve
+    from gradsweep.search.engine.launcher import resolve_baselines
+    from gradsweep.spaces.sampling import resolve
 
     space = parse_space(space_data("x.py:fn"))
     exported = tmp_path / "current.yaml"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import optuna
 
-from spaces.trial_config import MetricConfig, TowerConfig, TrialConfig
+from gradsweep.spaces.trial_config import MetricConfig, TowerConfig, TrialConfig
 
 TEXT_REASON_1 = "text_encoder grad norm 3.1e-07 < 1e-06 for 5 checks (steps 40-80)"
 TEXT_REASON_2 = "text_encoder grad norm 2.2e-07 < 1e-06 for 5 checks (steps 60-100)"

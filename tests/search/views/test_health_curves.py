@@ -4,7 +4,7 @@ import math
 
 import optuna
 
-from search.views.health_curves import health_curve, health_curves, tower_of
+from gradsweep.search.views.health_curves import health_curve, health_curves, tower_of
 
 
 def test_tower_of_monitor_keys() -> None:

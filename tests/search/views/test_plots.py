@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import optuna
 
-from search.views.plots import history, importances, lr_points, parallel, tower_lrs
+from gradsweep.search.views.plots import history, importances, lr_points, parallel, tower_lrs
 
 
 def test_history_best_so_far(demo_study: optuna.Study) -> None:

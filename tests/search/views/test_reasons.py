@@ -3,7 +3,7 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from search.views.reasons import group_prunes, reason_key
+from gradsweep.search.views.reasons import group_prunes, reason_key
 
 
 @pytest.mark.parametrize(

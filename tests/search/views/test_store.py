@@ -6,8 +6,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from search.errors import UserError
-from search.views.store import load_study, pick_study_name
+from gradsweep.errors import UserError
+from gradsweep.search.views.store import load_study, pick_study_name
 
 
 def test_pick_study_name() -> None:

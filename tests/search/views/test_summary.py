@@ -4,7 +4,7 @@ import json
 
 import optuna
 
-from search.views.summary import study_direction, summarize
+from gradsweep.search.views.summary import study_direction, summarize
 
 
 def test_summary_of_mixed_study(demo_study: optuna.Study) -> None:

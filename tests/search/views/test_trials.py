@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 import optuna
 import pytest
 
-from search.views.trials import (
+from gradsweep.search.views.trials import (
     SortKey,
     best_trials,
     first_line,

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from spaces.trial_config import StageConfig, TowerConfig, TrialConfig
+from gradsweep.spaces.trial_config import StageConfig, TowerConfig, TrialConfig
 
 
 class TextEncoder(nn.Module):

@@ -7,7 +7,7 @@ import contextlib
 import pytest
 import torch
 
-from spaces.apply import autocast_context, build_scaler, scaler_enabled, scaler_kwargs
+from gradsweep.spaces.apply import autocast_context, build_scaler, scaler_enabled, scaler_kwargs
 
 SCALER = {"init_scale": 1024.0, "growth_factor": 1.5, "backoff_factor": 0.25, "growth_interval": 100}
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")

@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from spaces.apply import Clipper, build_optimizer
-from spaces.apply.clipping import combine_norms, grads_norm
-from spaces.trial_config import TrialConfig
+from gradsweep.spaces.apply import Clipper, build_optimizer
+from gradsweep.spaces.apply.clipping import combine_norms, grads_norm
+from gradsweep.spaces.trial_config import TrialConfig
 
 
 def _backward(model: nn.Module) -> None:

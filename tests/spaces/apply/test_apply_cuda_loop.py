@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from spaces.apply import Clipper, StagedScheduler, autocast_context, build_optimizer, build_scaler
+from gradsweep.spaces.apply import Clipper, StagedScheduler, autocast_context, build_optimizer, build_scaler
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 

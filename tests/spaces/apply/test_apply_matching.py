@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from spaces.apply.matching import match_parameters, no_decay_reason, parameter_modules
-from spaces.trial_config import NoDecayRule, TowerConfig
+from gradsweep.spaces.apply.matching import match_parameters, no_decay_reason, parameter_modules
+from gradsweep.spaces.trial_config import NoDecayRule, TowerConfig
 
 NAMES = ["backbone.0.weight", "backbone.0.bias", "head.weight", "head.bias", "temperature"]
 

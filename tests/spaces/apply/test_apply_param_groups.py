@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from spaces.apply import build_optimizer, build_param_groups
-from spaces.trial_config import TrialConfig
+from gradsweep.spaces.apply import build_optimizer, build_param_groups
+from gradsweep.spaces.trial_config import TrialConfig
 
 EXPECTED = {
     "video_backbone/decay": {"video_backbone.0.weight", "video_backbone.2.weight"},

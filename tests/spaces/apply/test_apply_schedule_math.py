@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from spaces.apply.schedule_math import (
+from gradsweep.spaces.apply.schedule_math import (
     PlateauState,
     linear_warmup,
     onecycle,

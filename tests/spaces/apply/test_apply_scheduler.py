@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from spaces.apply import StagedScheduler, build_optimizer
-from spaces.apply.schedule_math import warmup_cosine
-from spaces.trial_config import StageConfig, TrialConfig
+from gradsweep.spaces.apply import StagedScheduler, build_optimizer
+from gradsweep.spaces.apply.schedule_math import warmup_cosine
+from gradsweep.spaces.trial_config import StageConfig, TrialConfig
 
 
 def _lrs(opt: torch.optim.Optimizer) -> dict[str, float]:

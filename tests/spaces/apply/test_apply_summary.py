@@ -8,7 +8,7 @@ import json
 from rich.console import Console
 from rich.table import Table
 
-from spaces.apply import StagedScheduler, build_optimizer, optimizer_summary
+from gradsweep.spaces.apply import StagedScheduler, build_optimizer, optimizer_summary
 
 
 def test_rows_per_group(two_tower, make_two_tower_config, capsys) -> None:

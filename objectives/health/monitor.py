@@ -7,9 +7,9 @@ preallocated ``(k, 2T + 4)`` device buffer: a fused ``torch._foreach_norm`` over
 (skipped when a ``ClipResult`` already carries the norms), a segment sum into per-tower norms and
 one ``cat`` into the buffer row, with no host sync. Every ``k = health.check_every`` steps the
 window is read back with ONE transfer (together with parameter norms and AdamW decay ratios
-computed then), summarized, and judged by :mod:`search.health.rules`.
+computed then), summarized, and judged by :mod:`gradsweep.objectives.health.rules`.
 
-Metric keys of a :class:`~search.health.verdict.HealthReport` (window = the k steps of one check;
+Metric keys of a :class:`~gradsweep.objectives.health.verdict.HealthReport` (window = the k steps of one check;
 norms are over the steps whose value is finite):
 
 | key | meaning |
@@ -39,7 +39,7 @@ norms are over the steps whose value is finite):
 
 Example:
     >>> import torch
-    >>> from spaces.health import HealthConfig
+    >>> from gradsweep.spaces.health import HealthConfig
     >>> model = torch.nn.Linear(4, 2)
     >>> opt = torch.optim.AdamW([{"params": model.parameters(), "tower": "all"}], lr=1e-2)
     >>> mon = HealthMonitor(opt, HealthConfig(check_every=2))
@@ -59,23 +59,23 @@ from typing import Any, Protocol
 
 import torch
 
-from search.health.decay import decay_and_update_steps
-from search.health.rules import RuleContext, evaluate, history_needed
-from search.health.stats import (
+from gradsweep.objectives.health.decay import decay_and_update_steps
+from gradsweep.objectives.health.rules import RuleContext, evaluate, history_needed
+from gradsweep.objectives.health.stats import (
     aggregate_norms,
     decay_to_grad_ratio,
     longest_true_run,
     segment_norms,
     spike_scores,
 )
-from search.health.summary import CheckSummary, row_width, summarize_window
-from search.health.verdict import HealthReport, worst
-from spaces.health import HealthConfig
-from spaces.trial_config import ClipConfig, TowerConfig
+from gradsweep.objectives.health.summary import CheckSummary, row_width, summarize_window
+from gradsweep.objectives.health.verdict import HealthReport, worst
+from gradsweep.spaces.health import HealthConfig
+from gradsweep.spaces.trial_config import ClipConfig, TowerConfig
 
 
 class ClipResultLike(Protocol):
-    """What :meth:`HealthMonitor.observe` reads from ``spaces.apply.Clipper.clip()``'s result."""
+    """What :meth:`HealthMonitor.observe` reads from ``gradsweep.spaces.apply.Clipper.clip()``'s result."""
 
     pre: dict[str, torch.Tensor]
     post: dict[str, torch.Tensor]

@@ -51,13 +51,6 @@ def worst(verdicts: Iterable[Verdict]) -> Verdict:
     return max(verdicts, key=lambda v: v.severity, default=Verdict.HEALTHY)
 
 
-class PruneKind(StrEnum):
-    """Why a trial was pruned: its health rules, or its metric against other trials."""
-
-    UNSTABLE = "unstable"
-    UNDERPERFORMING = "underperforming"
-
-
 @dataclass(frozen=True)
 class HealthReport:
     """One health check: a verdict with human reasons and a flat dict of metrics.
@@ -66,7 +59,7 @@ class HealthReport:
         step: the optimizer step of the check (the last step of its window).
         verdict: the worst verdict of all rules.
         reasons: one line per rule that did not find the trial healthy, worst first.
-        metrics: namespaced keys (see :class:`search.health.monitor.HealthMonitor`) to floats;
+        metrics: namespaced keys (see :class:`gradsweep.objectives.health.monitor.HealthMonitor`) to floats;
             non-finite values are kept (they are the point of a health check).
     """
 

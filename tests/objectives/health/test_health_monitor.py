@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-from search.health import HealthMonitor, HealthReport, Verdict
-from spaces.apply import Clipper, build_optimizer
-from spaces.trial_config import ClipConfig, TowerConfig, TrialConfig
+from gradsweep.objectives.health import HealthMonitor, HealthReport, Verdict
+from gradsweep.spaces.apply import Clipper, build_optimizer
+from gradsweep.spaces.trial_config import ClipConfig, TowerConfig, TrialConfig
 
 
 class TwoTower(nn.Module):
@@ -78,7 +78,7 @@ def test_healthy_run_reports_every_k_steps_with_documented_keys() -> None:
         # every documented key is present
         assert key in keys, key
     # every key is documented in the monitor's table
-    doc = HealthMonitor.__module__ and __import__("search.health.monitor", fromlist=["x"]).__doc__
+    doc = HealthMonitor.__module__ and __import__("gradsweep.objectives.health.monitor", fromlist=["x"]).__doc__
     for key in keys:
         pattern = re.sub(r"^health/(video|text)/", "health/<tower>/", key).replace("text_embedding", "<name>")
         assert f"``{pattern}``" in doc, pattern
@@ -270,7 +270,7 @@ def test_disabled_monitor_and_flush() -> None:
 
 
 def test_decay_and_update_steps_match_adamw_state() -> None:
-    from search.health.decay import decay_and_update_steps
+    from gradsweep.objectives.health.decay import decay_and_update_steps
 
     torch.manual_seed(0)
     w = nn.Parameter(torch.randn(5, 3))

@@ -1,4 +1,4 @@
-"""The docstring examples of search.health and search.pruner run and stay true."""
+"""The docstring examples of the health modules, the objective API's small modules and the pruner run and stay true."""
 
 from __future__ import annotations
 
@@ -9,8 +9,12 @@ import optuna
 import pytest
 
 MODULES = [
-    "search.health.stats", "search.health.verdict", "search.health.summary", "search.health.rules",
-    "search.health.decay", "search.health.monitor", "search.health.attrs", "search.pruner",
+    *(f"gradsweep.objectives.health.{name}" for name in ("stats", "verdict", "summary", "rules", "decay", "monitor")),
+    "gradsweep.objectives.pruned",
+    "gradsweep.objectives.reporting",
+    "gradsweep.objectives.run",
+    "gradsweep.search.health_attrs",
+    "gradsweep.search.pruner",
 ]
 
 

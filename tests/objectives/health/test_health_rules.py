@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 
-from search.health.rules import RuleContext, evaluate
-from search.health.summary import CheckSummary, TowerSummary, summarize_window
-from search.health.verdict import Verdict, worst
-from spaces.health import HealthConfig
+from gradsweep.objectives.health.rules import RuleContext, evaluate
+from gradsweep.objectives.health.summary import CheckSummary, TowerSummary, summarize_window
+from gradsweep.objectives.health.verdict import Verdict, worst
+from gradsweep.spaces.health import HealthConfig
 
 
 def _summary(step: int, **towers: float) -> CheckSummary:

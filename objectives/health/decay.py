@@ -10,7 +10,7 @@ For each param group with ``weight_decay > 0`` (only parameters that have gradie
   has one, else ``lr * ||g||`` (the seed's own diagnostic). AMSGrad's ``max_exp_avg_sq`` is ignored.
 
 Groups of one tower combine as L2 norms over the groups. The monitor divides the two with
-:func:`search.health.stats.decay_to_grad_ratio` after its one host read.
+:func:`gradsweep.objectives.health.stats.decay_to_grad_ratio` after its one host read.
 
 Example:
     >>> import torch
@@ -28,7 +28,7 @@ from collections.abc import Mapping
 
 import torch
 
-from search.health.stats import aggregate_norms
+from gradsweep.objectives.health.stats import aggregate_norms
 
 
 def _norm_of(tensors: list[torch.Tensor], device: torch.device) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Pure helpers of search.health.stats with zeros, NaN, inf and empty inputs."""
+"""Pure helpers of gradsweep.objectives.health.stats with zeros, NaN, inf and empty inputs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from search.health.stats import (
+from gradsweep.objectives.health.stats import (
     aggregate_norms,
     decay_to_grad_ratio,
     is_stalled,

@@ -3,12 +3,12 @@
 ``gradsweep.health.latest`` holds the last report ``{"step", "verdict", "reasons", "metrics"}``;
 ``gradsweep.health.history`` a bounded list of ``{"step", "verdict", "metrics"}``. The objective side
 writes them (:func:`write_health_attrs` with an ``optuna.Trial``, :func:`record_health` with a
-storage and trial id, e.g. on a Ray Tune driver); :class:`search.pruner.HealthPruner` reads them
+storage and trial id, e.g. on a Ray Tune driver); :class:`gradsweep.search.pruner.HealthPruner` reads them
 back with :func:`read_health`, so health reaches the pruner through the study itself.
 
 Example:
     >>> import optuna
-    >>> from search.health.verdict import HealthReport, Verdict
+    >>> from gradsweep.objectives.health.verdict import HealthReport, Verdict
     >>> study = optuna.create_study()
     >>> trial = study.ask()
     >>> write_health_attrs(trial, HealthReport(5, Verdict.HEALTHY, [], {"health/loss": 1.0}), limit=3)
@@ -25,8 +25,8 @@ from typing import Any
 import optuna
 from optuna.storages import BaseStorage
 
-from search.attrs import CONFIG, HEALTH_HISTORY, HEALTH_LATEST, PRUNE_KIND, PRUNE_REASON, PRUNE_STEP
-from search.health.verdict import HealthReport
+from gradsweep.objectives.health.verdict import HealthReport
+from gradsweep.search.attrs import CONFIG, HEALTH_HISTORY, HEALTH_LATEST, PRUNE_KIND, PRUNE_REASON, PRUNE_STEP
 
 __all__ = [
     "CONFIG", "HEALTH_HISTORY", "HEALTH_LATEST", "PRUNE_KIND", "PRUNE_REASON", "PRUNE_STEP",

@@ -1,6 +1,6 @@
 """Host-side summary of one check window: what the rules read, built from the monitor's rows.
 
-The monitor keeps one device row per optimizer step (see :mod:`search.health.monitor`) and reads
+The monitor keeps one device row per optimizer step (see :mod:`gradsweep.objectives.health.monitor`) and reads
 the whole window back once per check. :func:`summarize_window` turns those host rows into a
 :class:`CheckSummary`: per-tower and global gradient-norm statistics over finite values, counts of
 non-finite steps, GradScaler skips and scale, and the window's losses.

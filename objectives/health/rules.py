@@ -1,6 +1,6 @@
 """Health rules: each reads the history of check summaries and returns verdicts with human reasons.
 
-Rules and their thresholds come from :class:`spaces.health.HealthConfig`:
+Rules and their thresholds come from :class:`gradsweep.spaces.health.HealthConfig`:
 
 | rule | unstable when | warning when |
 |---|---|---|
@@ -16,8 +16,8 @@ Frozen towers (``TowerConfig.frozen``, or no gradients in the window) are never 
 decay-dominated. Until ``warmup_checks`` checks have passed, sustained rules give at most WARNING.
 
 Example:
-    >>> from spaces.health import HealthConfig
-    >>> from search.health.summary import CheckSummary, TowerSummary
+    >>> from gradsweep.spaces.health import HealthConfig
+    >>> from gradsweep.objectives.health.summary import CheckSummary, TowerSummary
     >>> s = CheckSummary(first_step=0, step=24, n_steps=25,
     ...                  towers={"text": TowerSummary(steps_with_grad=25, grad_norm_pre=3.1e-7)})
     >>> config = HealthConfig(vanishing={"tower_floors": {"text": 1e-6}})
@@ -31,10 +31,10 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from search.health.stats import is_stalled
-from search.health.summary import CheckSummary
-from search.health.verdict import Verdict
-from spaces.health import HealthConfig
+from gradsweep.objectives.health.stats import is_stalled
+from gradsweep.objectives.health.summary import CheckSummary
+from gradsweep.objectives.health.verdict import Verdict
+from gradsweep.spaces.health import HealthConfig
 
 
 @dataclass(frozen=True)

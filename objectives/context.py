@@ -1,0 +1,123 @@
+"""What an objective gets besides its config: :class:`TrialContext`.
+
+The context owns the device, AMP autocast, seeding, checkpoints and the reporter;
+:meth:`TrialContext.trainer` builds the per-step kit (:class:`~gradsweep.objectives.trainer.Trainer`)
+for any ``nn.Module`` and declares its step count to the reporter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gradsweep.objectives.checkpoint import CheckpointStore
+from gradsweep.objectives.health.verdict import HealthReport
+from gradsweep.objectives.reporting import NullReporter, Reporter
+from gradsweep.objectives.trainer import Trainer
+from gradsweep.spaces.trial_config import TrialConfig
+
+DEVICE_ENV = "GRADSWEEP_DEVICE"
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``device`` if given, else ``$GRADSWEEP_DEVICE``, else ``cuda`` when available, else ``cpu``."""
+    chosen = device or os.environ.get(DEVICE_ENV) or ("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(chosen)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class TrialContext:
+    """Everything an objective needs besides its config.
+
+    Creating a context seeds Python, NumPy and torch with ``config.seed``.
+
+    Args:
+        config: the trial's resolved config.
+        reporter: where :meth:`report` goes (default: a :class:`NullReporter`).
+        device: overrides ``$GRADSWEEP_DEVICE`` and the CUDA-if-available default.
+        checkpoint_dir: where :meth:`save_checkpoint` writes; ``None`` disables checkpoints.
+        logger: defaults to ``logging.getLogger("gradsweep.objective")``.
+
+    Raises:
+        TypeError: if ``reporter`` does not meet the :class:`Reporter` protocol.
+    """
+
+    def __init__(
+        self,
+        config: TrialConfig,
+        *,
+        reporter: Reporter | None = None,
+        device: str | torch.device | None = None,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        if reporter is not None and not isinstance(reporter, Reporter):
+            raise TypeError(
+                f"reporter must define report(value, step, health) and declare_total_steps(total) "
+                f"(the Reporter protocol) but {type(reporter).__name__} does not"
+            )
+        self.config = config
+        self.reporter: Reporter = reporter if reporter is not None else NullReporter()
+        self.device = resolve_device(device)
+        self.checkpoints = CheckpointStore(Path(checkpoint_dir)) if checkpoint_dir is not None else None
+        self.log = logger or logging.getLogger("gradsweep.objective")
+        self._trainer: Trainer | None = None
+        seed_everything(config.seed)
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """``torch.autocast`` per ``config.amp.dtype`` on CUDA; a no-op on CPU or with ``none``."""
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(str(self.config.amp.dtype))
+        if dtype is None or self.device.type != "cuda":
+            return contextlib.nullcontext()
+        return torch.autocast(device_type="cuda", dtype=dtype)
+
+    def trainer(self, model: torch.nn.Module, steps_per_epoch: int) -> Trainer:
+        """Move ``model`` to :attr:`device` (in place) and build its :class:`Trainer`."""
+        model.to(self.device)
+        self._trainer = Trainer(model, self.config, steps_per_epoch=steps_per_epoch, device=self.device)
+        self.declare_total_steps(self._trainer.total_steps)
+        return self._trainer
+
+    def declare_total_steps(self, total: int) -> None:
+        """Tell the reporter the step of the final report (:meth:`trainer` does it for you).
+
+        The pruner never stops a trial at a report at step ``total - 1`` or later: the value is
+        then the trial's result, and stopping would save no step. Objectives without a :class:`Trainer`
+        may call it themselves.
+
+        Raises:
+            ValueError: if ``total`` < 1.
+        """
+        if int(total) < 1:
+            raise ValueError(f"total steps must be at least 1 but got {total}")
+        self.reporter.declare_total_steps(int(total))
+
+    @property
+    def latest_health(self) -> HealthReport | None:
+        """The newest health report of the newest trainer."""
+        return self._trainer.latest_health if self._trainer is not None else None
+
+    def report(self, value: float, step: int) -> None:
+        """Send ``value`` at ``step`` with the latest health report; may raise :class:`TrialPruned`."""
+        self.reporter.report(float(value), int(step), self.latest_health)
+
+    def save_checkpoint(self, state: dict[str, Any]) -> Path | None:
+        """Save ``state`` atomically (the newest two are kept); ``None`` without a checkpoint dir."""
+        return self.checkpoints.save(state) if self.checkpoints is not None else None
+
+    def load_checkpoint(self) -> dict[str, Any] | None:
+        """The newest loadable checkpoint, or ``None``."""
+        return self.checkpoints.load() if self.checkpoints is not None else None
