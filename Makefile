@@ -35,10 +35,10 @@ test: lint
 
 # ~10 min on 2 CPU cores; benchmarks/gpu.py only where a CUDA GPU is (it refuses without one).
 bench: setup
-	$(PY) -u benchmarks/search_efficiency.py --quick --plot benchmarks/figures/search_efficiency_quick.png
-	$(PY) -u benchmarks/overhead.py --quick
+	$(PY) -u -m benchmarks.search_efficiency --quick --plot benchmarks/figures/search_efficiency_quick.png
+	$(PY) -u -m benchmarks.overhead --quick
 	@if $(PY) -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then \
-		$(PY) -u benchmarks/gpu.py --quick; \
+		$(PY) -u -m benchmarks.gpu --quick; \
 	else echo "benchmarks/gpu.py: skipped (no CUDA GPU here)"; fi
 
 clean:

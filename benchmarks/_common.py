@@ -121,7 +121,7 @@ class CountingReporter:
 
     def declare_total_steps(self, total: int) -> None:
         """Forwarded to the inner reporter, unless ``declare_total`` is off (the final-report guard's ablation)."""
-        if self.declare_total:
+        if self.declare_total and self.inner is not None:
             self.inner.declare_total_steps(total)
 
     @property

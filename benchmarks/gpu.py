@@ -21,10 +21,10 @@ Three parts, each side by side in one run:
 
 Usage::
 
-    .venv/bin/python benchmarks/gpu.py                       # all three, on a machine with a CUDA GPU and Ray
-    .venv/bin/python benchmarks/gpu.py --skip-sweep          # without Ray (steps/s and monitor only)
-    .venv/bin/python benchmarks/gpu.py --quick               # 1 repeat, an 8-trial small-scale sweep, quick monitor
-    .venv/bin/python benchmarks/gpu.py --device cpu --skip-sweep --quick   # steps/s (small) and monitor on CPU
+    .venv/bin/python -m benchmarks.gpu                       # all three, on a machine with a CUDA GPU and Ray
+    .venv/bin/python -m benchmarks.gpu --skip-sweep          # without Ray (steps/s and monitor only)
+    .venv/bin/python -m benchmarks.gpu --quick               # 1 repeat, an 8-trial small-scale sweep, quick monitor
+    .venv/bin/python -m benchmarks.gpu --device cpu --skip-sweep --quick   # steps/s (small) and monitor on CPU
 
 Without a CUDA GPU (and ``--device cpu`` not given) it says so in one line and exits 2; the sweep
 part also needs ``nvidia-smi`` on the PATH. The last lines are the headline figures.
@@ -41,15 +41,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
+from benchmarks._gpu_sampler import GpuBenchError, SmiSampler, UtilSummary, smi_command, summarize
+from benchmarks._throughput import Throughput, measure
+from gradsweep.objectives.registry import BUILTINS
+
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:  # run as a script: make `benchmarks.*` importable
-    sys.path.insert(0, str(REPO))
-
-import torch  # noqa: E402
-
-from benchmarks._gpu_sampler import GpuBenchError, SmiSampler, UtilSummary, smi_command, summarize  # noqa: E402
-from benchmarks._throughput import Throughput, measure  # noqa: E402
-from gradsweep.objectives.registry import BUILTINS  # noqa: E402
 
 FP32 = "none"
 

@@ -15,9 +15,9 @@ Modes:
 
 Usage::
 
-    .venv/bin/python benchmarks/health_overhead.py --quick          # < 2 min on 1 CPU thread
-    .venv/bin/python benchmarks/health_overhead.py --sweep-k --quick
-    .venv/bin/python benchmarks/health_overhead.py --device cuda
+    .venv/bin/python -m benchmarks.health_overhead --quick          # < 2 min on 1 CPU thread
+    .venv/bin/python -m benchmarks.health_overhead --sweep-k --quick
+    .venv/bin/python -m benchmarks.health_overhead --device cuda
 
 The last line is ``health overhead ratio: X.XXX``.
 """

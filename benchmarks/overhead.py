@@ -15,8 +15,8 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/overhead.py --quick     # < 15 min on 2 CPU cores
-    .venv/bin/python benchmarks/overhead.py --skip-monitor --trials 100
+    .venv/bin/python -m benchmarks.overhead --quick     # < 15 min on 2 CPU cores
+    .venv/bin/python -m benchmarks.overhead --skip-monitor --trials 100
 
 The last lines are the headline ratios (``monitor ...``, ``engine ...``, ``store ...``).
 """
@@ -27,22 +27,19 @@ import argparse
 import contextlib
 import io
 import re
-import sys
 import tempfile
 from pathlib import Path
 
+import optuna
+import torch
+
+from benchmarks import health_overhead
+from benchmarks._engine_overhead import time_engine
+from benchmarks._store_throughput import StoreResult, fresh_postgres, run_store
+from gradsweep.search.engine.ray_runtime import DEFAULT_CHECKPOINT_EVERY_S
+from gradsweep.spaces.space import load_space
+
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:  # run as a script: make `benchmarks.*` importable
-    sys.path.insert(0, str(REPO))
-
-import optuna  # noqa: E402
-import torch  # noqa: E402
-
-from benchmarks import health_overhead  # noqa: E402
-from benchmarks._engine_overhead import time_engine  # noqa: E402
-from benchmarks._store_throughput import StoreResult, fresh_postgres, run_store  # noqa: E402
-from gradsweep.search.engine.ray_runtime import DEFAULT_CHECKPOINT_EVERY_S  # noqa: E402
-from gradsweep.spaces.space import load_space  # noqa: E402
 
 DEFAULT_SPACE = REPO / "benchmarks" / "spaces" / "multitower_bench.yaml"
 _RATIO = re.compile(r"health overhead ratio: ([0-9.]+)")

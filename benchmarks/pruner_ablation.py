@@ -44,8 +44,8 @@ A variant may name another sampler after ``@`` (the reference always uses gradsw
 
 Usage::
 
-    .venv/bin/python benchmarks/pruner_ablation.py --seeds 0,1,2 --variants tpe_nop,tpe_median,catchup
-    .venv/bin/python benchmarks/pruner_ablation.py --seeds 0,1,2 --variants tpe_nop@tpe_startup5,catchup@gp
+    .venv/bin/python -m benchmarks.pruner_ablation --seeds 0,1,2 --variants tpe_nop,tpe_median,catchup
+    .venv/bin/python -m benchmarks.pruner_ablation --seeds 0,1,2 --variants tpe_nop@tpe_startup5,catchup@gp
 
 The last line compares the default (``catchup``) with the reference and the best non-gradsweep variant.
 """
@@ -54,27 +54,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
+import optuna
+import torch
+
+from benchmarks._common import TrialRecord, best_at_budget, median_or_inf, ratio, ratio_note
+from benchmarks._efficiency_report import false_prunes, method_stats, table
+from benchmarks._optuna_runs import Rerunner, RunSpec, run_optuna
+from benchmarks.search_efficiency import add_problem_args, calibrate
+from gradsweep.search.catchup import CatchUpPruner
+from gradsweep.search.engine.algorithms import make_sampler
+from gradsweep.search.pruner import HealthPruner
+from gradsweep.spaces.space import load_space
+
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:  # run as a script: make `benchmarks.*` importable
-    sys.path.insert(0, str(REPO))
-
-import optuna  # noqa: E402
-import torch  # noqa: E402
-
-from benchmarks._common import TrialRecord, best_at_budget, median_or_inf, ratio, ratio_note  # noqa: E402
-from benchmarks._efficiency_report import false_prunes, method_stats, table  # noqa: E402
-from benchmarks._optuna_runs import Rerunner, RunSpec, run_optuna  # noqa: E402
-from benchmarks.search_efficiency import add_problem_args, calibrate  # noqa: E402
-from gradsweep.search.catchup import CatchUpPruner  # noqa: E402
-from gradsweep.search.engine.algorithms import make_sampler  # noqa: E402
-from gradsweep.search.pruner import HealthPruner  # noqa: E402
-from gradsweep.spaces.space import load_space  # noqa: E402
 
 
 def _survivors(quantile: float = 0.75, **kwargs: float) -> CatchUpPruner:

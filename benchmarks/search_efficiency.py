@@ -25,8 +25,8 @@ would have ended in the run's top quartile).
 
 Usage::
 
-    .venv/bin/python benchmarks/search_efficiency.py --quick      # < 15 min on 2 CPU cores
-    .venv/bin/python benchmarks/search_efficiency.py              # small scale, 30-trial budget
+    .venv/bin/python -m benchmarks.search_efficiency --quick      # < 15 min on 2 CPU cores
+    .venv/bin/python -m benchmarks.search_efficiency              # small scale, 30-trial budget
 
 The last line is ``budget to target vs no-pruning TPE: X.XX (vs best other method: Y.YY)``.
 """
@@ -37,19 +37,14 @@ import argparse
 import contextlib
 import json
 import math
-import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:  # run as a script: make `benchmarks.*` importable
-    sys.path.insert(0, str(REPO))
+import optuna
+import torch
 
-import optuna  # noqa: E402
-import torch  # noqa: E402
-
-from benchmarks._common import (  # noqa: E402
+from benchmarks._common import (
     CountingReporter,
     TrialRecord,
     best_at_budget,
@@ -58,13 +53,15 @@ from benchmarks._common import (  # noqa: E402
     ratio_note,
     record_from_dict,
 )
-from benchmarks._efficiency_report import MethodStats, false_prunes, method_stats, plot_curves, table  # noqa: E402
-from benchmarks._optuna_runs import Rerunner, RunSpec, run_optuna  # noqa: E402
-from gradsweep.objectives.api import TrialContext, run_objective  # noqa: E402
-from gradsweep.objectives.registry import load_objective  # noqa: E402
-from gradsweep.search.engine.algorithms import DEFAULT_PRUNER  # noqa: E402
-from gradsweep.spaces.sampling import resolve, suggest  # noqa: E402
-from gradsweep.spaces.space import SearchSpace, load_space  # noqa: E402
+from benchmarks._efficiency_report import MethodStats, false_prunes, method_stats, plot_curves, table
+from benchmarks._optuna_runs import Rerunner, RunSpec, run_optuna
+from gradsweep.objectives.api import TrialContext, run_objective
+from gradsweep.objectives.registry import load_objective
+from gradsweep.search.engine.algorithms import DEFAULT_PRUNER
+from gradsweep.spaces.sampling import resolve, suggest
+from gradsweep.spaces.space import SearchSpace, load_space
+
+REPO = Path(__file__).resolve().parent.parent
 
 DEFAULT_SPACE = REPO / "benchmarks" / "spaces" / "multitower_bench.yaml"
 DEFAULT_PLOT = REPO / "benchmarks" / "figures" / "search_efficiency.png"

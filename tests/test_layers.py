@@ -59,3 +59,9 @@ def test_nothing_imports_the_folders_by_their_bare_names() -> None:
     ]
     # every import of the package's own code goes through gradsweep.*
     assert bad == []
+
+
+def test_no_module_patches_sys_path() -> None:
+    paths = [p for folder in ("gradsweep", *BARE, "benchmarks", "scripts", "examples") for p in (ROOT / folder).rglob("*.py")]
+    # benchmarks run as `python -m benchmarks.NAME` and find gradsweep installed: no sys.path edits
+    assert [str(p.relative_to(ROOT)) for p in paths if "sys.path.insert" in p.read_text()] == []

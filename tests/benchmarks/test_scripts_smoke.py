@@ -28,7 +28,7 @@ def _run(args: list[str], timeout: float) -> list[str]:
 def test_search_efficiency_plain_optuna_methods(tmp_path: Path) -> None:
     plot = tmp_path / "curves.png"
     lines = _run(
-        ["benchmarks/search_efficiency.py", "--scale", "tiny", "--seeds", "1", "--budget-trials", "1.5",
+        ["-m", "benchmarks.search_efficiency", "--scale", "tiny", "--seeds", "1", "--budget-trials", "1.5",
          "--methods", "tpe_nop,tpe_median,tpe_hyperband", "--rerun", "all", "--plot", str(plot)],
         timeout=120,
     )  # fmt: skip
@@ -42,7 +42,7 @@ def test_search_efficiency_plain_optuna_methods(tmp_path: Path) -> None:
 
 def test_pruner_ablation_runs_its_variants_and_ends_with_the_default_s_ratio() -> None:
     lines = _run(
-        ["benchmarks/pruner_ablation.py", "--scale", "tiny", "--seeds", "0", "--budget-trials", "1.5",
+        ["-m", "benchmarks.pruner_ablation", "--scale", "tiny", "--seeds", "0", "--budget-trials", "1.5",
          "--variants", "tpe_median,health_median_noguard,catchup"],
         timeout=120,
     )  # fmt: skip
@@ -55,7 +55,7 @@ def test_pruner_ablation_runs_its_variants_and_ends_with_the_default_s_ratio() -
 @pytest.mark.ray
 def test_search_efficiency_ray_methods_and_gradsweep(tmp_path: Path) -> None:
     lines = _run(
-        ["benchmarks/search_efficiency.py", "--scale", "tiny", "--seeds", "1", "--budget-trials", "1",
+        ["-m", "benchmarks.search_efficiency", "--scale", "tiny", "--seeds", "1", "--budget-trials", "1",
          "--methods", "random_fifo,ray_asha,gradsweep", "--rerun", "none", "--plot", ""],
         timeout=240,
     )  # fmt: skip
@@ -71,7 +71,7 @@ def test_search_efficiency_ray_methods_and_gradsweep(tmp_path: Path) -> None:
 @pytest.mark.ray
 @pytest.mark.postgres
 def test_overhead_smoke() -> None:
-    lines = _run(["benchmarks/overhead.py", "--smoke"], timeout=300)
+    lines = _run(["-m", "benchmarks.overhead", "--smoke"], timeout=300)
     # the last three lines are the headline figures, in this order
     assert lines[-3].startswith("monitor overhead ratio: ")
     # the engine line compares Ray with plain Optuna
