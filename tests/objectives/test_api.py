@@ -300,7 +300,7 @@ def test_declare_total_steps_reaches_reporters_that_take_it(make_linear_config: 
         def report(self, value: float, step: int, health: object) -> None: ...
 
     # it is refused when the context is built, naming what is missing
-    with pytest.raises(TypeError, match="reporter must define report.* and declare_total_steps"):
+    with pytest.raises(TypeError, match=r"reporter must define report.* and declare_total_steps"):
         TrialContext(config, reporter=Plain(), device="cpu")
 
 
