@@ -166,17 +166,13 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
     model.backbone.load_state_dict(pretrained_backbone(config.seed, config.scale))
     trainer = ctx.trainer(model, steps_per_epoch)
 
-    # 4. resume
-    start_epoch, history = 0, []
-    state = ctx.load_checkpoint()
-    if state is not None:
-        model.load_state_dict(state["model"])
-        trainer.load_state_dict(state["trainer"])
-        start_epoch, history = int(state["epoch"]), list(state["history"])
+    # 4. resume from the newest checkpoint, if any (model, trainer state, epochs done, history)
+    resumed = ctx.resume(trainer)
+    history = list(resumed.extra.get("history", []))
 
     # 5. train: stages -> epochs -> steps
     acc = float(history[-1]["accuracy"]) if history else float("nan")
-    for run in trainer.epochs(start_epoch=start_epoch):
+    for run in trainer.epochs(start_epoch=resumed.epochs_done):
         epoch, n_steps, stage = run.epoch, run.steps, run.stage
         # this epoch's batches depend on (seed, epoch) only, so a resume repeats them
         g = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
@@ -211,15 +207,8 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
             }
         )
 
-        # 7. checkpoint (model, trainer state, epoch), then report (may prune)
-        ctx.save_checkpoint(
-            {
-                "model": model.state_dict(),
-                "trainer": trainer.state_dict(),
-                "epoch": epoch,
-                "history": history,
-            }
-        )
+        # 7. checkpoint (model, trainer state, epochs done, history), then report (may prune)
+        ctx.save_progress(trainer, epochs_done=epoch, extra={"history": history})
         ctx.report(acc, trainer.global_step)
     return acc
 

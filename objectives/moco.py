@@ -222,18 +222,13 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
     trainer = ctx.trainer(model, steps_per_epoch)
     key = KeyEncoder(model).to(ctx.device)
 
-    # 4. resume
-    start_epoch, history = 0, []
-    state = ctx.load_checkpoint()
-    if state is not None:
-        model.load_state_dict(state["model"])
-        key.load_state_dict(state["key"])
-        trainer.load_state_dict(state["trainer"])
-        start_epoch, history = int(state["epoch"]), list(state["history"])
+    # 4. resume from the newest checkpoint, if any (model, key encoder, trainer state, epochs done, history)
+    resumed = ctx.resume(trainer, modules={"key": key})
+    history = list(resumed.extra.get("history", []))
 
     # 5. train: stages -> epochs -> steps
     acc = float(history[-1]["knn_accuracy"]) if history else float("nan")
-    for run in trainer.epochs(start_epoch=start_epoch):
+    for run in trainer.epochs(start_epoch=resumed.epochs_done):
         epoch, n_steps = run.epoch, run.steps
         # this epoch's order and views depend on (seed, epoch) only, so a resume repeats them
         g = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
@@ -263,15 +258,7 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
         acc = knn_accuracy(bank, bank_set.y.to(ctx.device), queries, test.y.to(ctx.device), knn_k)
         history.append({"epoch": epoch, "loss": float(torch.stack(losses).mean()), "knn_accuracy": acc})
 
-        # 7. checkpoint (model, key encoder, trainer state, epoch), then report (may prune)
-        ctx.save_checkpoint(
-            {
-                "model": model.state_dict(),
-                "key": key.state_dict(),
-                "trainer": trainer.state_dict(),
-                "epoch": epoch,
-                "history": history,
-            }
-        )
+        # 7. checkpoint (model, key encoder, trainer state, epochs done, history), then report (may prune)
+        ctx.save_progress(trainer, epochs_done=epoch, modules={"key": key}, extra={"history": history})
         ctx.report(acc, trainer.global_step)
     return acc
