@@ -27,6 +27,7 @@ from torch import nn
 
 from gradsweep.objectives.api import TrialContext
 from gradsweep.objectives.data.digits_views import Digits, augment, load_digits, split, subsample
+from gradsweep.objectives.nets import Backbone
 from gradsweep.spaces.trial_config import TrialConfig
 
 METRICS = ("accuracy",)
@@ -54,27 +55,12 @@ SCALES = {
 }
 
 
-class Backbone(nn.Module):
-    """CNN on ``(B, 1, 8, 8)`` digits -> ``(B, dim)`` features."""
-
-    def __init__(self, width: int, dim: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, width, 3, padding=1)
-        self.conv2 = nn.Conv2d(width, 2 * width, 3, stride=2, padding=1)
-        self.fc = nn.Linear(2 * width * 4 * 4, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.relu(self.conv1(x))  # (B, w, 8, 8)
-        h = F.relu(self.conv2(h))  # (B, 2w, 4, 4)
-        return F.relu(self.fc(h.flatten(1)))  # (B, dim)
-
-
 class Classifier(nn.Module):
     """``backbone`` + linear ``head`` (the two towers)."""
 
     def __init__(self, width: int, dim: int, n_classes: int) -> None:
         super().__init__()
-        self.backbone = Backbone(width, dim)
+        self.backbone = Backbone(width, dim, relu_features=True)
         self.head = nn.Linear(dim, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

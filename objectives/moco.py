@@ -30,6 +30,7 @@ from torch import nn
 
 from gradsweep.objectives.api import TrialContext
 from gradsweep.objectives.data.digits_views import load_digits, split, subsample, two_views
+from gradsweep.objectives.nets import Backbone
 from gradsweep.spaces.trial_config import TrialConfig
 
 METRICS = ("knn_accuracy",)
@@ -64,27 +65,12 @@ def mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(d_in, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Linear(hidden, d_out))
 
 
-class Backbone(nn.Module):
-    """CNN on ``(B, 1, 8, 8)`` digits -> ``(B, dim)`` features."""
-
-    def __init__(self, width: int, dim: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, width, 3, padding=1)
-        self.conv2 = nn.Conv2d(width, 2 * width, 3, stride=2, padding=1)
-        self.fc = nn.Linear(2 * width * 4 * 4, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.relu(self.conv1(x))  # (B, w, 8, 8)
-        h = F.relu(self.conv2(h))  # (B, 2w, 4, 4)
-        return self.fc(h.flatten(1))  # (B, dim)
-
-
 class MoCo(nn.Module):
     """The online network: backbone -> projector -> predictor (the three towers)."""
 
     def __init__(self, s: Scale) -> None:
         super().__init__()
-        self.backbone = Backbone(s.width, s.dim)
+        self.backbone = Backbone(s.width, s.dim, relu_features=False)
         self.projector = mlp(s.dim, s.hidden, s.out)
         self.predictor = mlp(s.out, s.hidden, s.out)
 
