@@ -26,13 +26,28 @@ This module is the public surface and re-exports the kit, one idea per module:
 :mod:`~gradsweep.objectives.pruned` (``PruneKind``, ``TrialPruned``),
 :mod:`~gradsweep.objectives.reporting` (the ``Reporter`` protocol, ``NullReporter``),
 :mod:`~gradsweep.objectives.trainer` (``Trainer``), :mod:`~gradsweep.objectives.context`
-(``TrialContext``), :mod:`~gradsweep.objectives.checkpoint` (``CheckpointStore``, resume helpers)
-and :mod:`~gradsweep.objectives.run` (``run_objective``, ``NonFiniteValue``).
+(``TrialContext``), :mod:`~gradsweep.objectives.checkpoint` (``CheckpointStore``),
+:mod:`~gradsweep.objectives.progress` (``Resumed``, ``CheckpointFormatError``: what
+``ctx.save_progress`` / ``ctx.resume`` save and restore) and :mod:`~gradsweep.objectives.run`
+(``run_objective``, ``NonFiniteValue``).
+
+Checkpoint and resume (the built-ins all do it this way; ``epochs_done`` is the 1-based
+number of the last epoch trained, so ``trainer.epochs`` skips exactly the epochs done)::
+
+    resumed = ctx.resume(trainer)                           # Resumed(0, {}) without a checkpoint
+    history = list(resumed.extra.get("history", []))
+    for run in trainer.epochs(start_epoch=resumed.epochs_done):
+        ...                                                 # run.steps optimizer steps
+        history.append(evaluate(model))
+        ctx.save_progress(trainer, epochs_done=run.epoch, extra={"history": history})
+        ctx.report(history[-1], trainer.global_step)
 """
 
 from __future__ import annotations
 
+from gradsweep.objectives.checkpoint import CheckpointStore
 from gradsweep.objectives.context import DEVICE_ENV, TrialContext, resolve_device, seed_everything
+from gradsweep.objectives.progress import PROGRESS_FORMAT, CheckpointFormatError, Resumed
 from gradsweep.objectives.pruned import PruneKind, TrialPruned
 from gradsweep.objectives.reporting import NullReporter, Reported, Reporter
 from gradsweep.objectives.run import NON_FINITE, NonFiniteValue, Objective, run_objective
@@ -41,6 +56,9 @@ from gradsweep.objectives.trainer import EpochRun, StageRun, Trainer, stage_step
 __all__ = [
     "DEVICE_ENV",
     "NON_FINITE",
+    "PROGRESS_FORMAT",
+    "CheckpointFormatError",
+    "CheckpointStore",
     "EpochRun",
     "NonFiniteValue",
     "NullReporter",
@@ -48,6 +66,7 @@ __all__ = [
     "PruneKind",
     "Reported",
     "Reporter",
+    "Resumed",
     "StageRun",
     "Trainer",
     "TrialContext",

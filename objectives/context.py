@@ -2,7 +2,9 @@
 
 The context owns the device, AMP autocast, seeding, checkpoints and the reporter;
 :meth:`TrialContext.trainer` builds the per-step kit (:class:`~gradsweep.objectives.trainer.Trainer`)
-for any ``nn.Module`` and declares its step count to the reporter.
+for any ``nn.Module`` and declares its step count to the reporter. :meth:`TrialContext.save_progress`
+and :meth:`TrialContext.resume` checkpoint and restore a trial with one epoch convention
+(:mod:`~gradsweep.objectives.progress`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import contextlib
 import logging
 import os
 import random
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,7 @@ import torch
 
 from gradsweep.objectives.checkpoint import CheckpointStore
 from gradsweep.objectives.health.verdict import HealthReport
+from gradsweep.objectives.progress import Resumed, progress_state, restore_progress
 from gradsweep.objectives.reporting import NullReporter, Reporter
 from gradsweep.objectives.trainer import Trainer
 from gradsweep.spaces.trial_config import TrialConfig
@@ -121,3 +125,54 @@ class TrialContext:
     def load_checkpoint(self) -> dict[str, Any] | None:
         """The newest loadable checkpoint, or ``None``."""
         return self.checkpoints.load() if self.checkpoints is not None else None
+
+    def save_progress(
+        self,
+        trainer: Trainer,
+        *,
+        epochs_done: int,
+        modules: Mapping[str, torch.nn.Module] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> Path | None:
+        """Checkpoint the trial after ``epochs_done`` epochs (``run.epoch`` of the epoch just trained).
+
+        Saves ``trainer.model``, the trainer's state, ``modules`` and ``extra`` as one
+        :func:`~gradsweep.objectives.progress.progress_state`; :meth:`resume` restores them.
+
+        Args:
+            trainer: the trial's trainer.
+            epochs_done: epochs completed, which is the 1-based number of the last one.
+            modules: other modules to save by name (e.g. an EMA copy the optimizer does not train).
+            extra: the objective's own state (histories, scores).
+
+        Returns:
+            The checkpoint's path, or ``None`` without a checkpoint dir.
+
+        Raises:
+            ValueError: if ``epochs_done`` is negative or beyond the trainer's epochs.
+        """
+        state = progress_state(trainer, epochs_done=epochs_done, modules=modules, extra=extra)
+        return self.save_checkpoint(state)
+
+    def resume(self, trainer: Trainer, *, modules: Mapping[str, torch.nn.Module] | None = None) -> Resumed:
+        """Restore the newest :meth:`save_progress` checkpoint into ``trainer``, its model and ``modules``.
+
+        Args:
+            trainer: the trial's freshly built trainer.
+            modules: the same names as given to :meth:`save_progress`.
+
+        Returns:
+            Where to go on: ``trainer.epochs(start_epoch=resumed.epochs_done)`` and the saved
+            ``extra``; ``Resumed()`` (0 epochs done, no extra) without a checkpoint.
+
+        Raises:
+            CheckpointFormatError: if the newest checkpoint is not a progress checkpoint of this
+                gradsweep (e.g. one written before the format existed) or lacks one of ``modules``.
+        """
+        state = self.load_checkpoint()
+        if state is None:
+            return Resumed()
+        origin = f"the newest checkpoint in {self.checkpoints.directory}"  # type: ignore[union-attr]
+        resumed = restore_progress(state, trainer, modules=modules, origin=origin)
+        self.log.info("resumed after epoch %d (step %d) from %s", resumed.epochs_done, trainer.global_step, origin)
+        return resumed

@@ -215,20 +215,16 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
     model = build_model(config)
     trainer = ctx.trainer(model, steps_per_epoch=steps_per_epoch)
 
-    # 3. resume from the newest checkpoint, if any
-    start_epoch, scores = 0, {}
-    state = ctx.load_checkpoint()
-    if state is not None:
-        model.load_state_dict(state["model"])
-        trainer.load_state_dict(state["trainer"])
-        start_epoch, scores = int(state["epoch"]) + 1, dict(state["scores"])
-        ctx.log.info("resumed contrastive at epoch %d (step %d)", start_epoch, trainer.global_step)
+    # 3. resume from the newest checkpoint, if any (model, trainer state, epochs done, last scores)
+    resumed = ctx.resume(trainer)
+    scores: dict[str, float] = dict(resumed.extra.get("scores", {}))
 
     # 4. train: one shuffled pass per epoch, evaluate + report + checkpoint after each
     all_video, all_ids = train.video.to(ctx.device), train.tokens.to(ctx.device)  # moved once
-    for run in trainer.epochs(start_epoch=start_epoch):
-        epoch = run.epoch - 1  # 0-based, as checkpoints store it
-        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(config.seed * 1000 + epoch))
+    for run in trainer.epochs(start_epoch=resumed.epochs_done):
+        # this epoch's order depends on (seed, epoch) only, so a resume repeats it (epochs counted from 0 here)
+        order_seed = config.seed * 1000 + run.epoch - 1
+        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(order_seed))
         order = order.to(ctx.device)
         for i in range(run.steps):
             idx = order[i * config.batch_size : (i + 1) * config.batch_size]
@@ -242,10 +238,8 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
             trainer.step(loss)
         scores = evaluate(model, held_out, ctx)
         trainer.scheduler.step_metric(scores[metric])
-        ctx.save_checkpoint(
-            {"model": model.state_dict(), "trainer": trainer.state_dict(), "epoch": epoch, "scores": scores}
-        )
+        ctx.save_progress(trainer, epochs_done=run.epoch, extra={"scores": scores})
         ctx.report(scores[metric], trainer.global_step)
-    if not scores:  # resumed after the last epoch's checkpoint was already written
+    if not scores:  # no epoch trained here or before a resume (none planned)
         scores = evaluate(model, held_out, ctx)
     return scores[metric]

@@ -27,6 +27,7 @@ from torch import nn
 
 from gradsweep.objectives.api import TrialContext
 from gradsweep.objectives.data.digits_views import Digits, augment, load_digits, split, subsample
+from gradsweep.objectives.nets import Backbone
 from gradsweep.spaces.trial_config import TrialConfig
 
 METRICS = ("accuracy",)
@@ -54,27 +55,12 @@ SCALES = {
 }
 
 
-class Backbone(nn.Module):
-    """CNN on ``(B, 1, 8, 8)`` digits -> ``(B, dim)`` features."""
-
-    def __init__(self, width: int, dim: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, width, 3, padding=1)
-        self.conv2 = nn.Conv2d(width, 2 * width, 3, stride=2, padding=1)
-        self.fc = nn.Linear(2 * width * 4 * 4, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.relu(self.conv1(x))  # (B, w, 8, 8)
-        h = F.relu(self.conv2(h))  # (B, 2w, 4, 4)
-        return F.relu(self.fc(h.flatten(1)))  # (B, dim)
-
-
 class Classifier(nn.Module):
     """``backbone`` + linear ``head`` (the two towers)."""
 
     def __init__(self, width: int, dim: int, n_classes: int) -> None:
         super().__init__()
-        self.backbone = Backbone(width, dim)
+        self.backbone = Backbone(width, dim, relu_features=True)
         self.head = nn.Linear(dim, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -166,17 +152,13 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
     model.backbone.load_state_dict(pretrained_backbone(config.seed, config.scale))
     trainer = ctx.trainer(model, steps_per_epoch)
 
-    # 4. resume
-    start_epoch, history = 0, []
-    state = ctx.load_checkpoint()
-    if state is not None:
-        model.load_state_dict(state["model"])
-        trainer.load_state_dict(state["trainer"])
-        start_epoch, history = int(state["epoch"]), list(state["history"])
+    # 4. resume from the newest checkpoint, if any (model, trainer state, epochs done, history)
+    resumed = ctx.resume(trainer)
+    history = list(resumed.extra.get("history", []))
 
     # 5. train: stages -> epochs -> steps
     acc = float(history[-1]["accuracy"]) if history else float("nan")
-    for run in trainer.epochs(start_epoch=start_epoch):
+    for run in trainer.epochs(start_epoch=resumed.epochs_done):
         epoch, n_steps, stage = run.epoch, run.steps, run.stage
         # this epoch's batches depend on (seed, epoch) only, so a resume repeats them
         g = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
@@ -211,15 +193,8 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
             }
         )
 
-        # 7. checkpoint (model, trainer state, epoch), then report (may prune)
-        ctx.save_checkpoint(
-            {
-                "model": model.state_dict(),
-                "trainer": trainer.state_dict(),
-                "epoch": epoch,
-                "history": history,
-            }
-        )
+        # 7. checkpoint (model, trainer state, epochs done, history), then report (may prune)
+        ctx.save_progress(trainer, epochs_done=epoch, extra={"history": history})
         ctx.report(acc, trainer.global_step)
     return acc
 

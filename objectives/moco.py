@@ -30,6 +30,7 @@ from torch import nn
 
 from gradsweep.objectives.api import TrialContext
 from gradsweep.objectives.data.digits_views import load_digits, split, subsample, two_views
+from gradsweep.objectives.nets import Backbone
 from gradsweep.spaces.trial_config import TrialConfig
 
 METRICS = ("knn_accuracy",)
@@ -64,27 +65,12 @@ def mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(d_in, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Linear(hidden, d_out))
 
 
-class Backbone(nn.Module):
-    """CNN on ``(B, 1, 8, 8)`` digits -> ``(B, dim)`` features."""
-
-    def __init__(self, width: int, dim: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, width, 3, padding=1)
-        self.conv2 = nn.Conv2d(width, 2 * width, 3, stride=2, padding=1)
-        self.fc = nn.Linear(2 * width * 4 * 4, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.relu(self.conv1(x))  # (B, w, 8, 8)
-        h = F.relu(self.conv2(h))  # (B, 2w, 4, 4)
-        return self.fc(h.flatten(1))  # (B, dim)
-
-
 class MoCo(nn.Module):
     """The online network: backbone -> projector -> predictor (the three towers)."""
 
     def __init__(self, s: Scale) -> None:
         super().__init__()
-        self.backbone = Backbone(s.width, s.dim)
+        self.backbone = Backbone(s.width, s.dim, relu_features=False)
         self.projector = mlp(s.dim, s.hidden, s.out)
         self.predictor = mlp(s.out, s.hidden, s.out)
 
@@ -222,18 +208,13 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
     trainer = ctx.trainer(model, steps_per_epoch)
     key = KeyEncoder(model).to(ctx.device)
 
-    # 4. resume
-    start_epoch, history = 0, []
-    state = ctx.load_checkpoint()
-    if state is not None:
-        model.load_state_dict(state["model"])
-        key.load_state_dict(state["key"])
-        trainer.load_state_dict(state["trainer"])
-        start_epoch, history = int(state["epoch"]), list(state["history"])
+    # 4. resume from the newest checkpoint, if any (model, key encoder, trainer state, epochs done, history)
+    resumed = ctx.resume(trainer, modules={"key": key})
+    history = list(resumed.extra.get("history", []))
 
     # 5. train: stages -> epochs -> steps
     acc = float(history[-1]["knn_accuracy"]) if history else float("nan")
-    for run in trainer.epochs(start_epoch=start_epoch):
+    for run in trainer.epochs(start_epoch=resumed.epochs_done):
         epoch, n_steps = run.epoch, run.steps
         # this epoch's order and views depend on (seed, epoch) only, so a resume repeats them
         g = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
@@ -263,15 +244,7 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
         acc = knn_accuracy(bank, bank_set.y.to(ctx.device), queries, test.y.to(ctx.device), knn_k)
         history.append({"epoch": epoch, "loss": float(torch.stack(losses).mean()), "knn_accuracy": acc})
 
-        # 7. checkpoint (model, key encoder, trainer state, epoch), then report (may prune)
-        ctx.save_checkpoint(
-            {
-                "model": model.state_dict(),
-                "key": key.state_dict(),
-                "trainer": trainer.state_dict(),
-                "epoch": epoch,
-                "history": history,
-            }
-        )
+        # 7. checkpoint (model, key encoder, trainer state, epochs done, history), then report (may prune)
+        ctx.save_progress(trainer, epochs_done=epoch, modules={"key": key}, extra={"history": history})
         ctx.report(acc, trainer.global_step)
     return acc

@@ -232,20 +232,16 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
     model = build_model(config)
     trainer = ctx.trainer(model, steps_per_epoch=steps_per_epoch)
 
-    # 3. resume
-    start_epoch, scores = 0, {}
-    state = ctx.load_checkpoint()
-    if state is not None:
-        model.load_state_dict(state["model"])
-        trainer.load_state_dict(state["trainer"])
-        start_epoch, scores = int(state["epoch"]) + 1, dict(state["scores"])
-        ctx.log.info("resumed multitower at epoch %d (step %d)", start_epoch, trainer.global_step)
+    # 3. resume from the newest checkpoint, if any (model, trainer state, epochs done, last scores)
+    resumed = ctx.resume(trainer)
+    scores: dict[str, float] = dict(resumed.extra.get("scores", {}))
 
     # 4. train; evaluate, report and checkpoint after each epoch
     on_device = Views(*(t.to(ctx.device) for t in (train.image, train.rotated, train.tokens, train.digit)))
-    for run in trainer.epochs(start_epoch=start_epoch):
-        epoch = run.epoch - 1  # 0-based, as checkpoints store it
-        perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(config.seed * 1000 + epoch))
+    for run in trainer.epochs(start_epoch=resumed.epochs_done):
+        # this epoch's order depends on (seed, epoch) only, so a resume repeats it (epochs counted from 0 here)
+        order_seed = config.seed * 1000 + run.epoch - 1
+        perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(order_seed))
         perm = perm.to(ctx.device)
         for i in range(run.steps):
             idx = perm[i * config.batch_size : (i + 1) * config.batch_size]
@@ -262,9 +258,7 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
             trainer.step(loss)
         scores = evaluate(model, held_out, ctx)
         trainer.scheduler.step_metric(scores[metric])
-        ctx.save_checkpoint(
-            {"model": model.state_dict(), "trainer": trainer.state_dict(), "epoch": epoch, "scores": scores}
-        )
+        ctx.save_progress(trainer, epochs_done=run.epoch, extra={"scores": scores})
         ctx.report(scores[metric], trainer.global_step)
     if not scores:
         scores = evaluate(model, held_out, ctx)

@@ -17,7 +17,7 @@ autocast on a CUDA GPU: ``build_scaler`` enables the scaler only for fp16 on CUD
 the scaler settings are inert (they are still searched and saved, and act on a GPU).
 
 Metrics: ``iou`` (default) and ``dice`` on a held-out set of images, thresholded at 0.5; maximize.
-Checkpoints every epoch (model, trainer state with the scaler, epoch, history) and resumes.
+Checkpoints every epoch (model, trainer state with the scaler, epochs done, history) and resumes.
 """
 
 from __future__ import annotations
@@ -196,17 +196,13 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
     model = build_model(config)
     trainer = ctx.trainer(model, steps_per_epoch)
 
-    # 4. resume from the newest checkpoint (model + trainer incl. scaler + epoch)
-    start_epoch, history = 0, []
-    state = ctx.load_checkpoint()
-    if state is not None:
-        model.load_state_dict(state["model"])
-        trainer.load_state_dict(state["trainer"])
-        start_epoch, history = int(state["epoch"]), list(state["history"])
+    # 4. resume from the newest checkpoint, if any (model, trainer incl. scaler, epochs done, history)
+    resumed = ctx.resume(trainer)
+    history = list(resumed.extra.get("history", []))
 
     # 5. train: stages -> epochs -> steps
     value = float(history[-1][metric]) if history else float("nan")
-    for run in trainer.epochs(start_epoch=start_epoch):
+    for run in trainer.epochs(start_epoch=resumed.epochs_done):
         epoch, n_steps, stage = run.epoch, run.steps, run.stage
         # this epoch's batches depend on (seed, epoch) only, so a resume repeats them
         g = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
@@ -245,14 +241,7 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
             }
         )
 
-        # 7. checkpoint (model, trainer incl. scaler, epoch), then report (may prune)
-        ctx.save_checkpoint(
-            {
-                "model": model.state_dict(),
-                "trainer": trainer.state_dict(),
-                "epoch": epoch,
-                "history": history,
-            }
-        )
+        # 7. checkpoint (model, trainer incl. scaler, epochs done, history), then report (may prune)
+        ctx.save_progress(trainer, epochs_done=epoch, extra={"history": history})
         ctx.report(value, trainer.global_step)
     return value

@@ -25,6 +25,9 @@ class StopAfter:
         if self.calls >= self.n:
             raise Interrupted(f"interrupted at report {self.calls} (step {step})")
 
+    def declare_total_steps(self, total: int) -> None:
+        """Part of the :class:`~gradsweep.objectives.reporting.Reporter` protocol; nothing to do here."""
+
 
 def run_on_cpu(
     objective: ModuleType, config: TrialConfig, checkpoint_dir: Path | None = None

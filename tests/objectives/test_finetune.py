@@ -25,7 +25,7 @@ def _run(config: TrialConfig, checkpoint_dir: Path) -> tuple[float, NullReporter
     value, reporter, ctx = run_on_cpu(finetune, config, checkpoint_dir)
     state = ctx.load_checkpoint()
     assert state is not None
-    return value, reporter, state["history"]
+    return value, reporter, state["extra"]["history"]
 
 
 @pytest.fixture(scope="module")
