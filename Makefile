@@ -8,6 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.gradsweep-installed
 TORCH_VERSION ?= 2.13.0
 
+TEST_WORKERS ?= 2
 SWEEP_TRIALS ?= 8
 SWEEP_ARGS   ?=
 
@@ -30,8 +31,10 @@ sweep: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 
+# Two pytest-xdist workers, whole files to one worker (module fixtures such as the shared local Ray
+# start once): torch runs one thread per test process, so a serial run leaves the second core idle.
 test: lint
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # ~10 min on 2 CPU cores; benchmarks/gpu.py only where a CUDA GPU is (it refuses without one).
 bench: setup

@@ -10,6 +10,10 @@ import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+# A local Ray per test process: with pytest-xdist another worker may hold a `ray.cluster_utils.Cluster`,
+# whose head writes /tmp/ray/ray_current_cluster, and `ray.init()` without an address would join it.
+# An explicit address (the cluster tests') is unaffected.
+os.environ.setdefault("RAY_ADDRESS", "local")
 
 PG_ADMIN_URL = os.environ.get(
     "GRADSWEEP_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
