@@ -1,1 +1,1 @@
-"""Benchmark scripts (run as files: ``.venv/bin/python benchmarks/<script>.py``) and their helpers."""
+"""Benchmark scripts (run as modules from the repository root: ``.venv/bin/python -m benchmarks.NAME``) and their helpers."""

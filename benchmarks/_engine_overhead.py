@@ -5,6 +5,10 @@ a time; every trial appends its timings (the objective call and the part of it s
 ``ctx.report``, measured on the worker) to a file (:mod:`benchmarks._timed_objective`). A trial's
 training time is the objective call minus its reporting; overhead is what the sweep's wall time
 adds on top of training (reporting included: under Ray the trial waits there for the driver).
+
+With the do-nothing objective of :mod:`benchmarks._trivial_objective` as the inner one
+(``overhead.py --trivial``), the sweep's wall time is the engine's own cost: Ray start, actor
+scheduling, result round trips and the driver's study writes.
 """
 
 from __future__ import annotations
@@ -20,9 +24,9 @@ import optuna
 
 from benchmarks._ray_local import start_local_ray
 from benchmarks._timed_objective import INNER_ENV, TIMES_ENV
-from gradsweep.search.engine.launcher import LaunchRequest, launch
 from gradsweep.search.engine.local import optimize_local
-from gradsweep.search.engine.ray_runtime import DEFAULT_CHECKPOINT_EVERY_S, Resources, start_ray, stop_ray
+from gradsweep.search.engine.ray.launcher import LaunchRequest, launch
+from gradsweep.search.engine.ray.runtime import DEFAULT_CHECKPOINT_EVERY_S, Resources, start_ray, stop_ray
 from gradsweep.spaces.space import SearchSpace
 
 TIMED_SPEC = f"{Path(__file__).resolve().parent / '_timed_objective.py'}:run"

@@ -1,9 +1,9 @@
 """gradsweep itself in the search-efficiency benchmark: TPE + HealthPruner(catchup) under Ray Tune.
 
 The run is put together from the same engine parts as ``gradsweep launch``
-(:func:`gradsweep.search.engine.launcher.launch`): the study with its attrs, a
-:class:`~gradsweep.search.engine.bridge.StudyBridge` whose decider is ``make_decider(DEFAULT_PRUNER)`` (the health
-pruner over the default base pruner), and :func:`gradsweep.search.engine.runner.run_trials` (the
+(:func:`gradsweep.search.engine.ray.launcher.launch`): the study with its attrs and, as its pruner, the
+health pruner over the base pruner (``health_pruner(DEFAULT_PRUNER)``), a
+:class:`~gradsweep.search.engine.ray.bridge.StudyBridge` that decides with that pruner, and :func:`gradsweep.search.engine.ray.runner.run_trials` (the
 ``PruningScheduler``, ``StudySearcher`` and ``gradsweep_trainable`` on Ray Tune). The only
 addition is :class:`BudgetBridge`, which stops asking for trials once the reported steps reach
 the budget (``launch`` counts trials, not steps). Records are read back from the study.
@@ -21,12 +21,12 @@ from optuna.trial import FrozenTrial, TrialState
 
 from benchmarks._common import Report, TrialRecord
 from benchmarks._optuna_runs import RunSpec
-from gradsweep.search.engine.algorithms import DEFAULT_PRUNER, make_base_pruner, make_sampler
-from gradsweep.search.engine.bridge import StudyBridge
-from gradsweep.search.engine.launcher import make_decider
+from gradsweep.search.engine.algorithms import DEFAULT_PRUNER, make_sampler
 from gradsweep.search.engine.outcome import R_STEP
-from gradsweep.search.engine.ray_runtime import Resources, start_ray
-from gradsweep.search.engine.runner import run_trials
+from gradsweep.search.engine.ray.bridge import StudyBridge
+from gradsweep.search.engine.ray.runner import run_trials
+from gradsweep.search.engine.ray.runtime import Resources, start_ray
+from gradsweep.search.engine.setup import health_pruner
 from gradsweep.search.engine.storage import open_storage
 from gradsweep.search.engine.study import create_or_load, study_attrs
 from gradsweep.search.health_attrs import HEALTH_HISTORY
@@ -91,9 +91,10 @@ def run_gradsweep(spec: RunSpec, *, base_pruner: str = DEFAULT_PRUNER) -> list[T
         name = f"bench-{spec.seed}"
         attrs = study_attrs(spec.space, objective=spec.space.objective, scale=spec.scale)
         sampler = make_sampler("tpe", seed=spec.seed)
-        study = create_or_load(storage, name, attrs, sampler=sampler, pruner=make_base_pruner(base_pruner))
+        pruner = health_pruner(base_pruner)
+        study = create_or_load(storage, name, attrs, sampler=sampler, pruner=pruner)
         bridge = BudgetBridge(
-            study, spec.space, make_decider(base_pruner), objective=spec.space.objective,
+            study, spec.space, pruner, objective=spec.space.objective,
             n_trials=10_000, scale=spec.scale, seed=spec.config_seed, device=info.device, budget=spec.budget,
         )  # fmt: skip
         run_trials(bridge, info=info, resources=resources, runs_dir=Path(tmp), study_name=name)

@@ -8,13 +8,13 @@ def start_local_ray() -> None:
 
     ``ray.init()`` without an address joins the cluster named in ``/tmp/ray/ray_current_cluster``
     (left by any ``ray start`` on the machine); ``address="local"`` always starts a new one. The
-    engine's quiet settings and loopback guard (:mod:`gradsweep.search.engine.ray_runtime`) apply.
+    engine's quiet settings and loopback guard (:mod:`gradsweep.search.engine.ray.runtime`) apply.
     """
     import logging
 
     import ray
 
-    from gradsweep.search.engine.ray_runtime import loopback_only, quiet_environment
+    from gradsweep.search.engine.ray.runtime import loopback_only, quiet_environment
 
     quiet_environment()
     if not ray.is_initialized():

@@ -187,8 +187,8 @@ def sweep_part(
     from benchmarks._engine_overhead import open_spans
     from benchmarks._engine_runs import record_from_trial
     from benchmarks._ray_local import start_local_ray
-    from gradsweep.search.engine.launcher import LaunchRequest, launch
-    from gradsweep.search.engine.ray_runtime import Resources, stop_ray
+    from gradsweep.search.engine.ray.launcher import LaunchRequest, launch
+    from gradsweep.search.engine.ray.runtime import Resources, stop_ray
     from gradsweep.spaces.space import load_space
 
     command = list(sampler_command) if sampler_command is not None else smi_command(sample_ms)

@@ -8,7 +8,8 @@
   process (``optimize_local``); per-trial overhead in seconds and sweep wall / sum of training
   time (a trial's objective call minus its time inside ``ctx.report``: under Ray a report waits
   for the driver). ``--checkpoint-every 60,0`` runs the engine once per setting, side by side
-  (the first, here the default, makes the headline).
+  (the first, here the default, makes the headline). ``--trivial`` sweeps a do-nothing objective
+  (four reports, then a value) over a one-knob space instead: the engine's own cost.
 * Store: 8 concurrent writer processes x 50 trials on PostgreSQL (127.0.0.1:5432, a fresh
   database, dropped afterwards) with exact counts, lost writes and lock errors; and SQLite with
   one writer (the sweep driver is SQLite's only writer); trials/s.
@@ -36,7 +37,8 @@ import torch
 from benchmarks import health_overhead
 from benchmarks._engine_overhead import time_engine
 from benchmarks._store_throughput import StoreResult, fresh_postgres, run_store
-from gradsweep.search.engine.ray_runtime import DEFAULT_CHECKPOINT_EVERY_S
+from benchmarks._trivial_objective import TRIVIAL_SPEC, trivial_space
+from gradsweep.search.engine.ray.runtime import DEFAULT_CHECKPOINT_EVERY_S
 from gradsweep.spaces.space import load_space
 
 REPO = Path(__file__).resolve().parent.parent
@@ -74,6 +76,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--checkpoint-every", default=f"{DEFAULT_CHECKPOINT_EVERY_S:g}",
                    help="the engine's --checkpoint-every values, comma-separated: one Ray sweep each; the first "
                         "is the headline")  # fmt: skip
+    p.add_argument("--trivial", action="store_true",
+                   help="engine trials run a do-nothing objective over a one-knob space (the engine's own cost)")  # fmt: skip
     p.add_argument("--writers", type=int, default=8)
     p.add_argument("--writer-trials", type=int, default=50)
     p.add_argument("--smoke", action="store_true", help="the smallest run of every part (for tests; figures meaningless)")
@@ -104,7 +108,11 @@ def main(argv: list[str] | None = None) -> None:
             every = [float(x) for x in args.checkpoint_every.split(",") if x.strip()]
         except ValueError:
             p.error(f"--checkpoint-every: comma-separated seconds, got {args.checkpoint_every!r}")
-        engines, local, ray_start = time_engine(load_space(args.space), n, scale=args.scale, checkpoint_every=every)
+        if args.trivial:
+            space, scale, inner = trivial_space(), "tiny", TRIVIAL_SPEC
+        else:
+            space, scale, inner = load_space(args.space), args.scale, "multitower"
+        engines, local, ray_start = time_engine(space, n, scale=scale, inner=inner, checkpoint_every=every)
         for t in (local, *engines):
             print(f"[engine] {t.label}: {t.n_trials} trials ({len(t.trial_s)} timed), sweep wall {t.wall_s:.1f} s, "
                   f"sum of training time {t.train_s:.1f} s (mean {t.train_s / max(len(t.trial_s), 1):.3f} s), "

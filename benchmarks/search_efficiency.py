@@ -123,7 +123,7 @@ def _start_ray() -> None:
     import benchmarks._common
     import benchmarks._ray_runs
     from benchmarks._ray_local import start_local_ray
-    from gradsweep.search.engine.ray_runtime import Resources, start_ray
+    from gradsweep.search.engine.ray.runtime import Resources, start_ray
 
     for module in (benchmarks._common, benchmarks._ray_runs):  # workers need not import `benchmarks`
         ray.cloudpickle.register_pickle_by_value(module)

@@ -21,7 +21,6 @@ Example:
 from __future__ import annotations
 
 import json
-import math
 import os
 import tempfile
 from datetime import UTC, datetime
@@ -36,6 +35,7 @@ from pydantic import ValidationError
 
 from gradsweep.errors import UserError
 from gradsweep.search import attrs as _keys
+from gradsweep.search.json_safe import json_safe
 from gradsweep.search.views.store import mask_url
 from gradsweep.search.views.summary import study_direction
 from gradsweep.search.views.trials import best_trials, trial_value
@@ -143,8 +143,8 @@ def resolve_format(out: Path, fmt: ExportFormat | str | None) -> ExportFormat:
 def render(doc: dict[str, Any], fmt: ExportFormat) -> str:
     """The file text of ``doc`` in ``fmt``."""
     if fmt == ExportFormat.JSON:
-        return json.dumps(_finite(doc), indent=2, sort_keys=False) + "\n"
-    return yaml.safe_dump(_finite(doc), sort_keys=False)
+        return json.dumps(json_safe(doc), indent=2, sort_keys=False) + "\n"
+    return yaml.safe_dump(json_safe(doc), sort_keys=False)
 
 
 def write_export(doc: dict[str, Any], out: Path, fmt: ExportFormat | str | None = None) -> Path:
@@ -181,14 +181,3 @@ def _state_counts(trials: list[FrozenTrial]) -> str:
     for t in trials:
         counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
     return ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "no trials"
-
-
-def _finite(value: Any) -> Any:
-    """Replace non-finite floats by strings so JSON stays standard."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value

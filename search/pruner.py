@@ -4,7 +4,10 @@ The health verdict reaches the pruner through the trial's user attrs (Contract 4
 ``gradsweep.health.latest`` / ``gradsweep.health.history``, written by
 :func:`gradsweep.search.health.write_health_attrs`), so the same pruner works in a plain
 ``study.optimize`` and on a Ray Tune driver. A prune stores ``gradsweep.prune.kind``
-(``unstable`` | ``underperforming``), ``gradsweep.prune.reason`` and ``gradsweep.prune.step`` on the trial.
+(``unstable`` | ``underperforming``), ``gradsweep.prune.reason`` and ``gradsweep.prune.step`` on the trial
+(:func:`gradsweep.search.prune_attrs.write_prune_attrs`). A caller that holds the trial's latest
+health report in memory (the Ray driver's bridge, its only writer) passes it to
+:meth:`HealthPruner.decide_with` instead of having it read back from the trial.
 
 Decision order in :meth:`HealthPruner.decide`:
 
@@ -51,11 +54,12 @@ from optuna.pruners import BasePruner, PercentilePruner
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from gradsweep.objectives.health.verdict import Verdict
+from gradsweep.objectives.health.verdict import HealthReport, Verdict
 from gradsweep.objectives.pruned import PruneKind
-from gradsweep.search.attrs import TOTAL_STEPS
+from gradsweep.search.attrs import CONFIG, TOTAL_STEPS
 from gradsweep.search.catchup import CatchUpPruner
-from gradsweep.search.health_attrs import CONFIG, PRUNE_KIND, PRUNE_REASON, PRUNE_STEP, read_health
+from gradsweep.search.health_attrs import read_health
+from gradsweep.search.prune_attrs import PruneRecord, write_prune_attrs
 
 __all__ = ["DEFAULT_N_STARTUP_TRIALS", "HealthPruner", "PruneDecision", "PruneKind", "finite_view"]
 
@@ -129,10 +133,7 @@ class HealthPruner(BasePruner):
             if step is None:
                 latest, _ = read_health(trial)
                 step = latest.step if latest is not None else 0
-            storage = study._storage
-            storage.set_trial_user_attr(trial._trial_id, PRUNE_KIND, decision.kind.value)
-            storage.set_trial_user_attr(trial._trial_id, PRUNE_REASON, decision.reason)
-            storage.set_trial_user_attr(trial._trial_id, PRUNE_STEP, int(step))
+            write_prune_attrs(study._storage, trial._trial_id, PruneRecord(decision.kind, decision.reason, int(step)))
         return decision.prune
 
     def decide(self, study: optuna.Study, trial: FrozenTrial) -> PruneDecision:
@@ -149,6 +150,21 @@ class HealthPruner(BasePruner):
             ValueError: if the trial's health attrs are malformed.
         """
         latest, _ = read_health(trial)
+        return self.decide_with(study, trial, latest)
+
+    def decide_with(self, study: optuna.Study, trial: FrozenTrial, latest: HealthReport | None) -> PruneDecision:
+        """:meth:`decide` with the trial's latest health report given, not read from its attrs.
+
+        Args:
+            study: the trial's study.
+            trial: the trial as stored (its intermediate values, ``gradsweep.config`` and
+                ``gradsweep.total_steps``).
+            latest: the trial's latest health report (what ``gradsweep.health.latest`` holds),
+                or None when it has reported none.
+
+        Returns:
+            The decision, as :meth:`decide` gives it.
+        """
         if latest is not None and latest.verdict == Verdict.UNSTABLE and self._prunes_unstable(trial):
             reason = "; ".join(latest.reasons) or f"health verdict unstable at step {latest.step}"
             return PruneDecision(True, PruneKind.UNSTABLE, reason)

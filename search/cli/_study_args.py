@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import math
 from typing import Annotated, Any
 
 import typer
 
 from gradsweep.search.engine.storage import DEFAULT_STORAGE
+from gradsweep.search.json_safe import json_safe
 
 StorageOpt = Annotated[
     str,
@@ -29,14 +29,4 @@ __all__ = ["DEFAULT_STORAGE", "JsonOpt", "StorageOpt", "StudyOpt", "echo_json"]
 
 def echo_json(data: Any) -> None:
     """Print ``data`` as indented JSON on stdout (non-finite floats as strings)."""
-    typer.echo(json.dumps(_finite(data), indent=2, default=str))
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
+    typer.echo(json.dumps(json_safe(data), indent=2, default=str))

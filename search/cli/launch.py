@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -11,7 +12,7 @@ import typer
 from gradsweep.errors import UserError
 from gradsweep.search.cli._app import app, console, console_err
 from gradsweep.search.engine.algorithms import DEFAULT_PRUNER, sampler_warning
-from gradsweep.search.engine.ray_runtime import DEFAULT_CHECKPOINT_EVERY_S, Resources
+from gradsweep.search.engine.ray.runtime import DEFAULT_CHECKPOINT_EVERY_S, Resources
 from gradsweep.search.engine.storage import DEFAULT_STORAGE
 from gradsweep.spaces.space import SpaceError, load_space
 
@@ -58,11 +59,34 @@ Quiet = Annotated[
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the final summary as JSON.", rich_help_panel=_OUT)]
 
+#: The Resources options of `launch` and `resume` (parameter name -> ``Resources`` field).
+RESOURCE_OPTIONS = {
+    "cpus_per_trial": "cpus_per_trial",
+    "gpus_per_trial": "gpus_per_trial",
+    "concurrency": "concurrency",
+    "cpu_fallback": "cpu_fallback",
+    "address": "address",
+    "max_failures": "max_failures",
+    "checkpoint_every": "checkpoint_every_s",
+}
+
+
+def resources_from(params: Mapping[str, Any]) -> Resources:
+    """The :class:`Resources` a `launch` or `resume` command line asks for.
+
+    Args:
+        params: the command's parameters by name (``typer.Context.params``).
+
+    Raises:
+        UserError: a value out of range (the message names the flag).
+    """
+    return Resources(**{field: params[option] for option, field in RESOURCE_OPTIONS.items()})
+
 
 def _progress(off: bool) -> Any:
     if off:
         return None
-    from gradsweep.search.engine.progress import ProgressView
+    from gradsweep.search.engine.ray.progress import ProgressView
 
     return lambda name, tally: ProgressView(name, tally, console_err)
 
@@ -101,6 +125,7 @@ def _report(summary: SweepSummary, *, quiet: bool, as_json: bool) -> None:
 
 @app.command("launch")
 def launch_cmd(
+    ctx: typer.Context,
     space: str = typer.Argument(..., help="Search space YAML file or preset name."),
     n_trials: int = typer.Option(20, "--n-trials", "-n", help="Trials to run."),
     objective: str | None = typer.Option(
@@ -143,7 +168,7 @@ def launch_cmd(
     warning = sampler_warning(sampler)  # an unknown name is the usual one-line error
     if warning:
         console_err.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
-    from gradsweep.search.engine.launcher import LaunchRequest
+    from gradsweep.search.engine.ray.launcher import LaunchRequest
 
     request = LaunchRequest(
         space=loaded,
@@ -157,25 +182,18 @@ def launch_cmd(
         seed=seed,
         baselines=tuple(baseline),
         join=join,
-        resources=Resources(
-            cpus_per_trial=cpus_per_trial,
-            gpus_per_trial=gpus_per_trial,
-            concurrency=concurrency,
-            cpu_fallback=cpu_fallback,
-            address=address,
-            max_failures=max_failures,
-            checkpoint_every_s=checkpoint_every,
-        ),
+        resources=resources_from(ctx.params),
         runs_dir=runs_dir,
         timeout_s=timeout,
     )
-    from gradsweep.search.engine.launcher import launch  # imports Ray: only when a sweep runs
+    from gradsweep.search.engine.ray.launcher import launch  # imports Ray: only when a sweep runs
 
     _report(launch(request, progress=_progress(quiet or as_json)), quiet=quiet, as_json=as_json)
 
 
 @app.command("resume")
 def resume_cmd(
+    ctx: typer.Context,
     study: str = typer.Option(..., help="Study to continue."),
     storage: Storage = DEFAULT_STORAGE,
     n_trials: int | None = typer.Option(
@@ -201,25 +219,17 @@ def resume_cmd(
 
     Example: [bold]gradsweep resume --study contrastive --storage sqlite:///gradsweep.db --retry-failed[/]
     """
-    from gradsweep.search.engine.resume import ResumeRequest
+    from gradsweep.search.engine.ray.resume import ResumeRequest
 
     request = ResumeRequest(
         study=study,
         storage=storage,
         n_trials=n_trials,
         retry_failed=retry_failed,
-        resources=Resources(
-            cpus_per_trial=cpus_per_trial,
-            gpus_per_trial=gpus_per_trial,
-            concurrency=concurrency,
-            cpu_fallback=cpu_fallback,
-            address=address,
-            max_failures=max_failures,
-            checkpoint_every_s=checkpoint_every,
-        ),
+        resources=resources_from(ctx.params),
         runs_dir=runs_dir,
         timeout_s=timeout,
     )
-    from gradsweep.search.engine.resume import resume  # imports Ray: only when a sweep runs
+    from gradsweep.search.engine.ray.resume import resume  # imports Ray: only when a sweep runs
 
     _report(resume(request, progress=_progress(quiet or as_json)), quiet=quiet, as_json=as_json)

@@ -1,9 +1,10 @@
 """The same sweep semantics without Ray: plain ``study.optimize`` in this process.
 
 Useful on one GPU box, for benchmarks (it is the baseline the Ray overhead is measured
-against) and for debugging an objective. The study gets the same attrs, baselines, final
-states and reasons as under Ray: the study's pruner is the health pruner and
-:class:`gradsweep.objectives.api.OptunaReporter` asks it on every report.
+against) and for debugging an objective. The study is set up by :mod:`gradsweep.search.engine.setup`
+as under Ray (same attrs, baselines and health pruner) and gets the same final states and
+reasons: :class:`~gradsweep.search.engine.optuna_reporter.OptunaReporter` asks the study's pruner
+on every report. Importing this module does not import Ray.
 
 Example::
 
@@ -21,22 +22,16 @@ import optuna
 
 from gradsweep.objectives.api import NonFiniteValue, TrialContext, TrialPruned, run_objective
 from gradsweep.objectives.registry import load_objective
-from gradsweep.search.attrs import CONFIG, FAIL_REASON, PRUNE_KIND, PRUNE_REASON, PRUNE_STEP, SWEEP
+from gradsweep.search.attrs import CONFIG, FAIL_REASON, PRUNE_KIND
 from gradsweep.search.engine.algorithms import DEFAULT_PRUNER
-from gradsweep.search.engine.launcher import LaunchRequest, make_decider, sampler_seed, validate_request
 from gradsweep.search.engine.optuna_reporter import OptunaReporter
 from gradsweep.search.engine.outcome import NON_FINITE, summarize_error
-from gradsweep.search.engine.storage import DEFAULT_STORAGE, mask_url, open_storage
-from gradsweep.search.engine.study import (
-    SweepPlan,
-    check_joinable,
-    count_finished,
-    create_or_load,
-    enqueue_baselines,
-    reconcile_running,
-    study_attrs,
-)
+from gradsweep.search.engine.request import SweepRequest, validate_request
+from gradsweep.search.engine.setup import prepare_sweep
+from gradsweep.search.engine.storage import DEFAULT_STORAGE, mask_url
+from gradsweep.search.engine.study import SweepPlan, reconcile_running
 from gradsweep.search.engine.summary import SweepSummary, summarize
+from gradsweep.search.prune_attrs import PruneRecord, write_prune_attrs
 from gradsweep.spaces.sampling import resolve, suggest
 from gradsweep.spaces.space import SearchSpace
 
@@ -55,9 +50,8 @@ def _objective_fn(space: SearchSpace, plan: SweepPlan, device: str | None) -> An
         except TrialPruned as exc:
             attrs = trial.storage.get_trial_user_attrs(trial._trial_id)
             if PRUNE_KIND not in attrs:  # raised by the objective, not by the pruner
-                trial.set_user_attr(PRUNE_KIND, exc.kind)
-                trial.set_user_attr(PRUNE_REASON, exc.reason)
-                trial.set_user_attr(PRUNE_STEP, int(max(trial.storage.get_trial(trial._trial_id).intermediate_values, default=0)))
+                step = int(max(trial.storage.get_trial(trial._trial_id).intermediate_values, default=0))
+                write_prune_attrs(trial.storage, trial._trial_id, PruneRecord(exc.kind, exc.reason, step))
             raise
         except NonFiniteValue:
             trial.set_user_attr(FAIL_REASON, NON_FINITE)
@@ -108,24 +102,12 @@ def optimize_local(
     Raises:
         UserError: bad input or an unusable store, before anything is written.
     """
-    request = LaunchRequest(
+    request = SweepRequest(
         space=space, n_trials=n_trials, storage=storage, study=study, objective=objective, scale=scale,
         sampler=sampler, pruner=pruner, seed=seed, baselines=baselines, join=join, timeout_s=timeout_s,
     )  # fmt: skip
-    name, scale_, objective_, checked = validate_request(request)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    from gradsweep.search.engine.algorithms import make_sampler
-
-    store = open_storage(storage)
-    attrs = study_attrs(space, objective=objective_, scale=scale_)
-    exists = check_joinable(store, name, attrs, join=join)
-    decider = make_decider(pruner)
-    sampler_ = make_sampler(sampler, seed=sampler_seed(seed, store, name if exists else None))
-    the_study = create_or_load(store, name, attrs, sampler=sampler_, pruner=decider)
-    seed_ = seed if seed is not None else space.seed
-    plan = SweepPlan(objective_, scale_, sampler, pruner, seed_, (count_finished(the_study) if exists else 0) + n_trials)
-    the_study.set_user_attr(SWEEP, plan.to_dict())
-    enqueue_baselines(the_study, checked)
+    sweep = prepare_sweep(request, validate_request(request)).open()
+    the_study, plan = sweep.study, sweep.plan
     started = time.monotonic()
     interrupted = False
     try:

@@ -2,7 +2,7 @@
 
 The study's pruner decides (``trial.should_prune()``, e.g. :class:`gradsweep.search.pruner.HealthPruner`)
 after this reporter writes the health attrs of Contract 4. Its sibling for Ray Tune trials is
-:class:`gradsweep.search.engine.trainable.RayReporter`.
+:class:`gradsweep.search.engine.ray.trainable.RayReporter`.
 """
 
 from __future__ import annotations

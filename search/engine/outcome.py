@@ -21,12 +21,13 @@ Example:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from gradsweep.objectives.run import NON_FINITE
-from gradsweep.search.attrs import FAIL_REASON, PRUNE_KIND, PRUNE_REASON, PRUNE_STEP
+from gradsweep.search.attrs import FAIL_REASON
+from gradsweep.search.prune_attrs import PruneRecord
 
 # keys of the Ray result dicts the trainable reports
 R_TRIAL = "gs_trial"
@@ -50,39 +51,42 @@ class FinalState(StrEnum):
 
 
 @dataclass(frozen=True)
-class PendingPrune:
-    """A prune the driver decided on a result, applied when the stopped trial completes."""
-
-    kind: str
-    reason: str
-    step: int
-
-
-@dataclass(frozen=True)
 class Outcome:
-    """The one final state of a trial, with its value and the attrs to store."""
+    """The one final state of a trial, with its value and why it ended.
+
+    Attributes:
+        state: COMPLETE, PRUNED or FAIL.
+        value: the objective's value (COMPLETE only).
+        prune: the prune (PRUNED only), stored by :func:`~gradsweep.search.prune_attrs.write_prune_attrs`.
+        fail_reason: ``gradsweep.fail.reason`` (FAIL only).
+    """
 
     state: FinalState
     value: float | None = None
-    attrs: dict[str, Any] = field(default_factory=dict)
+    prune: PruneRecord | None = None
+    fail_reason: str | None = None
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        """The user attrs this outcome stores (Contract 4)."""
+        if self.prune is not None:
+            return self.prune.attrs()
+        return {FAIL_REASON: self.fail_reason} if self.fail_reason is not None else {}
 
     @property
     def reason(self) -> str:
         """Why it ended (prune or fail reason), or ``""`` for COMPLETE."""
-        return str(self.attrs.get(PRUNE_REASON) or self.attrs.get(FAIL_REASON) or "")
+        return self.prune.reason if self.prune is not None else self.fail_reason or ""
 
 
 def pruned(kind: str, reason: str, step: int) -> Outcome:
     """A PRUNED outcome with Contract 4's attrs."""
-    return Outcome(
-        FinalState.PRUNED,
-        attrs={PRUNE_KIND: kind, PRUNE_REASON: reason, PRUNE_STEP: int(step)},
-    )
+    return Outcome(FinalState.PRUNED, prune=PruneRecord(kind, reason, int(step)))
 
 
 def failed(reason: str) -> Outcome:
     """A FAIL outcome whose ``gradsweep.fail.reason`` is ``reason`` (capped in length)."""
-    return Outcome(FinalState.FAIL, attrs={FAIL_REASON: reason[:MAX_REASON_CHARS]})
+    return Outcome(FinalState.FAIL, fail_reason=reason[:MAX_REASON_CHARS])
 
 
 def summarize_error(text: str, *, max_lines: int = 8) -> str:
@@ -115,7 +119,7 @@ def summarize_error(text: str, *, max_lines: int = 8) -> str:
 def classify(
     result: dict[str, Any] | None,
     *,
-    pending: PendingPrune | None = None,
+    pending: PruneRecord | None = None,
     error: str | None = None,
 ) -> Outcome:
     """Decide the final state of one trial.
@@ -130,7 +134,7 @@ def classify(
         The :class:`Outcome`.
     """
     if pending is not None:
-        return pruned(pending.kind, pending.reason, pending.step)
+        return Outcome(FinalState.PRUNED, prune=pending)
     if error is not None:
         return failed(summarize_error(error))
     if not result or not result.get(R_FINAL):

@@ -19,12 +19,11 @@ import pytest
 import sqlalchemy
 from optuna.trial import TrialState
 
-from gradsweep.search.engine.bridge import StudyBridge
+from gradsweep.objectives.health.verdict import HealthReport
 from gradsweep.search.engine.storage import open_storage
 from gradsweep.search.pruner import HealthPruner
-from gradsweep.spaces.space import parse_space
 from tests.conftest import _admin_conninfo
-from tests.search.engine._support import space_data
+from tests.search.engine._support import make_bridge
 
 pytestmark = [pytest.mark.postgres]
 
@@ -77,12 +76,12 @@ class ArmingDecider:
         self.inner = HealthPruner(optuna.pruners.MedianPruner(n_startup_trials=1))
         self.calls = 0
 
-    def decide(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> Any:
+    def decide_with(self, study: optuna.Study, trial: optuna.trial.FrozenTrial, latest: HealthReport | None) -> Any:
         self.calls += 1
         if self.calls == 1:
             self.killer.arm()
             study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))  # what a base pruner reads first
-        return self.inner.decide(study, trial)
+        return self.inner.decide_with(study, trial, latest)
 
 
 @pytest.fixture
@@ -96,11 +95,6 @@ def store(fresh_pg_url: str) -> Iterator[tuple[optuna.storages.RDBStorage, Conne
         storage.engine.dispose()
 
 
-def _bridge(study: optuna.Study, decider: Any, n_trials: int) -> StudyBridge:
-    space = parse_space(space_data("unused.py:fn"))
-    return StudyBridge(study, space, decider, objective="unused.py:fn", n_trials=n_trials, seed=0)
-
-
 def _final(value: float) -> dict[str, object]:
     return {"gs_final": True, "gs_outcome": "complete", "gs_value": value, "gs_step": 3}
 
@@ -109,7 +103,7 @@ def test_a_connection_dropped_while_tpe_samples_costs_a_retry_not_the_sweep(stor
     storage, killer = store
     sampler = ArmingTPE(killer, seed=0, n_startup_trials=0, multivariate=True, constant_liar=True)
     study = optuna.create_study(storage=storage, direction="maximize", sampler=sampler)
-    bridge = _bridge(study, HealthPruner(), n_trials=2)
+    bridge = make_bridge(study, HealthPruner(), n_trials=2)
 
     config = bridge.ask("ray-a")
     # the server really dropped the driver's connection inside the sampler's read ...
@@ -128,7 +122,7 @@ def test_a_connection_dropped_while_the_pruner_reads_costs_a_retry(store) -> Non
     storage, killer = store
     study = optuna.create_study(storage=storage, direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
     decider = ArmingDecider(killer)
-    bridge = _bridge(study, decider, n_trials=1)
+    bridge = make_bridge(study, decider, n_trials=1)
     bridge.ask("ray-a")
 
     stop = bridge.on_result("ray-a", {"gs_value": 0.4, "gs_step": 1, "gs_final": False})

@@ -18,12 +18,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import optuna
 import pytest
 from optuna.trial import TrialState
 
 from tests.reliability._pg import PASSWORD, ROLE, PrivatePostgres, create_private_postgres, destroy
-from tests.search.engine._support import free_port, subprocess_env
+from tests.search.engine._support import free_port, load, subprocess_env
 
 pytestmark = [pytest.mark.postgres, pytest.mark.ray]
 
@@ -75,13 +74,9 @@ def test_bad_postgres_url_fails_fast_with_one_masked_line(
     assert _tables(private_pg) == "0"
 
 
-def _study(url: str) -> optuna.Study:
-    return optuna.load_study(study_name="engine-test", storage=url)
-
-
 def _finished(url: str) -> dict[int, tuple[TrialState, float | None]]:
     try:
-        trials = _study(url).get_trials()
+        trials = load(url).get_trials()
     except KeyError:  # the study does not exist yet
         return {}
     return {t.number: (t.state, t.value) for t in trials if t.state.is_finished()}
@@ -123,7 +118,7 @@ def test_restart_mid_sweep_loses_nothing_and_the_password_leaks_nowhere(
             code = proc.wait(timeout=240)
         # the sweep rode out the restart and ended normally
         assert code == 0, err.read_text()
-        trials = _study(url).get_trials()
+        trials = load(url).get_trials()
         # every requested trial ran to COMPLETE exactly once: numbers 0..5, none RUNNING or FAIL
         assert sorted(t.number for t in trials) == list(range(6)) and all(t.state == TrialState.COMPLETE for t in trials)
         # the results that were finished before the restart are unchanged
@@ -133,7 +128,7 @@ def test_restart_mid_sweep_loses_nothing_and_the_password_leaks_nowhere(
         exported = _gradsweep("export", "--study", "engine-test", "--storage", url, "--out", str(export), cwd=tmp_path)
         # the best config is exported from the password-protected store
         assert exported.returncode == 0 and export.is_file(), exported.stderr
-        study = _study(url)
+        study = load(url)
         records = json.dumps(
             [study.user_attrs, study._storage.get_study_system_attrs(study._study_id)]
             + [[t.user_attrs, t.system_attrs, t.params] for t in study.get_trials()],
@@ -171,7 +166,7 @@ def test_two_sweeps_at_once_into_one_study_both_count_exactly(fresh_pg_url: str,
     results = [(p.wait(timeout=300), *p.communicate()) for p in procs]
     # both sweeps ended normally
     assert [r[0] for r in results] == [0, 0], results
-    trials = _study(fresh_pg_url).get_trials()
+    trials = load(fresh_pg_url).get_trials()
     # 3 + 3 trials, numbered 0..5 with no duplicate, all COMPLETE
     assert sorted(t.number for t in trials) == list(range(6)) and all(t.state == TrialState.COMPLETE for t in trials)
     # each sweep contributed exactly 3: its Ray run dir holds one directory per Optuna trial it ran

@@ -52,7 +52,7 @@ def _listening_addresses() -> list[tuple[str, str]]:
 def test_local_ray_starts_no_dashboard_and_listens_on_loopback_only() -> None:
     import ray
 
-    from gradsweep.search.engine.ray_runtime import Resources, start_ray, stop_ray
+    from gradsweep.search.engine.ray.runtime import Resources, start_ray, stop_ray
 
     assert not ray.is_initialized()  # this module must own its Ray
     info = start_ray(Resources())

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from optuna.trial import TrialState
 
-from gradsweep.search.engine.launcher import LaunchRequest, launch
-from gradsweep.search.engine.ray_runtime import Resources
+from gradsweep.search.engine.ray.launcher import LaunchRequest, launch
+from gradsweep.search.engine.ray.runtime import Resources
 from gradsweep.spaces.space import load_space
 from tests.search.engine._support import load
 

@@ -160,6 +160,19 @@ def test_prune_on_unstable_false_in_trial_config_is_respected() -> None:
     assert not decision.prune and decision.kind is None and "CatchUpPruner keeps" in decision.reason
 
 
+def test_decide_with_judges_the_given_report_not_the_stored_one() -> None:
+    study = optuna.create_study(pruner=HealthPruner())
+    trial = study.ask()
+    write_health_attrs(trial, _report(3, Verdict.HEALTHY), 5)
+    trial.report(1.0, 3)
+    frozen = study.trials[0]
+    decision = HealthPruner().decide_with(study, frozen, _report(3, Verdict.UNSTABLE, [REASON]))
+    # the report handed in decides (unstable, with its reason), whatever the trial's attrs say
+    assert decision.prune and decision.kind == PruneKind.UNSTABLE and decision.reason == REASON
+    # decide() is decide_with() on the stored report
+    assert HealthPruner().decide(study, frozen) == HealthPruner().decide_with(study, frozen, _report(3, Verdict.HEALTHY))
+
+
 def test_end_to_end_with_a_real_monitor_huge_lr(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'e2e.db'}"
 

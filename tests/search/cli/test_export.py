@@ -32,7 +32,7 @@ def test_export_yaml_round_trips_through_trialconfig_load(gradsweep: Callable, d
     assert prov["space"]["name"] == "demo-space" and prov["storage"] == demo_url
     # the same provenance travels inside the config
     assert config.provenance is not None and config.provenance["trial"] == 2
-    from gradsweep.search.engine.launcher import _params_from_file
+    from gradsweep.search.engine.request import _params_from_file
 
     # `gradsweep launch --baseline best.yaml` reads the exported params back
     assert _params_from_file(out) == study.trials[2].params

@@ -1,4 +1,4 @@
-"""Helpers shared by the engine tests (objective source, spaces, study access, ports)."""
+"""Helpers shared by the engine and reliability tests (objective source, spaces, bridges, study access, ports)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ import textwrap
 from typing import Any
 
 import optuna
+
+from gradsweep.search.engine.ray.bridge import Decider, StudyBridge
+from gradsweep.spaces.space import parse_space
 
 OBJECTIVES = textwrap.dedent(
     '''
@@ -33,6 +36,15 @@ OBJECTIVES = textwrap.dedent(
             time.sleep(float(os.environ.get("ENGINE_TEST_SLEEP", "0.5")))
             ctx.report(value, step)
         return value
+
+
+    def prunes_itself(config, ctx):
+        """Reports steps 0..2, then gives up itself (TrialPruned raised by the objective)."""
+        from gradsweep.objectives.pruned import TrialPruned
+
+        for step in range(3):
+            ctx.report(0.1 * step, step)
+        raise TrialPruned("unstable", "the objective gave up at step 2")
 
 
     def returns_nan(config, ctx):
@@ -112,6 +124,12 @@ def space_data(objective: str, **overrides: Any) -> dict[str, Any]:
     }
     data.update(overrides)
     return data
+
+
+def make_bridge(study: optuna.Study, decider: Decider, *, n_trials: int = 4, seed: int | None = 0, **kwargs: Any) -> StudyBridge:
+    """A driver-side bridge over ``study`` for the one-tower space of :func:`space_data` (objective never loaded)."""
+    space = parse_space(space_data("unused.py:fn"))
+    return StudyBridge(study, space, decider, objective="unused.py:fn", n_trials=n_trials, seed=seed, **kwargs)
 
 
 def load(url: str, name: str = "engine-test") -> optuna.Study:

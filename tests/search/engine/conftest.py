@@ -42,7 +42,7 @@ def shared_ray() -> Iterator[None]:
     """One local Ray for a whole test module (4 logical CPUs so two trials fit on 2 cores)."""
     import ray
 
-    from gradsweep.search.engine.ray_runtime import quiet_environment
+    from gradsweep.search.engine.ray.runtime import quiet_environment
 
     quiet_environment()
     ray.init(

@@ -9,19 +9,18 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from gradsweep.search.engine.bridge import StudyBridge
+from gradsweep.search.engine.ray.bridge import StudyBridge
 from gradsweep.search.engine.study import Baseline, enqueue_baselines
+from gradsweep.search.prune_attrs import PruneRecord
 from gradsweep.search.pruner import HealthPruner
-from gradsweep.spaces.space import parse_space
 
-from ._support import space_data
+from ._support import make_bridge
 
 
 def _bridge(n_trials: int = 4, seed: int | None = 0, **kwargs: object) -> StudyBridge:
-    space = parse_space(space_data("unused.py:fn"))
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=seed))
     pruner = HealthPruner(optuna.pruners.MedianPruner(n_startup_trials=1))
-    return StudyBridge(study, space, pruner, objective="unused.py:fn", n_trials=n_trials, seed=seed, **kwargs)  # type: ignore[arg-type]
+    return make_bridge(study, pruner, n_trials=n_trials, seed=seed, **kwargs)
 
 
 def _final(value: float) -> dict[str, object]:
@@ -90,6 +89,33 @@ def test_base_pruner_prunes_underperforming_trial() -> None:
     bad = bridge.study.trials[1]
     # ... and stores it PRUNED "underperforming"
     assert bad.state == TrialState.PRUNED and bad.user_attrs["gradsweep.prune.kind"] == "underperforming"
+
+
+def test_the_decision_uses_the_health_report_the_bridge_holds_not_a_read_back() -> None:
+    bridge = _bridge(n_trials=1)
+    bridge.ask("a")
+    healthy = {"step": 5, "verdict": "healthy", "reasons": [], "metrics": {"health/loss": 1.0}}
+    # a healthy report: stored, and the trial goes on
+    assert not bridge.on_result("a", {"gs_value": 0.5, "gs_step": 5, "gs_final": False, "gs_health": json.dumps(healthy)})
+    tid = bridge.study.trials[0]._trial_id
+    # the stored report is the one sent (Contract 4 is kept)
+    assert bridge.study.trials[0].user_attrs["gradsweep.health.latest"] == healthy
+    tampered = {**healthy, "verdict": "unstable", "reasons": ["written behind the bridge's back"]}
+    bridge.storage.set_trial_user_attr(tid, "gradsweep.health.latest", tampered)
+    # a result without a new report: the pruner judges the report the bridge holds (healthy), so the
+    # trial goes on; a pruner reading the health attrs back would have pruned it on the tampered one
+    assert not bridge.on_result("a", {"gs_value": 0.5, "gs_step": 6, "gs_final": False})
+
+
+def test_an_objective_raised_prune_is_stored_by_the_prune_attr_writer() -> None:
+    bridge = _bridge(n_trials=1)
+    bridge.ask("a")
+    result = {"gs_final": True, "gs_outcome": "pruned", "gs_kind": "unstable", "gs_reason": "gave up", "gs_step": 2}
+    bridge.finish("a", result)
+    trial = bridge.study.trials[0]
+    prune_attrs = {k: v for k, v in trial.user_attrs.items() if k.startswith("gradsweep.prune.")}
+    # PRUNED with exactly the attrs of the one writer's record
+    assert trial.state == TrialState.PRUNED and prune_attrs == PruneRecord("unstable", "gave up", 2).attrs()
 
 
 def test_nan_error_and_completion_are_final_states() -> None:

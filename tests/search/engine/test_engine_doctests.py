@@ -7,7 +7,13 @@ import importlib
 
 import pytest
 
-MODULES = ["gradsweep.search.engine.trainable", "gradsweep.search.engine.algorithms", "gradsweep.search.engine.storage"]
+MODULES = [
+    "gradsweep.search.engine.ray.trainable",
+    "gradsweep.search.engine.ray.runtime",
+    "gradsweep.search.engine.algorithms",
+    "gradsweep.search.engine.storage",
+    "gradsweep.search.engine.request",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)

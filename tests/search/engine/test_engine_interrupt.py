@@ -15,15 +15,11 @@ from optuna.trial import TrialState
 
 from gradsweep.search.engine.study import count_finished, is_interrupted
 
-from ._support import subprocess_env
+from ._support import load, subprocess_env
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 GRADSWEEP = [str(Path(sys.executable).parent / "gradsweep")]
-
-
-def _study(url: str) -> optuna.Study:
-    return optuna.load_study(study_name="engine-test", storage=url)
 
 
 def _start(space: Path, url: str, tmp_path: Path, n: int) -> subprocess.Popen[bytes]:
@@ -45,7 +41,7 @@ def _wait_for_complete(url: str, proc: subprocess.Popen[bytes], at_least: int, t
         # the driver must still be running to be interrupted
         assert proc.poll() is None, "the sweep ended before it could be interrupted"
         try:
-            done = _study(url).get_trials(states=(TrialState.COMPLETE,))
+            done = load(url).get_trials(states=(TrialState.COMPLETE,))
         except KeyError:  # study not created yet
             done = []
         if len(done) >= at_least:
@@ -79,7 +75,7 @@ def test_sigint_records_interrupted_trials_and_resume_completes(make_space, tmp_
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     err = (tmp_path / "launch.err").read_text()
-    study = _study(url)
+    study = load(url)
     # Ctrl-C ends the driver with status 130 and says how to continue
     assert code == 130 and f"gradsweep resume --study engine-test --storage '{url}'" in err
     # no trial is left RUNNING; the ones cut off are FAIL "interrupted"
@@ -91,7 +87,7 @@ def test_sigint_records_interrupted_trials_and_resume_completes(make_space, tmp_
     assert 1 <= len(kept) < 6
 
     result = _resume(url, tmp_path)
-    study = _study(url)
+    study = load(url)
     # resume finishes the sweep: 6 evaluated trials, none RUNNING
     assert result.returncode == 0, result.stderr
     # 6 evaluated trials, none RUNNING
@@ -111,14 +107,14 @@ def test_sigkill_then_resume_reconciles_stale_trials_and_retries_them(make_space
         proc.wait(timeout=30)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the Ray processes this driver started
-    study = _study(url)
+    study = load(url)
     stale = [t.number for t in study.get_trials(states=(TrialState.RUNNING,))]
     # a killed driver leaves its running trials RUNNING in the store
     assert stale
     kept = _finished_before(study)
 
     result = _resume(url, tmp_path, "--retry-failed")
-    study = _study(url)
+    study = load(url)
     by_number = {t.number: t for t in study.get_trials()}
     # resume reconciled the stale trials to FAIL "interrupted" and none is RUNNING now
     assert result.returncode == 0, result.stderr

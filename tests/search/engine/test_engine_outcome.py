@@ -10,10 +10,10 @@ from gradsweep.search.engine.outcome import (
     INTERRUPTED,
     NON_FINITE,
     FinalState,
-    PendingPrune,
     classify,
     summarize_error,
 )
+from gradsweep.search.prune_attrs import PruneRecord
 
 
 def _final(outcome: str = "complete", value: float = 0.5, **extra: object) -> dict[str, object]:
@@ -34,7 +34,7 @@ def test_non_finite_value_fails_with_reason(value: float) -> None:
 
 
 def test_pending_prune_wins_over_a_late_final_result() -> None:
-    outcome = classify(_final(value=0.9), pending=PendingPrune("unstable", "grad norm inf", 40))
+    outcome = classify(_final(value=0.9), pending=PruneRecord("unstable", "grad norm inf", 40))
     # the scheduler stopped the trial: PRUNED with kind, reason and step, even if a value arrived
     assert outcome.state is FinalState.PRUNED
     # with kind, reason and step

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
-from gradsweep.search.engine.launcher import LaunchRequest, launch
-from gradsweep.search.engine.ray_runtime import Resources
+from gradsweep.search.engine.local import optimize_local
+from gradsweep.search.engine.ray.launcher import LaunchRequest, launch
+from gradsweep.search.engine.ray.runtime import Resources
+from gradsweep.search.prune_attrs import PruneRecord
 from gradsweep.spaces.space import load_space
 
 from ._support import load
@@ -56,6 +58,24 @@ def test_median_pruner_prunes_under_ray(make_space, tmp_path: Path) -> None:
     assert summary.complete + sum(summary.pruned.values()) + summary.failed == 7 and summary.best_value == 0.0
     # the study records the plan resume needs, without any storage URL
     assert study.user_attrs["gradsweep.sweep"]["target"] == 7 and "sqlite" not in str(study.user_attrs)
+
+
+def test_an_objective_raised_prune_stores_the_same_attrs_as_without_ray(make_space, tmp_path: Path) -> None:
+    space = make_space("prunes_itself")
+    request = _request(space, tmp_path, n_trials=1, seed=0, pruner="none")
+    launch(request)
+    local_url = f"sqlite:///{tmp_path / 'local.db'}"
+    optimize_local(load_space(space), 1, local_url, seed=0, pruner="none")
+    ray_trial, local_trial = load(request.storage).trials[0], load(local_url).trials[0]
+
+    def prune_attrs(trial: FrozenTrial) -> dict[str, object]:
+        return {k: v for k, v in trial.user_attrs.items() if k.startswith("gradsweep.prune.")}
+
+    # both paths store the trial PRUNED with the one writer's attrs: kind, the objective's reason, last step
+    expected = PruneRecord("unstable", "the objective gave up at step 2", 2).attrs()
+    assert ray_trial.state == local_trial.state == TrialState.PRUNED
+    # ... identical under Ray and without it
+    assert prune_attrs(ray_trial) == prune_attrs(local_trial) == expected
 
 
 def test_nan_and_errors_end_fail_and_sweep_stops_early(make_space, tmp_path: Path) -> None:

@@ -10,8 +10,8 @@ from optuna.trial import TrialState
 
 from gradsweep.errors import UserError
 from gradsweep.search.attrs import FAIL_REASON
-from gradsweep.search.engine.launcher import LaunchRequest, launch
-from gradsweep.search.engine.ray_runtime import Resources
+from gradsweep.search.engine.ray.launcher import LaunchRequest, launch
+from gradsweep.search.engine.ray.runtime import Resources
 from gradsweep.search.engine.storage import open_storage
 from gradsweep.search.engine.study import (
     check_joinable,
@@ -110,7 +110,7 @@ def test_baseline_outside_the_space_is_refused(objectives_file: Path, tmp_path: 
 
 
 def test_baseline_from_a_trial_config_file_and_by_name(tmp_path: Path) -> None:
-    from gradsweep.search.engine.launcher import resolve_baselines
+    from gradsweep.search.engine.request import resolve_baselines
     from gradsweep.spaces.sampling import resolve
 
     space = parse_space(space_data("x.py:fn"))

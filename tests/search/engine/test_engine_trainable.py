@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from gradsweep.search.engine.trainable import PersistClock, RayReporter
+from gradsweep.search.engine.ray.trainable import PersistClock, RayReporter
 
 
 def _save(directory: Path, n: int) -> None:

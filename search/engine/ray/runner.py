@@ -20,12 +20,12 @@ from typing import Any
 from ray import tune
 from ray.tune.stopper import Stopper
 
-from gradsweep.search.engine.bridge import StudyBridge
 from gradsweep.search.engine.outcome import INTERRUPTED, R_TRIAL
-from gradsweep.search.engine.ray_runtime import RayInfo, Resources
-from gradsweep.search.engine.scheduler import PruningScheduler
-from gradsweep.search.engine.searcher import StudySearcher
-from gradsweep.search.engine.trainable import gradsweep_trainable
+from gradsweep.search.engine.ray.bridge import StudyBridge
+from gradsweep.search.engine.ray.runtime import RayInfo, Resources
+from gradsweep.search.engine.ray.scheduler import PruningScheduler
+from gradsweep.search.engine.ray.searcher import StudySearcher
+from gradsweep.search.engine.ray.trainable import gradsweep_trainable
 
 
 class _StopFlag(Stopper):
@@ -100,7 +100,7 @@ def run_trials(
     timeout_s: float | None = None,
     callbacks: list[Any] | None = None,
 ) -> RunResult:
-    """Run the bridge's trials on the Ray that :func:`~gradsweep.search.engine.ray_runtime.start_ray` set up.
+    """Run the bridge's trials on the Ray that :func:`~gradsweep.search.engine.ray.runtime.start_ray` set up.
 
     Args:
         bridge: the study owner (samples, records, prunes).

@@ -12,8 +12,8 @@ from typing import Any
 
 from ray.tune.search import Searcher
 
-from gradsweep.search.engine.bridge import StudyBridge
 from gradsweep.search.engine.outcome import R_VALUE
+from gradsweep.search.engine.ray.bridge import StudyBridge
 
 
 class StudySearcher(Searcher):

@@ -6,6 +6,9 @@ result (intermediate value, health attrs, prune decision) and every error, and t
 tells it when a trial ended (one final Optuna state). The driver is therefore the only
 process that writes the study, which keeps SQLite safe and keeps storage URLs off workers.
 
+A trial's health report arrives as JSON in its Ray result (Ray results must be plain data) and
+becomes a :class:`HealthReport` once; the bridge stores it (Contract 4) and hands that same
+object to the pruner's decision, instead of the pruner reading it back from the study.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import optuna
 from optuna.trial import TrialState
 
 from gradsweep.objectives.health.verdict import HealthReport
-from gradsweep.search.attrs import CONFIG, RAY_TRIAL_ID, TOTAL_STEPS
+from gradsweep.search.attrs import CONFIG, FAIL_REASON, RAY_TRIAL_ID, TOTAL_STEPS
 from gradsweep.search.engine.outcome import (
     R_FINAL,
     R_HEALTH,
@@ -29,7 +32,6 @@ from gradsweep.search.engine.outcome import (
     R_VALUE,
     FinalState,
     Outcome,
-    PendingPrune,
     classify,
     failed,
 )
@@ -37,6 +39,7 @@ from gradsweep.search.engine.storage import with_retries
 from gradsweep.search.engine.study import reconcile_running
 from gradsweep.search.engine.tally import Tally
 from gradsweep.search.health_attrs import record_health
+from gradsweep.search.prune_attrs import PruneRecord, write_prune_attrs
 from gradsweep.spaces.sampling import resolve, suggest
 from gradsweep.spaces.space import SearchSpace
 
@@ -50,14 +53,14 @@ _T = TypeVar("_T")
 class Decider(Protocol):
     """What the bridge needs of ``gradsweep.search.pruner.HealthPruner``."""
 
-    def decide(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> Any: ...
+    def decide_with(self, study: optuna.Study, trial: optuna.trial.FrozenTrial, latest: HealthReport | None) -> Any: ...
 
 
 @dataclass
 class _Live:
     trial: optuna.Trial
     history_limit: int
-    last_health_step: int | None = None
+    latest_health: HealthReport | None = None  # as stored last (the bridge is the trial's only writer)
     total_steps: int | None = None
     reported: set[int] = field(default_factory=set)
     health_history: list[dict[str, Any]] | None = None  # as stored (the bridge is the trial's only writer)
@@ -69,7 +72,7 @@ class StudyBridge:
     Args:
         study: the study (its sampler samples; its storage is written here only).
         space: the search space (define-by-run sampling, resolution to a TrialConfig).
-        decider: the health pruner (``decide(study, frozen_trial) -> PruneDecision``).
+        decider: the health pruner (``decide_with(study, frozen_trial, latest_health) -> PruneDecision``).
         objective: the objective spec the workers load (``contrastive``, ``pkg.mod:fn``, ...).
         n_trials: trials to start in this run.
         scale: scale override for resolved configs (None keeps the space's).
@@ -111,7 +114,7 @@ class StudyBridge:
         self.aborted: str | None = None
         self._asked = 0
         self._live: dict[str, _Live] = {}
-        self._pending: dict[str, PendingPrune] = {}
+        self._pending: dict[str, PruneRecord] = {}
         self._errors: dict[str, str] = {}
 
     # --- helpers ------------------------------------------------------------------------
@@ -166,9 +169,9 @@ class StudyBridge:
     # --- report -------------------------------------------------------------------------
     def _store_health(self, live: _Live, health: dict[str, Any]) -> None:
         report = HealthReport.from_dict(health)
-        if report.step == live.last_health_step:
+        if live.latest_health is not None and report.step == live.latest_health.step:
             return
-        live.last_health_step = report.step
+        live.latest_health = report
         tid = live.trial._trial_id
         live.health_history = self._retry(
             lambda: record_health(self.storage, tid, report, limit=live.history_limit, history=live.health_history)
@@ -178,7 +181,8 @@ class StudyBridge:
         """Record one intermediate result and decide whether to stop the trial.
 
         Writes the health attrs (Contract 4) and the intermediate value, then asks the health
-        pruner. A prune is remembered and applied when the stopped trial completes.
+        pruner, handing it the trial's latest health report as held here. A prune is remembered
+        and applied when the stopped trial completes.
 
         Returns:
             True when the trial must stop (pruned).
@@ -201,12 +205,13 @@ class StudyBridge:
             live.reported.add(step_i)
             self._retry(lambda: live.trial.report(value_f, step_i))
         frozen = self._retry(lambda: self.storage.get_trial(live.trial._trial_id))
-        decision = self._retry(lambda: self.decider.decide(self.study, frozen))  # the base pruner reads the study
+        # the base pruner reads the study; the health report is the one just stored
+        decision = self._retry(lambda: self.decider.decide_with(self.study, frozen, live.latest_health))
         if not decision.prune:
             return False
         kind = str(getattr(decision.kind, "value", decision.kind) or "underperforming")
         reason = decision.reason or f"pruned at step {step} (value {value_f:.4g})"
-        self._pending[ray_trial_id] = PendingPrune(kind, reason, int(step))
+        self._pending[ray_trial_id] = PruneRecord(kind, reason, int(step))
         return True
 
     def on_error(self, ray_trial_id: str, text: str) -> None:
@@ -216,8 +221,11 @@ class StudyBridge:
     # --- tell ---------------------------------------------------------------------------
     def _tell(self, trial: optuna.Trial, outcome: Outcome) -> None:
         tid = trial._trial_id
-        for key, value in outcome.attrs.items():
-            self._retry(lambda k=key, v=value: self.storage.set_trial_user_attr(tid, k, v))
+        prune, fail_reason = outcome.prune, outcome.fail_reason
+        if prune is not None:
+            self._retry(lambda: write_prune_attrs(self.storage, tid, prune))
+        if fail_reason is not None:
+            self._retry(lambda: self.storage.set_trial_user_attr(tid, FAIL_REASON, fail_reason))
         state = {
             FinalState.COMPLETE: TrialState.COMPLETE,
             FinalState.PRUNED: TrialState.PRUNED,

@@ -1,7 +1,7 @@
 """Ray Tune ``TrialScheduler`` that runs the health pruner (and its Optuna base pruner) on every result.
 
 Ray Tune lets only a scheduler (or a stopper) stop a trial; a search algorithm cannot. This
-scheduler hands each result to the :class:`~gradsweep.search.engine.bridge.StudyBridge`, which writes the
+scheduler hands each result to the :class:`~gradsweep.search.engine.ray.bridge.StudyBridge`, which writes the
 intermediate value and health attrs to the Optuna trial and asks
 ``HealthPruner.decide``; a prune becomes ``STOP`` here and PRUNED (with kind and reason) when the
 searcher sees the trial complete. Results are never buffered, so a decision takes effect at
@@ -16,7 +16,7 @@ from typing import Any
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-from gradsweep.search.engine.bridge import StudyBridge
+from gradsweep.search.engine.ray.bridge import StudyBridge
 
 
 def error_text(trial: Trial) -> str:

@@ -32,7 +32,6 @@ import ray.tune
 from gradsweep.objectives.api import NonFiniteValue, TrialContext, TrialPruned, run_objective
 from gradsweep.objectives.checkpoint import CheckpointStore
 from gradsweep.objectives.registry import load_objective
-from gradsweep.search.engine.bridge import C_CONFIG, C_DEVICE, C_OBJECTIVE
 from gradsweep.search.engine.outcome import (
     NON_FINITE,
     R_FINAL,
@@ -46,6 +45,7 @@ from gradsweep.search.engine.outcome import (
     R_VALUE,
     FinalState,
 )
+from gradsweep.search.engine.ray.bridge import C_CONFIG, C_DEVICE, C_OBJECTIVE
 from gradsweep.spaces.trial_config import TrialConfig
 
 

@@ -1,0 +1,13 @@
+"""The Ray Tune half of the sweep engine: everything that only makes sense with Ray.
+
+Modules (importing this package imports none of them; ``runtime`` imports Ray only when it
+starts it, so the CLI can read :class:`~gradsweep.search.engine.ray.runtime.Resources` cheaply):
+
+- ``runtime``: quiet ``ray.init``, per-trial resources, GPU and address checks.
+- ``bridge``: the driver-side ask / report / prune / tell owner of the study.
+- ``searcher`` / ``scheduler``: the Ray Tune ``Searcher`` and ``TrialScheduler`` over the bridge.
+- ``trainable``: the Ray function trainable and ``RayReporter`` (workers never touch the study).
+- ``runner``: the Tuner wiring, Ctrl-C handling and final reconciliation.
+- ``launcher`` / ``resume``: ``launch`` (validate everything, then write) and ``resume``.
+- ``progress``: the live view, a Ray Tune callback.
+"""
