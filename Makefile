@@ -31,10 +31,11 @@ sweep: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 
-# Two pytest-xdist workers, whole files to one worker (module fixtures such as the shared local Ray
-# start once): torch runs one thread per test process, so a serial run leaves the second core idle.
+# Two pytest-xdist workers: torch runs one thread per test process, so a serial run leaves the second
+# core idle. tests/conftest.py groups each file on one worker (module fixtures start once) and
+# schedules the slow groups first.
 test: lint
-	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 # ~10 min on 2 CPU cores; benchmarks/gpu.py only where a CUDA GPU is (it refuses without one).
 bench: setup

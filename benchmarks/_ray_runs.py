@@ -66,6 +66,9 @@ def active_params(space: SearchSpace, config: dict[str, Any]) -> dict[str, Any]:
 class _TuneReporter:
     """Reporter that sends each report to the Ray Tune driver (never prunes itself)."""
 
+    def declare_total_steps(self, total: int) -> None:
+        """Nothing to do: Ray Tune's schedulers here have no final-report guard."""
+
     def report(self, value: float, step: int, health: Any | None) -> None:
         health_json = json.dumps(health.to_dict(with_reasons=False)) if health is not None else ""
         tune.report({"value": float(value), "step": int(step), "health": health_json})

@@ -2,7 +2,7 @@
 
 Reporters decide nothing about health themselves; a pruner does (on the study's side). The
 engine's reporters (``gradsweep.search.engine.optuna_reporter.OptunaReporter`` for a plain
-``study.optimize``, ``gradsweep.search.engine.trainable.RayReporter`` inside a Ray Tune trial)
+``study.optimize``, ``gradsweep.search.engine.ray.trainable.RayReporter`` inside a Ray Tune trial)
 implement the same protocol; :class:`NullReporter` records and never prunes (``gradsweep try``).
 
 Example:

@@ -2,7 +2,7 @@
 
 The health verdict reaches the pruner through the trial's user attrs (Contract 4:
 ``gradsweep.health.latest`` / ``gradsweep.health.history``, written by
-:func:`gradsweep.search.health.write_health_attrs`), so the same pruner works in a plain
+:func:`gradsweep.search.health_attrs.write_health_attrs`), so the same pruner works in a plain
 ``study.optimize`` and on a Ray Tune driver. A prune stores ``gradsweep.prune.kind``
 (``unstable`` | ``underperforming``), ``gradsweep.prune.reason`` and ``gradsweep.prune.step`` on the trial
 (:func:`gradsweep.search.prune_attrs.write_prune_attrs`). A caller that holds the trial's latest

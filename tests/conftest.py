@@ -47,3 +47,37 @@ def fresh_pg_url() -> Iterator[str]:
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
             )
             conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+# Files whose tests share no costly module fixture: under pytest-xdist their tests spread over the
+# workers one by one instead of holding one worker for the whole file.
+SPLIT_FILES = frozenset(
+    {
+        "tests/benchmarks/test_scripts_smoke.py",
+        "tests/benchmarks/test_gpu_bench.py",
+        "tests/docs/test_readme.py",
+        "tests/search/engine/test_engine_interrupt.py",
+        "tests/search/engine/test_engine_cli.py",
+    }
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Schedule for ``pytest -n N --dist loadgroup`` (``make test``); without xdist the marks do nothing.
+
+    Each file is one group (its module fixtures, e.g. a shared local Ray or a before/after run,
+    start once), except :data:`SPLIT_FILES`, whose tests are groups of their own. Groups with a
+    ``slow`` test go first, so the longest work starts early and the workers finish together.
+    """
+    slow_groups: set[str] = set()
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        group = item.nodeid if path in SPLIT_FILES else path
+        item.add_marker(pytest.mark.xdist_group(group))
+        item.stash[_GROUP] = group
+        if item.get_closest_marker("slow") is not None:
+            slow_groups.add(group)
+    items.sort(key=lambda item: item.stash[_GROUP] not in slow_groups)  # stable: file order kept within
+
+
+_GROUP = pytest.StashKey[str]()

@@ -56,7 +56,7 @@ def validate(
             for line in exc.errors:
                 console_err.print(f"[bold red]error:[/] {escape(f'{item}: {line}')}", highlight=False, soft_wrap=True)
             continue
-        console.print(f"ok {item}", highlight=False)
+        console.print(f"ok {item}", highlight=False, soft_wrap=True)  # one line a script can read, however long the path
         if not quiet:
             console.print(space_summary(loaded))
     if failed:

@@ -53,6 +53,7 @@ def test_pruner_ablation_runs_its_variants_and_ends_with_the_default_s_ratio() -
 
 
 @pytest.mark.ray
+@pytest.mark.slow
 def test_search_efficiency_ray_methods_and_gradsweep(tmp_path: Path) -> None:
     lines = _run(
         ["-m", "benchmarks.search_efficiency", "--scale", "tiny", "--seeds", "1", "--budget-trials", "1",
@@ -64,12 +65,14 @@ def test_search_efficiency_ray_methods_and_gradsweep(tmp_path: Path) -> None:
     assert match is not None and match.group(1) != "nan", lines[-1]
     # the gradsweep summary line comes right before it
     assert lines[-2].startswith("gradsweep: best at budget")
-    # every method ran one seed and reported its trials
-    assert sum(" seed 0 " in line for line in lines) == 4
+    # every method ran one seed, and its trials trained (an erroring trainable reports 0 steps)
+    seeds = [line for line in lines if " seed 0 " in line]
+    assert len(seeds) == 4 and all(re.search(r"trials, +[1-9][0-9]* steps", line) for line in seeds), seeds
 
 
 @pytest.mark.ray
 @pytest.mark.postgres
+@pytest.mark.slow
 def test_overhead_smoke() -> None:
     lines = _run(["-m", "benchmarks.overhead", "--smoke"], timeout=300)
     # the last three lines are the headline figures, in this order

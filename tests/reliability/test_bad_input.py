@@ -171,6 +171,7 @@ def _params() -> list[Any]:
     return [pytest.param(r, id=r.id, marks=[no_gpu] if r.id == "gpus-without-gpu" else []) for r in ROWS]
 
 
+@pytest.mark.slow  # its module fixture runs every bad input's CLI (~40 s)
 @pytest.mark.parametrize("row", _params())
 def test_bad_input_is_one_clear_line(row: Row, outcomes: dict[str, Any]) -> None:
     result, new_files = outcomes["rows"][row.id]

@@ -56,7 +56,14 @@ def _set(data: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     return out
 
 
-_DELETE = object()
+class _Delete:
+    """Marks a key to remove (its repr is stable, so test ids match across pytest-xdist workers)."""
+
+    def __repr__(self) -> str:
+        return "<delete>"
+
+
+_DELETE = _Delete()
 
 CASES = [
     # (path to change, new value, fragment the first error line must contain)
