@@ -30,6 +30,7 @@ sweep: setup
 
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 # Two pytest-xdist workers: torch runs one thread per test process, so a serial run leaves the second
 # core idle. tests/conftest.py groups each file on one worker (module fixtures start once) and

@@ -12,6 +12,9 @@ LAYERS = ("spaces", "objectives", "search")
 
 setup(
     packages=["gradsweep"]
-    + [f"gradsweep.{name}" for name in find_packages(include=[f"{layer}{tail}" for layer in LAYERS for tail in ("", ".*")])],
+    + [
+        f"gradsweep.{name}"
+        for name in find_packages(include=[f"{layer}{tail}" for layer in LAYERS for tail in ("", ".*")])
+    ],
     package_dir={"gradsweep": "gradsweep", **{f"gradsweep.{layer}": layer for layer in LAYERS}},
 )

@@ -155,7 +155,11 @@ def anytime_curve(records: Sequence[TrialRecord], budget: int, direction: str) -
         spent += rec.steps
         if spent > budget:
             break
-        if rec.final_value is not None and math.isfinite(rec.final_value) and _better(rec.final_value, best, direction):
+        if (
+            rec.final_value is not None
+            and math.isfinite(rec.final_value)
+            and _better(rec.final_value, best, direction)
+        ):
             best = rec.final_value
             curve.append((spent, best))
     return curve
@@ -237,7 +241,9 @@ def ratio(a: float, b: float) -> float:
     return math.inf if math.isinf(a) else a / b
 
 
-def ratio_note(ours: float, others: float, who: str = "gradsweep", rivals: str = "other method") -> str | None:
+def ratio_note(
+    ours: float, others: float, who: str = "gradsweep", rivals: str = "other method"
+) -> str | None:
     """One line explaining a headline ratio that is not a number (``inf`` or ``nan``), else ``None``.
 
     ``ours`` and ``others`` are steps to the target (``inf`` = never reached), ``others`` the best
@@ -254,5 +260,7 @@ def ratio_note(ours: float, others: float, who: str = "gradsweep", rivals: str =
     if math.isinf(ours):
         return f"note: {who} did not reach the target within the budget (ratio inf)"
     if math.isinf(others):
-        return f"note: no {rivals} reached the target within the budget, so the ratio to the best of them is nan"
+        return (
+            f"note: no {rivals} reached the target within the budget, so the ratio to the best of them is nan"
+        )
     return None

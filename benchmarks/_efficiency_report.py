@@ -58,7 +58,9 @@ class MethodStats:
         return asdict(self)
 
 
-def false_prunes(runs: Sequence[Sequence[TrialRecord]], rerunner: Rerunner | None, direction: str) -> FalsePrunes | None:
+def false_prunes(
+    runs: Sequence[Sequence[TrialRecord]], rerunner: Rerunner | None, direction: str
+) -> FalsePrunes | None:
     """Re-run every pruned trial of every run to completion and count those in the run's top quartile.
 
     The quartile is taken over the final values of all the run's trials (finished ones as they
@@ -99,11 +101,15 @@ def method_stats(
     bests = [best_at_budget(r, budget, direction) for r in runs]
     best_values = [b if b is not None else math.nan for b in bests]
     mean, std = mean_spread(best_values)
-    to_target = [steps_to_target(r, target, budget, direction) if math.isfinite(target) else math.inf for r in runs]
+    to_target = [
+        steps_to_target(r, target, budget, direction) if math.isfinite(target) else math.inf for r in runs
+    ]
     inside = [[rec for rec, _ in spent_within(r, budget)] for r in runs]
     flat = [rec for recs in inside for rec in recs]
     after = steps_after_onset(flat)
-    fast = sum(1 for rec in flat if rec.onset is not None and rec.pruned and rec.steps - rec.onset <= interval)
+    fast = sum(
+        1 for rec in flat if rec.onset is not None and rec.pruned and rec.steps - rec.onset <= interval
+    )
     return MethodStats(
         method=method,
         best_values=best_values,
@@ -140,10 +146,19 @@ def table(stats: dict[str, MethodStats], labels: dict[str, str], budget: int, in
     lines = [head, "|" + "---|" * 12]
     for method, s in stats.items():
         per_seed = ", ".join(_steps(v) for v in s.steps_to_target_per_seed)
-        vs = "" if ref is None or math.isinf(ref.steps_to_target) else (
-            "never" if math.isinf(s.steps_to_target) else f"{s.steps_to_target / ref.steps_to_target:.2f}")
+        vs = (
+            ""
+            if ref is None or math.isinf(ref.steps_to_target)
+            else (
+                "never" if math.isinf(s.steps_to_target) else f"{s.steps_to_target / ref.steps_to_target:.2f}"
+            )
+        )
         onset = f"{statistics.median(s.after_onset):.0f}, {max(s.after_onset)}" if s.after_onset else "-"
-        fp = "-" if s.false_prunes is None or s.pruned == 0 else f"{s.false_prunes} / {s.false_checked} ({s.false_prunes_unstable})"
+        fp = (
+            "-"
+            if s.false_prunes is None or s.pruned == 0
+            else f"{s.false_prunes} / {s.false_checked} ({s.false_prunes_unstable})"
+        )
         lines.append(
             f"| {labels.get(method, method)} | {s.best_mean:.4f} ± {s.best_std:.4f} | {_steps(s.steps_to_target)}; {per_seed} "
             f"| {vs} | {s.trials} | {s.pruned} ({s.pruned_unstable_kind}) | {s.unstable_share:.1%} | {s.unstable_trials} "
@@ -189,7 +204,9 @@ def plot_curves(
         quarter = mean[grid >= budget / 4]
         if np.isfinite(quarter).any():
             lows.append(float(np.nanmin(quarter)))
-        (line,) = ax.plot(grid, mean, label=labels.get(method, method), lw=2 if method.startswith("gradsweep") else 1.3)
+        (line,) = ax.plot(
+            grid, mean, label=labels.get(method, method), lw=2 if method.startswith("gradsweep") else 1.3
+        )
         ax.fill_between(grid, lo, hi, color=line.get_color(), alpha=0.12, step=None)
     if lows:  # zoom on the race after the first quarter of the budget; earlier values are far below
         top = ax.get_ylim()[1]

@@ -95,7 +95,9 @@ class SweepTiming:
 
 def open_spans(url: str, study: str) -> list[tuple[float, float]]:
     """``(datetime_start, datetime_complete)`` as POSIX seconds for each finished trial, by number."""
-    trials = sorted(optuna.load_study(study_name=study, storage=url).get_trials(deepcopy=False), key=lambda t: t.number)
+    trials = sorted(
+        optuna.load_study(study_name=study, storage=url).get_trials(deepcopy=False), key=lambda t: t.number
+    )
     return [(t.datetime_start.timestamp(), t.datetime_complete.timestamp()) for t in trials
             if t.datetime_complete is not None and t.datetime_start is not None]  # fmt: skip
 
@@ -140,7 +142,9 @@ def time_engine(
         os.environ[TIMES_ENV] = str(times)
         t0 = time.monotonic()
         start_local_ray()
-        start_ray(Resources(cpus_per_trial=1.0, concurrency=1))  # launch() then uses this Ray and leaves it running
+        start_ray(
+            Resources(cpus_per_trial=1.0, concurrency=1)
+        )  # launch() then uses this Ray and leaves it running
         ray_start = time.monotonic() - t0
         engines: list[SweepTiming] = []
         try:

@@ -80,7 +80,9 @@ def summarize(samples: Sequence[GpuSample], index: int | None = None) -> UtilSum
     """
     picked = [s for s in samples if index is None or s.index == index]
     if not picked:
-        raise GpuBenchError("nvidia-smi gave no utilization sample during the run (is the GPU visible to it?)")
+        raise GpuBenchError(
+            "nvidia-smi gave no utilization sample during the run (is the GPU visible to it?)"
+        )
     utils = [s.util_pct for s in picked]
     return UtilSummary(
         samples=len(picked),
@@ -99,7 +101,9 @@ def smi_command(interval_ms: int) -> list[str]:
     """
     exe = shutil.which("nvidia-smi")
     if exe is None:
-        raise GpuBenchError("nvidia-smi not found on the PATH: GPU utilization needs the NVIDIA driver's tools")
+        raise GpuBenchError(
+            "nvidia-smi not found on the PATH: GPU utilization needs the NVIDIA driver's tools"
+        )
     return [exe, f"--query-gpu={SMI_FIELDS}", "--format=csv,noheader,nounits", "-lms", str(interval_ms)]
 
 
@@ -117,7 +121,9 @@ class SmiSampler:
         self._reader: threading.Thread | None = None
 
     def __enter__(self) -> SmiSampler:
-        self._proc = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self._proc = subprocess.Popen(
+            self.command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
         self._reader = threading.Thread(target=self._read, name="smi-sampler", daemon=True)
         self._reader.start()
         return self

@@ -74,7 +74,9 @@ def run_optuna(
     def objective(trial: optuna.Trial) -> float:
         params = suggest(spec.space, trial)
         config = resolve(spec.space, params, scale=spec.scale, seed=spec.config_seed)
-        counter = CountingReporter(OptunaReporter(trial, history_limit=config.health.history), declare_total=declare_total)
+        counter = CountingReporter(
+            OptunaReporter(trial, history_limit=config.health.history), declare_total=declare_total
+        )
         record = TrialRecord(params=dict(params), reports=counter.reports)
         records.append(record)
         ctx = TrialContext(config, reporter=counter, device="cpu")
@@ -116,7 +118,9 @@ class Rerunner:
         if key not in self.cache:
             config = resolve(self.space, params, scale=self.scale, seed=self.config_seed)
             try:
-                value = run_objective(self.fn, config, TrialContext(config, reporter=NullReporter(), device="cpu"))
+                value = run_objective(
+                    self.fn, config, TrialContext(config, reporter=NullReporter(), device="cpu")
+                )
             except ValueError:
                 value = float("nan")
             self.cache[key] = value

@@ -21,4 +21,3 @@ def start_local_ray() -> None:
         with loopback_only():  # the engine's guard: every Ray process listens on 127.0.0.1 only
             ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False, log_to_driver=False,
                      configure_logging=True, logging_level=logging.ERROR)  # fmt: skip
-

@@ -163,12 +163,16 @@ def run_ray(spec: RunSpec, method: str, *, full_steps: int, interval: int) -> li
     if method == "fifo":
         scheduler = FIFOScheduler()
     elif method == "asha":
-        scheduler = ASHAScheduler(time_attr="step", max_t=full_steps, grace_period=interval, reduction_factor=4)
+        scheduler = ASHAScheduler(
+            time_attr="step", max_t=full_steps, grace_period=interval, reduction_factor=4
+        )
     else:
         raise ValueError(f"method must be one of fifo, asha but got {method!r}")
     mode = "max" if spec.direction == "maximize" else "min"
     collector = _Collector(spec.space)
-    trainable = tune.with_parameters(bench_trainable, space=spec.space, scale=spec.scale, config_seed=spec.config_seed)
+    trainable = tune.with_parameters(
+        bench_trainable, space=spec.space, scale=spec.scale, config_seed=spec.config_seed
+    )
     with tempfile.TemporaryDirectory(prefix="gradsweep-bench-ray-") as tmp:
         tuner = tune.Tuner(
             tune.with_resources(trainable, {"cpu": 1}),

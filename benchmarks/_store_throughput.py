@@ -75,7 +75,11 @@ def _check(url: str, study_name: str, writers: int, n: int) -> tuple[int, int, i
     study = optuna.load_study(study_name=study_name, storage=open_storage(url, create=False))
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-    pairs = Counter((t.user_attrs.get("writer"), t.user_attrs.get("index")) for t in complete if t.value == t.params.get("x"))
+    pairs = Counter(
+        (t.user_attrs.get("writer"), t.user_attrs.get("index"))
+        for t in complete
+        if t.value == t.params.get("x")
+    )
     wanted = {(w, i) for w in range(writers) for i in range(n)}
     lost = len(wanted - set(pairs))
     duplicated = sum(c - 1 for c in pairs.values() if c > 1)
@@ -89,7 +93,10 @@ def run_store(url: str, label: str, *, writers: int, trials_per_writer: int) -> 
     optuna.create_study(study_name=name, storage=open_storage(url))
     ctx = mp.get_context("spawn")
     barrier, out = ctx.Barrier(writers + 1), ctx.Queue()
-    procs = [ctx.Process(target=_writer, args=(url, name, w, trials_per_writer, barrier, out)) for w in range(writers)]
+    procs = [
+        ctx.Process(target=_writer, args=(url, name, w, trials_per_writer, barrier, out))
+        for w in range(writers)
+    ]
     for p in procs:
         p.start()
     barrier.wait()

@@ -91,9 +91,13 @@ def parse_fractions(text: str) -> list[float]:
         try:
             value = float(part)
         except ValueError:
-            raise ValueError(f"--gpus-per-trial: {part!r} is not a number (comma-separated values in (0, 1])") from None
+            raise ValueError(
+                f"--gpus-per-trial: {part!r} is not a number (comma-separated values in (0, 1])"
+            ) from None
         if not 0 < value <= 1:
-            raise ValueError(f"--gpus-per-trial: {value:g} is outside (0, 1] (one GPU is shared by 1/value trials)")
+            raise ValueError(
+                f"--gpus-per-trial: {value:g} is outside (0, 1] (one GPU is shared by 1/value trials)"
+            )
         values.append(value)
     return values  # never empty: "" splits into [""], which is not a number
 
@@ -107,7 +111,9 @@ def peak_overlap(spans: Sequence[tuple[float, float]]) -> int:
         >>> peak_overlap([(0, 1), (1, 2)])
         1
     """
-    events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])  # an end sorts before a start
+    events = sorted(
+        [(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans]
+    )  # an end sorts before a start
     peak = now = 0
     for _, delta in events:
         now += delta
@@ -117,7 +123,9 @@ def peak_overlap(spans: Sequence[tuple[float, float]]) -> int:
 
 def median_throughput(runs: Sequence[Throughput]) -> tuple[float, float]:
     """(median end-to-end steps/s, median steady steps/s) over ``runs``."""
-    return statistics.median(r.steps_per_s for r in runs), statistics.median(r.steady_steps_per_s for r in runs)
+    return statistics.median(r.steps_per_s for r in runs), statistics.median(
+        r.steady_steps_per_s for r in runs
+    )
 
 
 def throughput_part(objectives: Sequence[str], *, scale: str, device: str, repeats: int,
@@ -128,7 +136,9 @@ def throughput_part(objectives: Sequence[str], *, scale: str, device: str, repea
     results: dict[str, dict[str, list[Throughput]]] = {}
     for name in objectives:
         warm = measure(name, scale=scale, device=device)
-        print(f"[steps/s] {name}: warm-up {warm.steps} steps in {warm.wall_s:.1f} s (not counted)", flush=True)
+        print(
+            f"[steps/s] {name}: warm-up {warm.steps} steps in {warm.wall_s:.1f} s (not counted)", flush=True
+        )
         runs: dict[str, list[Throughput]] = {key: [] for key in keys}
         for i in range(repeats):
             for key in keys if i % 2 == 0 else keys[::-1]:
@@ -153,7 +163,9 @@ def throughput_table(results: dict[str, dict[str, list[Throughput]]]) -> list[st
             rows.append(f"| {name} | {first.steps} | {first.amp} | {amp_e:.1f} / {fp_e:.1f} | "
                         f"{amp_s:.1f} / {fp_s:.1f} | {amp_e / fp_e:.2f}; {amp_s / fp_s:.2f} |")  # fmt: skip
         else:
-            rows.append(f"| {name} | {first.steps} | {first.amp} (no-op off CUDA) | {amp_e:.1f} / - | {amp_s:.1f} / - | - |")
+            rows.append(
+                f"| {name} | {first.steps} | {first.amp} (no-op off CUDA) | {amp_e:.1f} / - | {amp_s:.1f} / - | - |"
+            )
     return rows
 
 
@@ -181,7 +193,9 @@ def sweep_part(
     try:
         import ray  # noqa: F401
     except ImportError:
-        raise GpuBenchError("the sweep part needs Ray (pip install -e .); pass --skip-sweep to leave it out") from None
+        raise GpuBenchError(
+            "the sweep part needs Ray (pip install -e .); pass --skip-sweep to leave it out"
+        ) from None
     import optuna
 
     from benchmarks._engine_overhead import open_spans
@@ -248,12 +262,18 @@ def main(argv: list[str] | None = None) -> None:
                    help="steps/s part's scale (default: full on CUDA, small on CPU)")  # fmt: skip
     p.add_argument("--objectives", default=",".join(BUILTINS), help="steps/s part: comma-separated built-ins")
     p.add_argument("--repeats", type=int, default=2, help="steps/s part: AMP/fp32 pairs per objective")
-    p.add_argument("--sweep-objective", default="multitower", help="sweep part: a built-in objective (its preset space)")
+    p.add_argument(
+        "--sweep-objective", default="multitower", help="sweep part: a built-in objective (its preset space)"
+    )
     p.add_argument("--sweep-trials", type=int, default=16)
     p.add_argument("--sweep-scale", default="full", choices=["tiny", "small", "full"])
-    p.add_argument("--gpus-per-trial", default="1,0.5,0.25", help="sweep part: comma-separated values in (0, 1]")
+    p.add_argument(
+        "--gpus-per-trial", default="1,0.5,0.25", help="sweep part: comma-separated values in (0, 1]"
+    )
     p.add_argument("--sample-ms", type=int, default=200, help="nvidia-smi sampling interval")
-    p.add_argument("--quick", action="store_true", help="1 repeat, a small-scale sweep of 8 trials, quick monitor")
+    p.add_argument(
+        "--quick", action="store_true", help="1 repeat, a small-scale sweep of 8 trials, quick monitor"
+    )
     p.add_argument("--skip-throughput", action="store_true")
     p.add_argument("--skip-sweep", action="store_true")
     p.add_argument("--skip-monitor", action="store_true")

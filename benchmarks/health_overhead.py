@@ -44,7 +44,9 @@ class TinyLM(nn.Module):
     def __init__(self, vocab: int, width: int, layers: int) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab, width)
-        layer = nn.TransformerEncoderLayer(width, nhead=4, dim_feedforward=2 * width, batch_first=True, dropout=0.0)
+        layer = nn.TransformerEncoderLayer(
+            width, nhead=4, dim_feedforward=2 * width, batch_first=True, dropout=0.0
+        )
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.head = nn.Linear(width, vocab)
 
@@ -58,8 +60,9 @@ def _config(width: int, k: int) -> TrialConfig:
         TowerConfig(name="encoder", patterns=["encoder.*"], lr=1e-3, weight_decay=0.01),
         TowerConfig(name="head", patterns=["head.*"], lr=1e-3, weight_decay=0.01),
     ]
-    return TrialConfig(objective="bench", towers=towers, clip=ClipConfig(max_norm=1.0),
-                       health=HealthConfig(check_every=k))
+    return TrialConfig(
+        objective="bench", towers=towers, clip=ClipConfig(max_norm=1.0), health=HealthConfig(check_every=k)
+    )
 
 
 def _sync(device: torch.device) -> None:
@@ -119,7 +122,12 @@ def measure(args: argparse.Namespace, k: int, pairs: int) -> tuple[float, float,
         bare.append(b)
         mon.append(m)
         ratios.append(m / b)
-    return statistics.median(bare), statistics.median(mon), statistics.median(ratios), observe_time[0] / observe_time[1]
+    return (
+        statistics.median(bare),
+        statistics.median(mon),
+        statistics.median(ratios),
+        observe_time[0] / observe_time[1],
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -127,9 +135,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--quick", action="store_true", help="fewer pairs (under 2 minutes on one CPU thread)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--mode", choices=["own", "clip"], default="clip")
-    p.add_argument("--k", type=int, default=HealthConfig().check_every, help="check_every (default: HealthConfig's)")
+    p.add_argument(
+        "--k", type=int, default=HealthConfig().check_every, help="check_every (default: HealthConfig's)"
+    )
     p.add_argument("--sweep-k", action="store_true", help="measure several k values first")
-    p.add_argument("--pairs", type=int, default=None, help="bare/monitored block pairs (default 30, quick 10)")
+    p.add_argument(
+        "--pairs", type=int, default=None, help="bare/monitored block pairs (default 30, quick 10)"
+    )
     p.add_argument("--block", type=int, default=None, help="steps per block (default max(k, 10))")
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--layers", type=int, default=24)
@@ -138,29 +150,41 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--seq", type=int, default=32)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--clock", choices=["cpu", "wall"], default=None,
-                   help="cpu: process CPU time (default on cpu: robust to other load on a shared machine); "
-                        "wall: perf_counter with device sync (default on cuda)")
+    p.add_argument(
+        "--clock",
+        choices=["cpu", "wall"],
+        default=None,
+        help="cpu: process CPU time (default on cpu: robust to other load on a shared machine); "
+        "wall: perf_counter with device sync (default on cuda)",
+    )
     args = p.parse_args(argv)
     if args.clock is None:
         args.clock = "wall" if args.device.startswith("cuda") else "cpu"
     torch.set_num_threads(args.threads)
     pairs = args.pairs or (10 if args.quick else 30)
     n_tensors = sum(1 for _ in TinyLM(args.vocab, args.width, args.layers).parameters())
-    print(f"model: {args.layers}-layer transformer width {args.width}, {n_tensors} parameter tensors; "
-          f"device {args.device}, threads {args.threads}, mode {args.mode}, clock {args.clock}")
+    print(
+        f"model: {args.layers}-layer transformer width {args.width}, {n_tensors} parameter tensors; "
+        f"device {args.device}, threads {args.threads}, mode {args.mode}, clock {args.clock}"
+    )
     if args.sweep_k:
         for k in (1, 5, 10, 25, 50, 100):
             args.block = max(k, 10)
             b, m, r, o = measure(args, k, 4)
-            print(f"sweep k={k:<4d} bare {b * 1e3:.2f} ms/step  monitored {m * 1e3:.2f} ms/step  ratio {r:.3f}  "
-                  f"observe() {o * 1e6:.0f} us/step = {o / b:.2%} of a bare step")
+            print(
+                f"sweep k={k:<4d} bare {b * 1e3:.2f} ms/step  monitored {m * 1e3:.2f} ms/step  ratio {r:.3f}  "
+                f"observe() {o * 1e6:.0f} us/step = {o / b:.2%} of a bare step"
+            )
     args.block = args.block if args.block and not args.sweep_k else max(args.k, 10)
     b, m, r, o = measure(args, args.k, pairs)
-    print(f"k={args.k} block={args.block} pairs={pairs}: bare {b * 1e3:.2f} ms/step, monitored {m * 1e3:.2f} ms/step "
-          f"(ratio of medians {m / b:.3f})")
-    print(f"observe() itself: {o * 1e6:.0f} us/step on average incl. checks = {o / b:.2%} of a bare step "
-          f"(direct estimate of the ratio: {1 + o / b:.3f})")
+    print(
+        f"k={args.k} block={args.block} pairs={pairs}: bare {b * 1e3:.2f} ms/step, monitored {m * 1e3:.2f} ms/step "
+        f"(ratio of medians {m / b:.3f})"
+    )
+    print(
+        f"observe() itself: {o * 1e6:.0f} us/step on average incl. checks = {o / b:.2%} of a bare step "
+        f"(direct estimate of the ratio: {1 + o / b:.3f})"
+    )
     print(f"health overhead ratio: {r:.3f}")
 
 

@@ -69,7 +69,9 @@ def _store_line(r: StoreResult) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="health_overhead --quick and 20 engine trials (< 15 min)")
+    p.add_argument(
+        "--quick", action="store_true", help="health_overhead --quick and 20 engine trials (< 15 min)"
+    )
     p.add_argument("--trials", type=int, default=None, help="engine trials (default 50; quick 20)")
     p.add_argument("--scale", default="tiny", choices=["tiny", "small", "full"], help="engine trials' scale")
     p.add_argument("--space", default=str(DEFAULT_SPACE))
@@ -80,7 +82,9 @@ def main(argv: list[str] | None = None) -> None:
                    help="engine trials run a do-nothing objective over a one-knob space (the engine's own cost)")  # fmt: skip
     p.add_argument("--writers", type=int, default=8)
     p.add_argument("--writer-trials", type=int, default=50)
-    p.add_argument("--smoke", action="store_true", help="the smallest run of every part (for tests; figures meaningless)")
+    p.add_argument(
+        "--smoke", action="store_true", help="the smallest run of every part (for tests; figures meaningless)"
+    )
     p.add_argument("--skip-monitor", action="store_true")
     p.add_argument("--skip-engine", action="store_true")
     p.add_argument("--skip-store", action="store_true")

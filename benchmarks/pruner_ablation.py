@@ -125,7 +125,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "sampler (" + ", ".join(SAMPLERS) + ")")  # fmt: skip
     p.add_argument("--seeds", default="0,1,2", help="sampler seeds, comma-separated")
     add_problem_args(p, budget_help="budget in full trials", budget_default=30.0)
-    p.add_argument("--no-rerun", action="store_true", help="skip re-running pruned trials (no false-prune count)")
+    p.add_argument(
+        "--no-rerun", action="store_true", help="skip re-running pruned trials (no false-prune count)"
+    )
     p.add_argument("--json", default="", help="also write the per-run records here")
     args = p.parse_args(argv)
     args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]

@@ -67,8 +67,16 @@ DEFAULT_SPACE = REPO / "benchmarks" / "spaces" / "multitower_bench.yaml"
 DEFAULT_PLOT = REPO / "benchmarks" / "figures" / "search_efficiency.png"
 REFERENCE = "tpe_nop"
 GRADSWEEP = "gradsweep"
-METHODS = ("tpe_nop", "random_fifo", "ray_asha", "tpe_median", "tpe_hyperband", "gradsweep", "gradsweep_median",
-           "gradsweep_health_only")
+METHODS = (
+    "tpe_nop",
+    "random_fifo",
+    "ray_asha",
+    "tpe_median",
+    "tpe_hyperband",
+    "gradsweep",
+    "gradsweep_median",
+    "gradsweep_health_only",
+)
 DEFAULT_METHODS = METHODS[:6]  # the gradsweep_* variants are ablations, run on request
 LABELS = {
     "tpe_nop": "TPE, no pruning (reference)",
@@ -90,7 +98,9 @@ def calibrate(space: SearchSpace, scale: str, config_seed: int) -> tuple[int, in
     config = resolve(space, suggest(space, trial), scale=scale, seed=config_seed)
     counter = CountingReporter()
     with contextlib.suppress(ValueError):
-        run_objective(load_objective(space.objective), config, TrialContext(config, reporter=counter, device="cpu"))
+        run_objective(
+            load_objective(space.objective), config, TrialContext(config, reporter=counter, device="cpu")
+        )
     steps = [r.step for r in counter.reports]
     if not steps:
         raise ValueError(f"objective {space.objective!r} never called ctx.report; nothing to prune on")
@@ -109,7 +119,9 @@ def run_method(method: str, spec: RunSpec, *, full_steps: int, interval: int) ->
     if method in ("random_fifo", "ray_asha"):
         from benchmarks._ray_runs import run_ray
 
-        return run_ray(spec, "fifo" if method == "random_fifo" else "asha", full_steps=full_steps, interval=interval)
+        return run_ray(
+            spec, "fifo" if method == "random_fifo" else "asha", full_steps=full_steps, interval=interval
+        )
     if method in ENGINE_PRUNERS:
         from benchmarks._engine_runs import run_gradsweep
 
@@ -147,12 +159,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="budget of 8 full trials instead of 30 (< 15 min)")
     p.add_argument("--seeds", type=int, default=3, help="repetitions per method (sampler seeds 0..n-1)")
     add_problem_args(p, budget_help="budget in full trials (30; quick 8)", budget_default=None)
-    p.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="comma-separated subset of " + ", ".join(METHODS))
-    p.add_argument("--rerun", choices=["all", "gradsweep", "none"], default=None,
-                   help="whose pruned trials to re-run for the false-prune count (default all; quick gradsweep)")
+    p.add_argument(
+        "--methods", default=",".join(DEFAULT_METHODS), help="comma-separated subset of " + ", ".join(METHODS)
+    )
+    p.add_argument(
+        "--rerun",
+        choices=["all", "gradsweep", "none"],
+        default=None,
+        help="whose pruned trials to re-run for the false-prune count (default all; quick gradsweep)",
+    )
     p.add_argument("--plot", default=str(DEFAULT_PLOT), help="PNG path ('' for none)")
     p.add_argument("--json", default="", help="also write the per-run records and figures here")
-    p.add_argument("--target", type=float, default=None, help="override the target (default: the reference's)")
+    p.add_argument(
+        "--target", type=float, default=None, help="override the target (default: the reference's)"
+    )
     p.add_argument("--from-json", default="", help="recompute the table and plot from an earlier --json file")
     args = p.parse_args(argv)
     args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -168,9 +188,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def collect(args: argparse.Namespace, space: SearchSpace, budget: int, full_steps: int, interval: int) -> tuple[
-    dict[str, list[list[TrialRecord]]], dict[str, list[float]]
-]:
+def collect(
+    args: argparse.Namespace, space: SearchSpace, budget: int, full_steps: int, interval: int
+) -> tuple[dict[str, list[list[TrialRecord]]], dict[str, list[float]]]:
     """Run every method once per seed; returns the records and wall seconds per method."""
     direction = space.metric.direction
     runs: dict[str, list[list[TrialRecord]]] = {m: [] for m in args.methods}
@@ -203,7 +223,13 @@ def load_runs(path: Path) -> tuple[dict[str, list[list[TrialRecord]]], dict[str,
     data = json.loads(path.read_text())
     runs = {m: [[record_from_dict(r) for r in recs] for recs in rs] for m, rs in data["runs"].items()}
     walls = {m: [float(data["stats"][m]["wall_s"])] * len(rs) for m, rs in runs.items()}
-    gaps = [b.step - a.step for rs in runs.values() for recs in rs for r in recs for a, b in zip(r.reports, r.reports[1:], strict=False)]
+    gaps = [
+        b.step - a.step
+        for rs in runs.values()
+        for recs in rs
+        for r in recs
+        for a, b in zip(r.reports, r.reports[1:], strict=False)
+    ]
     interval = int(data.get("interval") or min((g for g in gaps if g > 0), default=1))
     return runs, walls, int(data["budget"]), interval
 
@@ -227,7 +253,11 @@ def main(argv: list[str] | None = None) -> dict[str, MethodStats]:
               f"(= {args.budget_trials:g} full trials); seeds {args.seeds}; one trial at a time; torch threads 1")  # fmt: skip
         runs, walls = collect(args, space, budget, full_steps, interval)
     ref_bests = [best_at_budget(r, budget, direction) for r in runs[REFERENCE]]
-    target = median_or_inf([b for b in ref_bests if b is not None]) if any(b is not None for b in ref_bests) else math.nan
+    target = (
+        median_or_inf([b for b in ref_bests if b is not None])
+        if any(b is not None for b in ref_bests)
+        else math.nan
+    )
     target_text = "median over seeds of the no-pruning TPE's best value at the full budget"
     if args.target is not None:
         target, target_text = args.target, "given with --target"
@@ -236,20 +266,28 @@ def main(argv: list[str] | None = None) -> dict[str, MethodStats]:
     for method in args.methods:
         check = args.rerun == "all" or (args.rerun == "gradsweep" and method.startswith(GRADSWEEP))
         fp = false_prunes(runs[method], rerunner, direction) if check else None
-        stats[method] = method_stats(method, runs[method], walls[method], budget, target, direction, interval, fp)
+        stats[method] = method_stats(
+            method, runs[method], walls[method], budget, target, direction, interval, fp
+        )
     print()
     print(f"target = {target:.4f} ({target_text})")
     print(table(stats, LABELS, budget, interval))
     if args.plot:
-        plot_curves(runs, LABELS, budget, direction, Path(args.plot), title=f"{space.name} at {args.scale} scale")
+        plot_curves(
+            runs, LABELS, budget, direction, Path(args.plot), title=f"{space.name} at {args.scale} scale"
+        )
         print(f"plot: {args.plot}")
     if args.json:
         data = {"budget": budget, "interval": interval, "target": target, "stats": {m: s.to_dict() for m, s in stats.items()},
                 "runs": {m: [[asdict(r) for r in recs] for recs in rs] for m, rs in runs.items()}}  # fmt: skip
         Path(args.json).write_text(json.dumps(data, default=str))
-    print(f"wall time {time.monotonic() - started:.0f} s (2 shared CPU cores: wall times are noisy; budgets are in steps)")
+    print(
+        f"wall time {time.monotonic() - started:.0f} s (2 shared CPU cores: wall times are noisy; budgets are in steps)"
+    )
     ref = stats[REFERENCE].steps_to_target
-    others = [stats[m].steps_to_target for m in args.methods if m != REFERENCE and not m.startswith(GRADSWEEP)]
+    others = [
+        stats[m].steps_to_target for m in args.methods if m != REFERENCE and not m.startswith(GRADSWEEP)
+    ]
     ours = stats[GRADSWEEP].steps_to_target if GRADSWEEP in stats else math.nan
     best_other = min(others) if others else math.nan
     note = ratio_note(ours, best_other) if GRADSWEEP in stats else None
@@ -257,11 +295,17 @@ def main(argv: list[str] | None = None) -> dict[str, MethodStats]:
         print(note)
     if GRADSWEEP in stats:
         g = stats[GRADSWEEP]
-        fp_text = "not checked" if g.false_prunes is None else f"{g.false_prunes} of {g.false_checked} ({g.false_prunes_unstable} of them unstable-kind)"
+        fp_text = (
+            "not checked"
+            if g.false_prunes is None
+            else f"{g.false_prunes} of {g.false_checked} ({g.false_prunes_unstable} of them unstable-kind)"
+        )
         print(f"gradsweep: best at budget {g.best_mean:.4f} vs reference {stats[REFERENCE].best_mean:.4f}; "
               f"unstable trials pruned within one report interval: {g.fast_unstable_prunes}/{g.unstable_trials}; "
               f"false prunes: {fp_text}")  # fmt: skip
-    print(f"budget to target vs no-pruning TPE: {ratio(ours, ref):.2f} (vs best other method: {ratio(ours, best_other):.2f})")
+    print(
+        f"budget to target vs no-pruning TPE: {ratio(ours, ref):.2f} (vs best other method: {ratio(ours, best_other):.2f})"
+    )
     return stats
 
 

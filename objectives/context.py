@@ -174,5 +174,7 @@ class TrialContext:
             return Resumed()
         origin = f"the newest checkpoint in {self.checkpoints.directory}"  # type: ignore[union-attr]
         resumed = restore_progress(state, trainer, modules=modules, origin=origin)
-        self.log.info("resumed after epoch %d (step %d) from %s", resumed.epochs_done, trainer.global_step, origin)
+        self.log.info(
+            "resumed after epoch %d (step %d) from %s", resumed.epochs_done, trainer.global_step, origin
+        )
         return resumed

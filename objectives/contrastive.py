@@ -50,9 +50,19 @@ class Scale:
 
 
 SCALES = {
-    "tiny": Scale(ClipSpec(canvas=14, frames=4, n_train=384, n_eval=120), dim=32, embed=32, queries=4, text_layers=1),
-    "small": Scale(ClipSpec(canvas=16, frames=5, n_train=2048, n_eval=300), dim=48, embed=48, queries=4, text_layers=2),
-    "full": Scale(ClipSpec(canvas=32, frames=8, n_train=20000, n_eval=1000), dim=256, embed=256, queries=8, text_layers=4),
+    "tiny": Scale(
+        ClipSpec(canvas=14, frames=4, n_train=384, n_eval=120), dim=32, embed=32, queries=4, text_layers=1
+    ),
+    "small": Scale(
+        ClipSpec(canvas=16, frames=5, n_train=2048, n_eval=300), dim=48, embed=48, queries=4, text_layers=2
+    ),
+    "full": Scale(
+        ClipSpec(canvas=32, frames=8, n_train=20000, n_eval=1000),
+        dim=256,
+        embed=256,
+        queries=8,
+        text_layers=4,
+    ),
 }
 
 
@@ -62,7 +72,10 @@ class FrameEncoder(nn.Module):
     def __init__(self, canvas: int, dim: int) -> None:
         super().__init__()
         self.conv = nn.Sequential(
-            nn.Conv2d(1, 16, 3, stride=2, padding=1), nn.GELU(), nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.GELU()
+            nn.Conv2d(1, 16, 3, stride=2, padding=1),
+            nn.GELU(),
+            nn.Conv2d(16, 32, 3, stride=2, padding=1),
+            nn.GELU(),
         )
         side = math.ceil(math.ceil(canvas / 2) / 2)
         self.proj = nn.Sequential(nn.Linear(32 * side * side, dim), nn.LayerNorm(dim))
@@ -96,7 +109,9 @@ class TextEncoder(nn.Module):
         super().__init__()
         self.tokens = nn.Embedding(vocab, dim, padding_idx=0)
         self.position = nn.Parameter(torch.randn(length, dim) * 0.02)
-        layer = nn.TransformerEncoderLayer(dim, nhead=2, dim_feedforward=2 * dim, dropout=0.0, batch_first=True)
+        layer = nn.TransformerEncoderLayer(
+            dim, nhead=2, dim_feedforward=2 * dim, dropout=0.0, batch_first=True
+        )
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.proj = nn.Linear(dim, embed)
 
@@ -117,7 +132,10 @@ class DualTower(nn.Module):
         self.video_backbone = FrameEncoder(spec.canvas, scale.dim)
         self.video_attention_pool = AttentionPool(spec.frames, scale.dim, scale.queries)
         self.video_aggregator = nn.Sequential(
-            nn.Flatten(1), nn.Linear(scale.queries * scale.dim, 2 * scale.dim), nn.GELU(), nn.Linear(2 * scale.dim, scale.embed)
+            nn.Flatten(1),
+            nn.Linear(scale.queries * scale.dim, 2 * scale.dim),
+            nn.GELU(),
+            nn.Linear(2 * scale.dim, scale.embed),
         )
         self.text_encoder = TextEncoder(vocab, length, scale.dim, scale.embed, scale.text_layers)
         self.temperature = nn.Parameter(torch.tensor(math.log(1.0 / temperature_init)))
@@ -141,7 +159,9 @@ def info_nce(a: torch.Tensor, b: torch.Tensor, logit_scale: torch.Tensor) -> tor
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
 
 
-def retrieval_metrics(sim: torch.Tensor, query_labels: torch.Tensor, item_labels: torch.Tensor) -> dict[str, float]:
+def retrieval_metrics(
+    sim: torch.Tensor, query_labels: torch.Tensor, item_labels: torch.Tensor
+) -> dict[str, float]:
     """Recall@1, Recall@5 and NDCG@5 of ranking items by ``sim`` for each query.
 
     An item is relevant when its label equals the query's. Recall@k is the fraction of queries
@@ -184,15 +204,18 @@ def evaluate(model: DualTower, clips: Clips, ctx: TrialContext) -> dict[str, flo
     labels = clips.label.to(ctx.device)
     out: dict[str, float] = {}
     for direction, sim in (("v2t", v @ t.T), ("t2v", t @ v.T)):
-        out.update({f"{name}_{direction}": value for name, value in retrieval_metrics(sim, labels, labels).items()})
+        out.update(
+            {f"{name}_{direction}": value for name, value in retrieval_metrics(sim, labels, labels).items()}
+        )
     return out
-
 
 
 def build_model(config: TrialConfig) -> DualTower:
     """The untrained dual tower for ``config`` (``gradsweep validate`` checks tower patterns on it)."""
     tok = Tokenizer.build()
-    return DualTower(SCALES[config.scale], len(tok), tok.max_words, float(config.extra("temperature_init", 0.07)))
+    return DualTower(
+        SCALES[config.scale], len(tok), tok.max_words, float(config.extra("temperature_init", 0.07))
+    )
 
 
 def run(config: TrialConfig, ctx: TrialContext) -> float:

@@ -111,7 +111,6 @@ def accuracy(model: nn.Module, data: Digits, device: torch.device, batch: int = 
     return hits / len(data)
 
 
-
 def build_model(config: TrialConfig) -> Classifier:
     """The classifier before the pretrained backbone is loaded (``gradsweep validate`` checks patterns on it)."""
     s = SCALES[config.scale]

@@ -160,7 +160,6 @@ def embed(backbone: nn.Module, x: torch.Tensor, device: torch.device, batch: int
     return out
 
 
-
 def build_model(config: TrialConfig) -> MoCo:
     """The untrained online network for ``config`` (``gradsweep validate`` checks tower patterns on it)."""
     return MoCo(SCALES[config.scale])

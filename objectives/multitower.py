@@ -196,12 +196,13 @@ def evaluate(model: MultiTower, views: Views, ctx: TrialContext) -> dict[str, fl
     return out
 
 
-
 def build_model(config: TrialConfig) -> MultiTower:
     """The untrained towers for ``config`` (``gradsweep validate`` checks tower patterns on it)."""
     variant = str(config.extra("loss_variant", "stable"))
     return MultiTower(
-        SCALES[config.scale], len(Tokenizer.build()), float(config.extra("temperature_init", 0.1)),
+        SCALES[config.scale],
+        len(Tokenizer.build()),
+        float(config.extra("temperature_init", 0.1)),
         log_scale=variant == "stable",
     )
 
@@ -245,7 +246,9 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
         perm = perm.to(ctx.device)
         for i in range(run.steps):
             idx = perm[i * config.batch_size : (i + 1) * config.batch_size]
-            batch = Views(on_device.image[idx], on_device.rotated[idx], on_device.tokens[idx], on_device.digit[idx])
+            batch = Views(
+                on_device.image[idx], on_device.rotated[idx], on_device.tokens[idx], on_device.digit[idx]
+            )
             with ctx.autocast():
                 a, b, c = model(batch, ctx.device)
                 if variant == "einsum":
@@ -263,4 +266,3 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
     if not scores:
         scores = evaluate(model, held_out, ctx)
     return scores[metric]
-

@@ -156,7 +156,6 @@ def evaluate(
     return iou_dice(torch.cat(preds), masks)
 
 
-
 def build_model(config: TrialConfig) -> UNet:
     """The untrained U-Net for ``config`` (``gradsweep validate`` checks tower patterns on it)."""
     return UNet(SCALES[config.scale].width)

@@ -80,7 +80,11 @@ class Trainer:
         self.clipper = Clipper(self.optimizer, config)
         self.monitor = (
             HealthMonitor(
-                self.optimizer, config.health, clip=config.clip, towers=list(config.towers), scaler=self.scaler
+                self.optimizer,
+                config.health,
+                clip=config.clip,
+                towers=list(config.towers),
+                scaler=self.scaler,
             )
             if config.health.enabled
             else None

@@ -52,7 +52,9 @@ def space(objective: str) -> dict[str, Any]:
         "scale": "tiny",
         "seed": 0,
         "optimizer": {"name": "sgd"},
-        "towers": [{"name": "all", "patterns": ["*"], "lr": {"type": "float", "low": 1e-4, "high": 1.0, "log": True}}],
+        "towers": [
+            {"name": "all", "patterns": ["*"], "lr": {"type": "float", "low": 1e-4, "high": 1.0, "log": True}}
+        ],
         "stages": [{"name": "train", "steps": 3}],
     }
 
@@ -70,7 +72,9 @@ def check(url: str, n: int) -> dict[str, Any]:
     numbers = sorted(t.number for t in trials)
     states = Counter(t.state.name for t in trials)
     if numbers != list(range(n)):
-        raise AssertionError(f"trial numbers are not exactly 0..{n - 1}: {len(numbers)} trials, {len(set(numbers))} distinct")
+        raise AssertionError(
+            f"trial numbers are not exactly 0..{n - 1}: {len(numbers)} trials, {len(set(numbers))} distinct"
+        )
     stuck = [t.number for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     if stuck:
         raise AssertionError(f"trials left RUNNING/WAITING: {stuck}")
@@ -82,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--cpus-per-trial", type=float, default=0.5, help="0.5 fits 4 trials on 2 cores")
-    parser.add_argument("--admin-url", default=ADMIN_URL, help="PostgreSQL URL allowed to CREATE/DROP DATABASE")
+    parser.add_argument(
+        "--admin-url", default=ADMIN_URL, help="PostgreSQL URL allowed to CREATE/DROP DATABASE"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the soak database afterwards")
     args = parser.parse_args(argv)
 
@@ -98,9 +104,24 @@ def main(argv: list[str] | None = None) -> int:
     try:
         (work / "soak_objective.py").write_text(OBJECTIVE)
         (work / "soak.yaml").write_text(yaml.safe_dump(space(f"{work / 'soak_objective.py'}:tiny")))
-        cmd = [GRADSWEEP, "launch", str(work / "soak.yaml"), "-n", str(args.trials), "--concurrency", str(args.concurrency),
-               "--cpus-per-trial", str(args.cpus_per_trial), "--seed", "0", "--storage", url,
-               "--runs-dir", str(work / "runs"), "--json"]
+        cmd = [
+            GRADSWEEP,
+            "launch",
+            str(work / "soak.yaml"),
+            "-n",
+            str(args.trials),
+            "--concurrency",
+            str(args.concurrency),
+            "--cpus-per-trial",
+            str(args.cpus_per_trial),
+            "--seed",
+            "0",
+            "--storage",
+            url,
+            "--runs-dir",
+            str(work / "runs"),
+            "--json",
+        ]
         env = dict(os.environ, OMP_NUM_THREADS="1")
         started = time.monotonic()
         result = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
@@ -133,7 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if not args.keep:
             with psycopg.connect(_conninfo(args.admin_url), autocommit=True) as conn:
-                conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
+                )
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
         subprocess.run(["rm", "-rf", str(work)], check=False)
 

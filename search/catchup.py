@@ -161,10 +161,16 @@ class CatchUpPruner(BasePruner):
         finals: list[float] = []
         gains: list[float] = []
         pruned: list[float] = []  # the pruned trials' best values (``bar_counts_pruned``)
-        states = (TrialState.COMPLETE, TrialState.PRUNED) if self.bar_counts_pruned else (TrialState.COMPLETE,)
+        states = (
+            (TrialState.COMPLETE, TrialState.PRUNED) if self.bar_counts_pruned else (TrialState.COMPLETE,)
+        )
         for done in study.get_trials(deepcopy=False, states=states):  # one read of the study per report
             if done.state == TrialState.PRUNED:
-                then = best_by(done.intermediate_values, done.last_step, sign) if done.last_step is not None else None
+                then = (
+                    best_by(done.intermediate_values, done.last_step, sign)
+                    if done.last_step is not None
+                    else None
+                )
                 if then is not None:
                     pruned.append(then)
                 continue

@@ -108,9 +108,7 @@ def export_document(study: optuna.Study, *, storage_url: str, top: int = 1) -> d
     best = best_trials(study.trials, study_direction(study), top=top)
     if not best:
         counts = _state_counts(study.trials)
-        raise UserError(
-            f"study {study.study_name!r} has no complete trial ({counts}); nothing to export"
-        )
+        raise UserError(f"study {study.study_name!r} has no complete trial ({counts}); nothing to export")
     entries = []
     for trial in best:
         prov = provenance(study, trial, storage_url=storage_url)

@@ -29,8 +29,15 @@ from gradsweep.objectives.health.verdict import HealthReport
 from gradsweep.search.attrs import CONFIG, HEALTH_HISTORY, HEALTH_LATEST, PRUNE_KIND, PRUNE_REASON, PRUNE_STEP
 
 __all__ = [
-    "CONFIG", "HEALTH_HISTORY", "HEALTH_LATEST", "PRUNE_KIND", "PRUNE_REASON", "PRUNE_STEP",
-    "read_health", "record_health", "write_health_attrs",
+    "CONFIG",
+    "HEALTH_HISTORY",
+    "HEALTH_LATEST",
+    "PRUNE_KIND",
+    "PRUNE_REASON",
+    "PRUNE_STEP",
+    "read_health",
+    "record_health",
+    "write_health_attrs",
 ]
 
 
@@ -93,7 +100,9 @@ def record_health(
     return updated
 
 
-def read_health(trial: optuna.trial.FrozenTrial | Mapping[str, Any]) -> tuple[HealthReport | None, list[HealthReport]]:
+def read_health(
+    trial: optuna.trial.FrozenTrial | Mapping[str, Any],
+) -> tuple[HealthReport | None, list[HealthReport]]:
     """The latest health report and the history stored on a trial.
 
     Args:

@@ -121,7 +121,9 @@ class HealthPruner(BasePruner):
         if base_pruner is None:
             base_pruner = CatchUpPruner(n_startup_trials=DEFAULT_N_STARTUP_TRIALS)
         if not isinstance(base_pruner, BasePruner):
-            raise TypeError(f"base_pruner must be an optuna.pruners.BasePruner but got {type(base_pruner).__name__}")
+            raise TypeError(
+                f"base_pruner must be an optuna.pruners.BasePruner but got {type(base_pruner).__name__}"
+            )
         self.base_pruner = base_pruner
         self.prune_on_unstable = prune_on_unstable
 
@@ -133,7 +135,9 @@ class HealthPruner(BasePruner):
             if step is None:
                 latest, _ = read_health(trial)
                 step = latest.step if latest is not None else 0
-            write_prune_attrs(study._storage, trial._trial_id, PruneRecord(decision.kind, decision.reason, int(step)))
+            write_prune_attrs(
+                study._storage, trial._trial_id, PruneRecord(decision.kind, decision.reason, int(step))
+            )
         return decision.prune
 
     def decide(self, study: optuna.Study, trial: FrozenTrial) -> PruneDecision:
@@ -152,7 +156,9 @@ class HealthPruner(BasePruner):
         latest, _ = read_health(trial)
         return self.decide_with(study, trial, latest)
 
-    def decide_with(self, study: optuna.Study, trial: FrozenTrial, latest: HealthReport | None) -> PruneDecision:
+    def decide_with(
+        self, study: optuna.Study, trial: FrozenTrial, latest: HealthReport | None
+    ) -> PruneDecision:
         """:meth:`decide` with the trial's latest health report given, not read from its attrs.
 
         Args:
@@ -170,7 +176,9 @@ class HealthPruner(BasePruner):
             return PruneDecision(True, PruneKind.UNSTABLE, reason)
         total, step = trial.user_attrs.get(TOTAL_STEPS), trial.last_step
         if isinstance(total, int) and step is not None and step >= total - 1:  # 0- or 1-based step counts
-            return PruneDecision(False, None, f"the report at step {step} is the trial's last; its value is the result")
+            return PruneDecision(
+                False, None, f"the report at step {step} is the trial's last; its value is the result"
+            )
         view = finite_view(trial)
         name = type(self.base_pruner).__name__
         if not view.intermediate_values:
@@ -179,7 +187,10 @@ class HealthPruner(BasePruner):
             return PruneDecision(False, None, f"{name} judges a trial from its report {self.min_reports} on")
         skipped = len(trial.intermediate_values) - len(view.intermediate_values)
         keep = PruneDecision(
-            False, None, f"{name} keeps the trial" + (f" ({skipped} non-finite value(s) not shown to it)" if skipped else "")
+            False,
+            None,
+            f"{name} keeps the trial"
+            + (f" ({skipped} non-finite value(s) not shown to it)" if skipped else ""),
         )
         base = self.base_pruner
         if isinstance(base, CatchUpPruner) and type(base).prune is CatchUpPruner.prune:

@@ -74,7 +74,9 @@ class IntParam(_Param):
     @model_validator(mode="after")
     def _check(self) -> IntParam:
         if not self.low < self.high:
-            raise ValueError(f"low ({self.low}) must be < high ({self.high}); use a plain value for a fixed one")
+            raise ValueError(
+                f"low ({self.low}) must be < high ({self.high}); use a plain value for a fixed one"
+            )
         if self.log and self.low <= 0:
             raise ValueError(f"log scale needs low >= 1, got low={self.low}")
         if self.log and self.step != 1:
@@ -159,7 +161,9 @@ Knob = Annotated[
 """A plain scalar or a parameter knob."""
 
 LrKnob = Annotated[
-    Annotated[Param, Tag("__param__")] | Annotated[TieParam, Tag("__tie__")] | Annotated[float, Tag("__value__")],
+    Annotated[Param, Tag("__param__")]
+    | Annotated[TieParam, Tag("__tie__")]
+    | Annotated[float, Tag("__value__")],
     Discriminator(_knob_tag),
 ]
 """A tower LR: a plain float, a knob, or a tie to another tower."""

@@ -35,8 +35,24 @@ _CONDITIONS: dict[str, tuple[str, str]] = {
     "schedule.plateau": ("schedule.kind", "plateau"),
 }
 # Fields that are structure, not values, and never hold knobs.
-_NOT_SEARCHED = frozenset({"name", "patterns", "pattern_kind", "objective", "description", "metric",
-                           "health", "baselines", "train", "no_decay", "betas", "frozen", "scale", "seed"})
+_NOT_SEARCHED = frozenset(
+    {
+        "name",
+        "patterns",
+        "pattern_kind",
+        "objective",
+        "description",
+        "metric",
+        "health",
+        "baselines",
+        "train",
+        "no_decay",
+        "betas",
+        "frozen",
+        "scale",
+        "seed",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -166,8 +182,10 @@ def _materialize(obj: Any, name: str, space: SearchSpace, params: dict[str, Any]
                 out[field] = _materialize(value, sub_name, space, params, probe)
         return out
     if isinstance(obj, list):
-        return [_materialize(item, f"{name}.{getattr(item, 'name', i)}", space, params, probe)
-                for i, item in enumerate(obj)]
+        return [
+            _materialize(item, f"{name}.{getattr(item, 'name', i)}", space, params, probe)
+            for i, item in enumerate(obj)
+        ]
     if isinstance(obj, dict):
         return {k: _materialize(v, f"{name}.{k}", space, params, probe) for k, v in obj.items()}
     return obj

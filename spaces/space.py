@@ -37,7 +37,11 @@ class SpaceError(ValueError):
         super().__init__("\n".join(errors))
 
     def first_line(self) -> str:
-        more = f" (and {len(self.errors) - 1} more; run `gradsweep validate` to see all)" if len(self.errors) > 1 else ""
+        more = (
+            f" (and {len(self.errors) - 1} more; run `gradsweep validate` to see all)"
+            if len(self.errors) > 1
+            else ""
+        )
         where = f"{self.source}: " if self.source else ""
         return f"{where}{self.errors[0]}{more}"
 
@@ -159,7 +163,9 @@ def _knob_low(value: Any) -> float | None:
     low = getattr(value, "low", None)
     if low is not None:
         return float(low)
-    nums = [v for v in getattr(value, "choices", []) if isinstance(v, int | float) and not isinstance(v, bool)]
+    nums = [
+        v for v in getattr(value, "choices", []) if isinstance(v, int | float) and not isinstance(v, bool)
+    ]
     if nums:
         return float(min(nums))
     fixed = getattr(value, "value", None)
@@ -172,7 +178,9 @@ def _knob_high(value: Any) -> float | None:
     high = getattr(value, "high", None)
     if high is not None:
         return float(high)
-    nums = [v for v in getattr(value, "choices", []) if isinstance(v, int | float) and not isinstance(v, bool)]
+    nums = [
+        v for v in getattr(value, "choices", []) if isinstance(v, int | float) and not isinstance(v, bool)
+    ]
     if nums:
         return float(max(nums))
     fixed = getattr(value, "value", None)
@@ -204,7 +212,9 @@ def _cross_field_errors(space: SearchSpace) -> list[str]:
             errors.append(f"towers[{i}].lr.ratio: must be >= 0, got {low:g}")
     for i, stage in enumerate(space.stages):
         if stage.name in [s.name for s in space.stages[:i]]:
-            errors.append(f"stages[{i}].name: stage {stage.name!r} is defined twice; stage names must be unique")
+            errors.append(
+                f"stages[{i}].name: stage {stage.name!r} is defined twice; stage names must be unique"
+            )
         if (stage.epochs is None) == (stage.steps is None):
             errors.append(f"stages[{i}]: give exactly one of epochs or steps")
         for ref in stage.train:
@@ -212,7 +222,9 @@ def _cross_field_errors(space: SearchSpace) -> list[str]:
                 errors.append(f"stages[{i}].train: unknown tower {ref!r}; towers are: {allowed} (or '*')")
         for ref, mult in stage.lr_multipliers.items():
             if ref != "*" and ref not in names:
-                errors.append(f"stages[{i}].lr_multipliers: unknown tower {ref!r}; towers are: {allowed} (or '*')")
+                errors.append(
+                    f"stages[{i}].lr_multipliers: unknown tower {ref!r}; towers are: {allowed} (or '*')"
+                )
             low = _knob_low(mult)
             if low is not None and low < 0:
                 errors.append(f"stages[{i}].lr_multipliers.{ref}: multipliers must be >= 0, got {low:g}")

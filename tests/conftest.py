@@ -43,9 +43,7 @@ def fresh_pg_url() -> Iterator[str]:
         yield f"{base}/{name}"
     finally:
         with psycopg.connect(_admin_conninfo(), autocommit=True) as conn:
-            conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
-            )
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
             conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
 
 

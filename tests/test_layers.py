@@ -50,7 +50,11 @@ def test_layer_imports_only_the_layers_below_it(layer: str) -> None:
 
 
 def test_nothing_imports_the_folders_by_their_bare_names() -> None:
-    paths = [p for folder in ("gradsweep", *BARE, "benchmarks", "tests", "scripts", "examples") for p in (ROOT / folder).rglob("*.py")]
+    paths = [
+        p
+        for folder in ("gradsweep", *BARE, "benchmarks", "tests", "scripts", "examples")
+        for p in (ROOT / folder).rglob("*.py")
+    ]
     bad = [
         f"{path.relative_to(ROOT)}:{line} imports {name}"
         for path in sorted(paths)
@@ -62,6 +66,10 @@ def test_nothing_imports_the_folders_by_their_bare_names() -> None:
 
 
 def test_no_module_patches_sys_path() -> None:
-    paths = [p for folder in ("gradsweep", *BARE, "benchmarks", "scripts", "examples") for p in (ROOT / folder).rglob("*.py")]
+    paths = [
+        p
+        for folder in ("gradsweep", *BARE, "benchmarks", "scripts", "examples")
+        for p in (ROOT / folder).rglob("*.py")
+    ]
     # benchmarks run as `python -m benchmarks.NAME` and find gradsweep installed: no sys.path edits
     assert [str(p.relative_to(ROOT)) for p in paths if "sys.path.insert" in p.read_text()] == []

@@ -23,9 +23,34 @@ ROOT = Path(__file__).resolve().parents[1]
 def fresh_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("wheel")
     source = tmp / "source"  # a copy, so setuptools' build/ folder does not land in the checkout
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__", "tests", "benchmarks", "*.db", "gradsweep_runs"))
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git",
+            ".venv",
+            "build",
+            "*.egg-info",
+            "__pycache__",
+            "tests",
+            "benchmarks",
+            "*.db",
+            "gradsweep_runs",
+        ),
+    )
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(tmp / "dist"), str(source)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp / "dist"),
+            str(source),
+        ],
         check=True,
         capture_output=True,
     )
@@ -38,14 +63,23 @@ def fresh_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
         check=True,
         capture_output=True,
     )
-    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], capture_output=True, text=True, check=True).stdout.strip())
+    site = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     # the dependencies (torch, optuna, ...) from this environment, after the fresh site-packages
     (site / "_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     return env
 
 
 def _run(env: Path, code: str) -> str:
-    done = subprocess.run([str(env / "bin" / "python"), "-c", code], capture_output=True, text=True, cwd=env, check=False)
+    done = subprocess.run(
+        [str(env / "bin" / "python"), "-c", code], capture_output=True, text=True, cwd=env, check=False
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
 
@@ -77,6 +111,12 @@ def test_installed_presets_and_console_script_work(fresh_env: Path) -> None:
     code = "from gradsweep.spaces import load_space; print(len(load_space('contrastive').towers))"
     # the preset YAMLs ship as package data
     assert int(_run(fresh_env, code)) >= 2
-    done = subprocess.run([str(fresh_env / "bin" / "gradsweep"), "--version"], capture_output=True, text=True, cwd=fresh_env, check=False)
+    done = subprocess.run(
+        [str(fresh_env / "bin" / "gradsweep"), "--version"],
+        capture_output=True,
+        text=True,
+        cwd=fresh_env,
+        check=False,
+    )
     # the console script points at gradsweep.search.cli
     assert done.returncode == 0 and done.stdout.startswith("gradsweep "), done.stderr

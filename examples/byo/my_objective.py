@@ -33,7 +33,9 @@ def objective(config, ctx) -> float:
     a, b = a.to(ctx.device), b.to(ctx.device)
     model = TwoTower()
     steps_per_epoch = 512 // config.batch_size
-    trainer = ctx.trainer(model, steps_per_epoch=steps_per_epoch)  # gradsweep: optimizer, schedule, clip, health
+    trainer = ctx.trainer(
+        model, steps_per_epoch=steps_per_epoch
+    )  # gradsweep: optimizer, schedule, clip, health
     for step in range(trainer.total_steps):
         idx = torch.randint(0, 512, (config.batch_size,), generator=g).to(ctx.device)
         with ctx.autocast():  # gradsweep: AMP per config on CUDA, no-op on CPU
@@ -42,6 +44,8 @@ def objective(config, ctx) -> float:
         trainer.step(loss)  # gradsweep: backward, unscale, clip per tower, monitor, step
         if (step + 1) % steps_per_epoch == 0:
             with torch.no_grad():
-                accuracy = (model(a, b).argmax(dim=1) == torch.arange(512, device=ctx.device)).float().mean().item()
+                accuracy = (
+                    (model(a, b).argmax(dim=1) == torch.arange(512, device=ctx.device)).float().mean().item()
+                )
             ctx.report(accuracy, step)  # gradsweep: may stop an unstable or hopeless trial
     return accuracy

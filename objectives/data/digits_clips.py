@@ -119,7 +119,9 @@ def _make(pool: np.ndarray, n: int, spec: ClipSpec, rng: np.random.Generator, to
     images, labels = digit_images()
     picks = rng.choice(pool, size=n, replace=n > len(pool))
     motions = rng.integers(len(MOTIONS), size=n)
-    video = np.stack([render_clip(images[i], MOTIONS[m], spec, rng) for i, m in zip(picks, motions, strict=True)])
+    video = np.stack(
+        [render_clip(images[i], MOTIONS[m], spec, rng) for i, m in zip(picks, motions, strict=True)]
+    )
     texts = tuple(caption(int(labels[i]), MOTIONS[m], rng) for i, m in zip(picks, motions, strict=True))
     return Clips(
         video=torch.from_numpy(video).unsqueeze(2),  # (N, T, 1, S, S)

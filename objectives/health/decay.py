@@ -102,6 +102,8 @@ def decay_and_update_steps(
 
     def combine(parts: list[list[torch.Tensor]]) -> torch.Tensor:
         zero = torch.zeros((), device=device)
-        return torch.stack([torch.stack(p).sum().sqrt() if p else zero for p in parts]) if n else zero[None][:0]
+        return (
+            torch.stack([torch.stack(p).sum().sqrt() if p else zero for p in parts]) if n else zero[None][:0]
+        )
 
     return combine(decay_sq), combine(update_sq)

@@ -169,20 +169,46 @@ class HealthMonitor:
         if not self.config.enabled:
             return None
         grads, segments, mask = self._grads()
-        if clip_result is not None and all(self.towers[t] in clip_result.pre for t in range(len(mask)) if mask[t]):
+        if clip_result is not None and all(
+            self.towers[t] in clip_result.pre for t in range(len(mask)) if mask[t]
+        ):
             pre = torch.stack([self._tower_value(clip_result.pre, t, mask) for t in range(len(mask))])
             post = torch.stack([self._tower_value(clip_result.post, t, mask) for t in range(len(mask))])
-            gpre = clip_result.global_pre if clip_result.global_pre is not None else aggregate_norms(pre, self.norm_type)
-            gpost = clip_result.global_post if clip_result.global_post is not None else aggregate_norms(post, self.norm_type)
+            gpre = (
+                clip_result.global_pre
+                if clip_result.global_pre is not None
+                else aggregate_norms(pre, self.norm_type)
+            )
+            gpost = (
+                clip_result.global_post
+                if clip_result.global_post is not None
+                else aggregate_norms(post, self.norm_type)
+            )
         else:
             norms = self._norms(grads, self._segments_one_device)
             pre = segment_norms(norms, segments, len(self.towers), self.norm_type)
             post = pre
             gpre = gpost = aggregate_norms(norms, self.norm_type)
-        loss_t = loss.detach().float().reshape(()).to(self.device) if isinstance(loss, torch.Tensor) else self._zero + float(loss)
-        scale = self.scaler._scale if self._ctx.scaler_enabled and self.scaler._scale is not None else self._one  # type: ignore[union-attr]
-        scalars = torch.stack((gpre.float().to(self.device), gpost.float().to(self.device), loss_t, scale.float().to(self.device)))
-        torch.cat((pre.float().to(self.device), post.float().to(self.device), scalars), out=self._buf[len(self._steps)])
+        loss_t = (
+            loss.detach().float().reshape(()).to(self.device)
+            if isinstance(loss, torch.Tensor)
+            else self._zero + float(loss)
+        )
+        scale = (
+            self.scaler._scale if self._ctx.scaler_enabled and self.scaler._scale is not None else self._one
+        )  # type: ignore[union-attr]
+        scalars = torch.stack(
+            (
+                gpre.float().to(self.device),
+                gpost.float().to(self.device),
+                loss_t,
+                scale.float().to(self.device),
+            )
+        )
+        torch.cat(
+            (pre.float().to(self.device), post.float().to(self.device), scalars),
+            out=self._buf[len(self._steps)],
+        )
         self._steps.append(int(step))
         self._masks.append(mask)
         return self._check() if len(self._steps) >= self.k else None
@@ -214,12 +240,17 @@ class HealthMonitor:
         raw = [p.grad if p.requires_grad else None for p in self._plist]
         grads = [g for g in raw if g is not None]
         # the common case (every parameter has a gradient) needs no per-parameter signature
-        signature: tuple[bool, ...] | None = None if len(grads) == len(raw) else tuple(g is not None for g in raw)
+        signature: tuple[bool, ...] | None = (
+            None if len(grads) == len(raw) else tuple(g is not None for g in raw)
+        )
         cached = self._segments.get(signature)
         if cached is None:
             keep = signature if signature is not None else (True,) * len(raw)
             seg = [t for t, ok in zip(self._ptower, keep, strict=True) if ok]
-            has = tuple(any(ok and t == i for t, ok in zip(self._ptower, keep, strict=True)) for i in range(len(self.towers)))
+            has = tuple(
+                any(ok and t == i for t, ok in zip(self._ptower, keep, strict=True))
+                for i in range(len(self.towers))
+            )
             if len(self._segments) > 16:
                 self._segments.clear()
             one_device = all(g.device == self.device for g in grads)
@@ -255,24 +286,36 @@ class HealthMonitor:
         decay, update = decay_and_update_steps(self.optimizer, self._index, self.device, by_id)
         names = list(self._outputs)
         outputs = [total / count for total, count in self._outputs.values()]
-        extras = torch.cat((param_norms, decay, update, torch.stack(outputs) if outputs else self._buf.new_zeros(0)))
+        extras = torch.cat(
+            (param_norms, decay, update, torch.stack(outputs) if outputs else self._buf.new_zeros(0))
+        )
         host = torch.cat((self._buf[:n].flatten(), extras)).tolist()  # the one host read
         width = row_width(n_t)
-        rows = [host[i * width:(i + 1) * width] for i in range(n)]
-        ex = host[n * width:]
-        summary = summarize_window(self.towers, rows, steps=self._steps, has_grad=self._masks,
-                                   scaler_enabled=self._ctx.scaler_enabled)
+        rows = [host[i * width : (i + 1) * width] for i in range(n)]
+        ex = host[n * width :]
+        summary = summarize_window(
+            self.towers,
+            rows,
+            steps=self._steps,
+            has_grad=self._masks,
+            scaler_enabled=self._ctx.scaler_enabled,
+        )
         for t, name in enumerate(self.towers):
             ts = summary.towers[name]
             ts.param_norm = ex[t]
             ts.decay_to_grad = decay_to_grad_ratio(ex[n_t + t], ex[2 * n_t + t])
         self._finish_summary(summary)
-        output_norms = dict(zip(names, ex[3 * n_t:], strict=True))
+        output_norms = dict(zip(names, ex[3 * n_t :], strict=True))
         self._steps, self._masks, self._outputs = [], [], {}
         self._checks += 1
         self._history.append(summary)
-        ctx = RuleContext(self._ctx.tower_clip, self._ctx.global_clip, self._ctx.frozen,
-                          self._ctx.scaler_enabled, self._checks)
+        ctx = RuleContext(
+            self._ctx.tower_clip,
+            self._ctx.global_clip,
+            self._ctx.frozen,
+            self._ctx.scaler_enabled,
+            self._checks,
+        )
         results = evaluate(list(self._history), self.config, ctx)
         return HealthReport(
             step=summary.step,
@@ -285,7 +328,9 @@ class HealthMonitor:
         """Fill in the parts that carry state across windows: streaks, spikes, totals."""
         longest, self._streak = longest_true_run(s.skipped_flags, carry=self._streak)
         s.overflow_streak = longest
-        scores, self._loss_reference = spike_scores(s.losses, self._loss_reference, self.config.loss_spike.window)
+        scores, self._loss_reference = spike_scores(
+            s.losses, self._loss_reference, self.config.loss_spike.window
+        )
         finite = [(z, i) for i, z in enumerate(scores) if not math.isnan(z)]
         if finite:
             z, i = max(finite)

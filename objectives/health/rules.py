@@ -90,8 +90,12 @@ def _sustained(
 
 
 def _sustained_result(
-    rule: str, history: Sequence[CheckSummary], violation: Callable[[CheckSummary], str | None], sustain: int,
-    config: HealthConfig, ctx: RuleContext,
+    rule: str,
+    history: Sequence[CheckSummary],
+    violation: Callable[[CheckSummary], str | None],
+    sustain: int,
+    config: HealthConfig,
+    ctx: RuleContext,
 ) -> list[RuleResult]:
     count, first, text = _sustained(history, violation)
     if count == 0 or first is None or text is None:
@@ -101,7 +105,9 @@ def _sustained_result(
     return [RuleResult(verdict, rule, f"{text} {_span(count, first, history[-1])}")]
 
 
-def nonfinite_rule(history: Sequence[CheckSummary], config: HealthConfig, ctx: RuleContext) -> list[RuleResult]:
+def nonfinite_rule(
+    history: Sequence[CheckSummary], config: HealthConfig, ctx: RuleContext
+) -> list[RuleResult]:
     """Non-finite loss (or gradients without a GradScaler) beyond ``tolerance`` steps: unstable at once."""
     s = history[-1]
     grad_steps = 0 if ctx.scaler_enabled else s.nonfinite_grad_steps
@@ -109,7 +115,9 @@ def nonfinite_rule(history: Sequence[CheckSummary], config: HealthConfig, ctx: R
         return []
     parts = []
     if s.nonfinite_loss_steps:
-        parts.append(f"non-finite loss at step {s.first_nonfinite_loss_step} ({s.nonfinite_loss_steps} of {s.n_steps} steps)")
+        parts.append(
+            f"non-finite loss at step {s.first_nonfinite_loss_step} ({s.nonfinite_loss_steps} of {s.n_steps} steps)"
+        )
     if grad_steps:
         bad = [t for t, ts in s.towers.items() if ts.nonfinite_steps] or ["global"]
         parts.append(
@@ -119,7 +127,9 @@ def nonfinite_rule(history: Sequence[CheckSummary], config: HealthConfig, ctx: R
     return [RuleResult(Verdict.UNSTABLE, "nonfinite", "; ".join(parts))]
 
 
-def exploding_rule(history: Sequence[CheckSummary], config: HealthConfig, ctx: RuleContext) -> list[RuleResult]:
+def exploding_rule(
+    history: Sequence[CheckSummary], config: HealthConfig, ctx: RuleContext
+) -> list[RuleResult]:
     """Pre-clip grad norm over ``threshold`` (sustained: unstable), or over ``clip_multiple`` x the
     clip max-norm (a warning only: clipping exists to absorb such norms, seed 004's early warning)."""
     rule = config.exploding
@@ -131,26 +141,35 @@ def exploding_rule(history: Sequence[CheckSummary], config: HealthConfig, ctx: R
 
         return violation
 
-    def check(name: str, value_of: Callable[[CheckSummary], float], max_norm: float | None) -> list[RuleResult]:
+    def check(
+        name: str, value_of: Callable[[CheckSummary], float], max_norm: float | None
+    ) -> list[RuleResult]:
         out = _sustained_result(
             "exploding", history, over(name, value_of, rule.threshold, ""), rule.sustain, config, ctx
         )
         if out or max_norm is None or rule.clip_multiple * max_norm >= rule.threshold:
             return out
         bound, why = rule.clip_multiple * max_norm, f" ({rule.clip_multiple:g}x clip max_norm {max_norm:g})"
-        soft = _sustained_result("exploding", history, over(name, value_of, bound, why), rule.sustain, config, ctx)
+        soft = _sustained_result(
+            "exploding", history, over(name, value_of, bound, why), rule.sustain, config, ctx
+        )
         return [RuleResult(Verdict.WARNING, r.rule, r.reason) for r in soft]
 
     out: list[RuleResult] = []
     for tower in history[-1].towers:
-        out += check(tower, lambda s, t=tower: s.towers[t].grad_norm_pre if t in s.towers else math.nan,
-                     ctx.tower_clip.get(tower))
+        out += check(
+            tower,
+            lambda s, t=tower: s.towers[t].grad_norm_pre if t in s.towers else math.nan,
+            ctx.tower_clip.get(tower),
+        )
     if not out:  # a tower explosion already explains the global one
         out += check("global", lambda s: s.grad_norm_global, ctx.global_clip)
     return out
 
 
-def vanishing_rule(history: Sequence[CheckSummary], config: HealthConfig, ctx: RuleContext) -> list[RuleResult]:
+def vanishing_rule(
+    history: Sequence[CheckSummary], config: HealthConfig, ctx: RuleContext
+) -> list[RuleResult]:
     """A tower that has gradients but whose norm stays under its floor, sustained."""
     rule = config.vanishing
     out: list[RuleResult] = []
@@ -169,7 +188,9 @@ def vanishing_rule(history: Sequence[CheckSummary], config: HealthConfig, ctx: R
     return out
 
 
-def decay_dominance_rule(history: Sequence[CheckSummary], config: HealthConfig, ctx: RuleContext) -> list[RuleResult]:
+def decay_dominance_rule(
+    history: Sequence[CheckSummary], config: HealthConfig, ctx: RuleContext
+) -> list[RuleResult]:
     """AdamW decay step larger than ``ratio`` x the gradient-driven step, sustained."""
     rule = config.decay_dominance
     out: list[RuleResult] = []
@@ -188,7 +209,9 @@ def decay_dominance_rule(history: Sequence[CheckSummary], config: HealthConfig, 
     return out
 
 
-def scaler_overflow_rule(history: Sequence[CheckSummary], config: HealthConfig, ctx: RuleContext) -> list[RuleResult]:
+def scaler_overflow_rule(
+    history: Sequence[CheckSummary], config: HealthConfig, ctx: RuleContext
+) -> list[RuleResult]:
     """GradScaler overflow storm: a long run of skipped steps, or the scale collapsing."""
     rule = config.scaler_overflow
     s = history[-1]
@@ -196,19 +219,27 @@ def scaler_overflow_rule(history: Sequence[CheckSummary], config: HealthConfig, 
         return []
     out = []
     if s.overflow_streak > rule.max_streak:
-        out.append(RuleResult(
-            Verdict.UNSTABLE, "scaler_overflow",
-            f"GradScaler skipped {s.overflow_streak} steps in a row > {rule.max_streak} (at step {s.step})",
-        ))
+        out.append(
+            RuleResult(
+                Verdict.UNSTABLE,
+                "scaler_overflow",
+                f"GradScaler skipped {s.overflow_streak} steps in a row > {rule.max_streak} (at step {s.step})",
+            )
+        )
     if math.isfinite(s.min_scale) and s.min_scale < rule.min_scale:
-        out.append(RuleResult(
-            Verdict.UNSTABLE, "scaler_overflow",
-            f"GradScaler scale {_g(s.min_scale)} < {_g(rule.min_scale)} (steps {s.first_step}-{s.step})",
-        ))
+        out.append(
+            RuleResult(
+                Verdict.UNSTABLE,
+                "scaler_overflow",
+                f"GradScaler scale {_g(s.min_scale)} < {_g(rule.min_scale)} (steps {s.first_step}-{s.step})",
+            )
+        )
     return out
 
 
-def loss_spike_rule(history: Sequence[CheckSummary], config: HealthConfig, ctx: RuleContext) -> list[RuleResult]:
+def loss_spike_rule(
+    history: Sequence[CheckSummary], config: HealthConfig, ctx: RuleContext
+) -> list[RuleResult]:
     """Robust z-score of a step loss against the running median/MAD, sustained over checks."""
     rule = config.loss_spike
 
@@ -221,7 +252,9 @@ def loss_spike_rule(history: Sequence[CheckSummary], config: HealthConfig, ctx: 
     return _sustained_result("loss_spike", history, violation, rule.sustain, config, ctx)
 
 
-def loss_stall_rule(history: Sequence[CheckSummary], config: HealthConfig, ctx: RuleContext) -> list[RuleResult]:
+def loss_stall_rule(
+    history: Sequence[CheckSummary], config: HealthConfig, ctx: RuleContext
+) -> list[RuleResult]:
     """No relative improvement of the per-check mean loss over ``window`` checks."""
     rule = config.loss_stall
     losses = [s.mean_loss for s in history]
@@ -229,15 +262,20 @@ def loss_stall_rule(history: Sequence[CheckSummary], config: HealthConfig, ctx: 
         return []
     finite = [x for x in losses if math.isfinite(x)]
     recent = history[-rule.window]
-    return [RuleResult(
-        Verdict.UNSTABLE, "loss_stall",
-        f"loss stalled: best {min(finite[-rule.window:]):.4g} over {rule.window} checks is not "
-        f"{rule.min_delta:g} below {min(finite[:-rule.window]):.4g} (steps {recent.step}-{history[-1].step})",
-    )]
+    return [
+        RuleResult(
+            Verdict.UNSTABLE,
+            "loss_stall",
+            f"loss stalled: best {min(finite[-rule.window :]):.4g} over {rule.window} checks is not "
+            f"{rule.min_delta:g} below {min(finite[: -rule.window]):.4g} (steps {recent.step}-{history[-1].step})",
+        )
+    ]
 
 
 #: (config attribute, rule) in evaluation order; a disabled rule is skipped.
-RULES: tuple[tuple[str, Callable[[Sequence[CheckSummary], HealthConfig, RuleContext], list[RuleResult]]], ...] = (
+RULES: tuple[
+    tuple[str, Callable[[Sequence[CheckSummary], HealthConfig, RuleContext], list[RuleResult]]], ...
+] = (
     ("nonfinite", nonfinite_rule),
     ("exploding", exploding_rule),
     ("vanishing", vanishing_rule),
@@ -251,8 +289,11 @@ RULES: tuple[tuple[str, Callable[[Sequence[CheckSummary], HealthConfig, RuleCont
 def history_needed(config: HealthConfig) -> int:
     """How many summaries the rules look back over (the monitor keeps this many)."""
     return 1 + max(
-        config.exploding.sustain, config.vanishing.sustain, config.decay_dominance.sustain,
-        config.loss_spike.sustain, config.loss_stall.window + 1,
+        config.exploding.sustain,
+        config.vanishing.sustain,
+        config.decay_dominance.sustain,
+        config.loss_spike.sustain,
+        config.loss_stall.window + 1,
     )
 
 

@@ -61,7 +61,9 @@ def aggregate_norms(norms: torch.Tensor, norm_type: float = 2.0) -> torch.Tensor
     return norms.pow(p).sum().pow(1.0 / p)
 
 
-def segment_norms(norms: torch.Tensor, segments: torch.Tensor, n_segments: int, norm_type: float = 2.0) -> torch.Tensor:
+def segment_norms(
+    norms: torch.Tensor, segments: torch.Tensor, n_segments: int, norm_type: float = 2.0
+) -> torch.Tensor:
     """Per-segment :func:`aggregate_norms`: ``out[s]`` combines the ``norms[i]`` with ``segments[i] == s``.
 
     Used to turn one fused ``torch._foreach_norm`` over every gradient into per-tower norms with a
@@ -81,7 +83,9 @@ def segment_norms(norms: torch.Tensor, segments: torch.Tensor, n_segments: int, 
     """
     p = _check_norm_type(norm_type)
     if norms.shape != segments.shape:
-        raise ValueError(f"norms and segments must have the same shape but got {norms.shape} and {segments.shape}")
+        raise ValueError(
+            f"norms and segments must have the same shape but got {norms.shape} and {segments.shape}"
+        )
     out = torch.zeros(n_segments, device=norms.device, dtype=torch.float32)
     if norms.numel() == 0:
         return out
@@ -154,7 +158,9 @@ def _median(sorted_values: Sequence[float]) -> float:
     return sorted_values[mid] if n % 2 else 0.5 * (sorted_values[mid - 1] + sorted_values[mid])
 
 
-def spike_scores(values: Sequence[float], reference: Sequence[float], window: int) -> tuple[list[float], list[float]]:
+def spike_scores(
+    values: Sequence[float], reference: Sequence[float], window: int
+) -> tuple[list[float], list[float]]:
     """Score each of ``values`` against the ``window`` finite values before it.
 
     Args:

@@ -126,7 +126,9 @@ def summarize_window(
     if not rows:
         raise ValueError("rows must not be empty")
     if not len(rows) == len(steps) == len(has_grad):
-        raise ValueError(f"rows, steps and has_grad differ in length: {len(rows)}, {len(steps)}, {len(has_grad)}")
+        raise ValueError(
+            f"rows, steps and has_grad differ in length: {len(rows)}, {len(steps)}, {len(has_grad)}"
+        )
     n = len(towers)
     base = 2 * n
     out = CheckSummary(first_step=int(steps[0]), step=int(steps[-1]), n_steps=len(rows))

@@ -29,7 +29,9 @@ def check_port(host: str, port: int) -> None:
         try:
             sock.bind((host, port))
         except OSError as exc:
-            raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; pass another --port") from exc
+            raise UserError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}; pass another --port"
+            ) from exc
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -69,7 +71,8 @@ def serve(storage: optuna.storages.BaseStorage, host: str, port: int) -> None:
 def dashboard(
     storage: StorageOpt = DEFAULT_STORAGE,
     study: Annotated[
-        str | None, typer.Option("--study", help="Also print the direct URL of this study (the dashboard shows all).")
+        str | None,
+        typer.Option("--study", help="Also print the direct URL of this study (the dashboard shows all)."),
     ] = None,
     host: Annotated[
         str, typer.Option("--host", help="Address to bind; the default keeps it on this machine.")
@@ -89,7 +92,11 @@ def dashboard(
         page = f"dashboard/studies/{store.get_study_id_from_name(name)}"
     check_port(host, port)
     shown = f"[{host}]" if ":" in host else host
-    console.print(f"optuna-dashboard for {mask_url(storage)} at http://{shown}:{port}/{page} (Ctrl-C stops it)",
-                  highlight=False, soft_wrap=True, markup=False)
+    console.print(
+        f"optuna-dashboard for {mask_url(storage)} at http://{shown}:{port}/{page} (Ctrl-C stops it)",
+        highlight=False,
+        soft_wrap=True,
+        markup=False,
+    )
     serve(store, host, port)
     console.print("dashboard stopped", highlight=False)

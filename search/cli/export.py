@@ -19,8 +19,9 @@ def export(
     out: Annotated[Path, typer.Option("--out", help="File to write (.yaml/.yml or .json).")],
     storage: StorageOpt = DEFAULT_STORAGE,
     study: StudyOpt = None,
-    top: Annotated[int, typer.Option("--top", min=1, help="Export the K best complete trials (list under configs:).")]
-    = 1,
+    top: Annotated[
+        int, typer.Option("--top", min=1, help="Export the K best complete trials (list under configs:).")
+    ] = 1,
     fmt: Annotated[
         ExportFormat | None, typer.Option("--format", help="yaml or json (default: from the --out suffix).")
     ] = None,
@@ -45,4 +46,6 @@ def export(
         soft_wrap=True,
         markup=False,
     )
-    console.print(f"reproduce it: gradsweep try --config {path}", highlight=False, soft_wrap=True, markup=False)
+    console.print(
+        f"reproduce it: gradsweep try --config {path}", highlight=False, soft_wrap=True, markup=False
+    )

@@ -93,7 +93,9 @@ def _print_status(s: StudySummary) -> None:
             table.add_column(col, overflow="fold")
         for r in s.running:
             table.add_row(
-                f"#{r.number}", _NONE if r.step is None else str(r.step), escape(r.verdict or "no report yet"),
+                f"#{r.number}",
+                _NONE if r.step is None else str(r.step),
+                escape(r.verdict or "no report yet"),
                 escape("; ".join(r.reasons)) or _NONE,
             )
         console.print(table)
@@ -103,8 +105,9 @@ def _print_status(s: StudySummary) -> None:
 def trials(
     storage: StorageOpt = DEFAULT_STORAGE,
     study: StudyOpt = None,
-    sort: Annotated[SortKey, typer.Option("--sort", help="Order rows by value (best first), number or duration.")]
-    = SortKey.NUMBER,
+    sort: Annotated[
+        SortKey, typer.Option("--sort", help="Order rows by value (best first), number or duration.")
+    ] = SortKey.NUMBER,
     as_json: JsonOpt = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV (params as param:NAME columns).")] = False,
 ) -> None:
@@ -122,11 +125,20 @@ def trials(
     if as_csv:
         names = sorted({p for r in rows for p in r.params})
         writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(["number", "state", "value", "kind", "reason", "duration_s", *(f"param:{n}" for n in names)])
+        writer.writerow(
+            ["number", "state", "value", "kind", "reason", "duration_s", *(f"param:{n}" for n in names)]
+        )
         for r in rows:
             writer.writerow(
-                [r.number, r.state, _cell(r.value), _cell(r.kind), _cell(r.reason), _cell(r.duration_s),
-                 *(_cell(r.params.get(n)) for n in names)]
+                [
+                    r.number,
+                    r.state,
+                    _cell(r.value),
+                    _cell(r.kind),
+                    _cell(r.reason),
+                    _cell(r.duration_s),
+                    *(_cell(r.params.get(n)) for n in names),
+                ]
             )
         return
     table = Table(title=escape(f"study {loaded.study_name}: {len(rows)} trials"), title_justify="left")
@@ -134,8 +146,12 @@ def trials(
         table.add_column(col, overflow="fold", no_wrap=col in ("#", "state", "value", "duration"))
     for r in rows:
         table.add_row(
-            str(r.number), r.state, _NONE if r.value is None else format_value(r.value),
-            escape(r.reason or _NONE), escape(format_knobs(r.params, sep="\n") or _NONE), _duration(r.duration_s),
+            str(r.number),
+            r.state,
+            _NONE if r.value is None else format_value(r.value),
+            escape(r.reason or _NONE),
+            escape(format_knobs(r.params, sep="\n") or _NONE),
+            _duration(r.duration_s),
         )
     console.print(table)
 
@@ -160,11 +176,19 @@ def best(
         )
     rows = [trial_row(t) for t in chosen]
     if as_json:
-        echo_json([
-            {"number": r.number, "value": r.value, "params": r.params, "duration_s": r.duration_s,
-             "baseline": r.baseline, "config": t.user_attrs.get(CONFIG)}
-            for r, t in zip(rows, chosen, strict=True)
-        ])
+        echo_json(
+            [
+                {
+                    "number": r.number,
+                    "value": r.value,
+                    "params": r.params,
+                    "duration_s": r.duration_s,
+                    "baseline": r.baseline,
+                    "config": t.user_attrs.get(CONFIG),
+                }
+                for r, t in zip(rows, chosen, strict=True)
+            ]
+        )
         return
     direction = study_direction(loaded)
     for rank, r in enumerate(rows, start=1):
@@ -188,20 +212,32 @@ def objectives(as_json: JsonOpt = False) -> None:
 
     infos = list_objectives()
     if as_json:
-        echo_json([
-            {"name": i.name, "description": i.description, "metrics": list(i.metrics),
-             "default_metric": i.default_metric, "direction": i.direction, "preset": i.preset}
-            for i in infos
-        ])
+        echo_json(
+            [
+                {
+                    "name": i.name,
+                    "description": i.description,
+                    "metrics": list(i.metrics),
+                    "default_metric": i.default_metric,
+                    "direction": i.direction,
+                    "preset": i.preset,
+                }
+                for i in infos
+            ]
+        )
         return
     table = Table(title="built-in objectives", title_justify="left")
     for col in ("name", "metrics (default first)", "direction", "preset", "what it trains"):
         table.add_column(col, overflow="fold")
     for i in infos:
         metrics = [i.default_metric, *(m for m in i.metrics if m != i.default_metric)]
-        table.add_row(*(escape(x) for x in (i.name, ", ".join(metrics), i.direction, i.preset, i.description)))
+        table.add_row(
+            *(escape(x) for x in (i.name, ", ".join(metrics), i.direction, i.preset, i.description))
+        )
     console.print(table)
-    console.print("Your own: --objective package.module:function or path/to/file.py:function", highlight=False)
+    console.print(
+        "Your own: --objective package.module:function or path/to/file.py:function", highlight=False
+    )
 
 
 def _numbers(numbers: list[int], limit: int = 8) -> str:

@@ -26,7 +26,9 @@ _OUT = "Output"
 # The options `launch` and `resume` share, declared once.
 Storage = Annotated[
     str,
-    typer.Option(envvar=STORAGE_ENV, help="Optuna study store URL (sqlite:///... or postgresql+psycopg://...)."),
+    typer.Option(
+        envvar=STORAGE_ENV, help="Optuna study store URL (sqlite:///... or postgresql+psycopg://...)."
+    ),
 ]
 Concurrency = Annotated[
     int | None, typer.Option(help="Trials at once (default: CPUs / cpus-per-trial).", rich_help_panel=_RES)
@@ -39,7 +41,10 @@ CpuFallback = Annotated[
     bool, typer.Option("--cpu-fallback", help="Run on CPU if no GPU is found.", rich_help_panel=_RES)
 ]
 MaxFailures = Annotated[
-    int, typer.Option(help="Retries of a crashing trial from its last persisted checkpoint.", rich_help_panel=_RES)
+    int,
+    typer.Option(
+        help="Retries of a crashing trial from its last persisted checkpoint.", rich_help_panel=_RES
+    ),
 ]
 CheckpointEvery = Annotated[
     float,
@@ -50,14 +55,18 @@ CheckpointEvery = Annotated[
     ),
 ]
 Address = Annotated[
-    str | None, typer.Option(help="Running Ray cluster to use (default: start a local Ray).", rich_help_panel=_RES)
+    str | None,
+    typer.Option(help="Running Ray cluster to use (default: start a local Ray).", rich_help_panel=_RES),
 ]
 Timeout = Annotated[float | None, typer.Option(help="Wall-clock budget in seconds.", rich_help_panel=_RES)]
 RunsDir = Annotated[Path, typer.Option(help="Where Ray keeps trial directories.", rich_help_panel=_OUT)]
 Quiet = Annotated[
-    bool, typer.Option("--quiet", "-q", help="No live view; one summary line at the end.", rich_help_panel=_OUT)
+    bool,
+    typer.Option("--quiet", "-q", help="No live view; one summary line at the end.", rich_help_panel=_OUT),
 ]
-AsJson = Annotated[bool, typer.Option("--json", help="Print the final summary as JSON.", rich_help_panel=_OUT)]
+AsJson = Annotated[
+    bool, typer.Option("--json", help="Print the final summary as JSON.", rich_help_panel=_OUT)
+]
 
 #: The Resources options of `launch` and `resume` (parameter name -> ``Resources`` field).
 RESOURCE_OPTIONS = {
@@ -98,7 +107,9 @@ def _report(summary: SweepSummary, *, quiet: bool, as_json: bool) -> None:
         typer.echo(summary.line())
     else:
         if summary.best_value is not None:
-            console.print(f"best trial {summary.best_number}: value {summary.best_value:.6g}", highlight=False)
+            console.print(
+                f"best trial {summary.best_number}: value {summary.best_value:.6g}", highlight=False
+            )
             for key, value in (summary.best_params or {}).items():
                 console.print(f"  {key} = {value}", highlight=False)
         else:
@@ -116,7 +127,9 @@ def _report(summary: SweepSummary, *, quiet: bool, as_json: bool) -> None:
         for line in summary.first_failures:
             console_err.print(f"  {line}", highlight=False, soft_wrap=True)
     if summary.interrupted:
-        console_err.print(f"interrupted; continue with: {summary.resume_command}", highlight=False, soft_wrap=True)
+        console_err.print(
+            f"interrupted; continue with: {summary.resume_command}", highlight=False, soft_wrap=True
+        )
     if summary.interrupted:
         raise typer.Exit(130)
     if summary.aborted:
@@ -134,16 +147,23 @@ def launch_cmd(
     scale: str | None = typer.Option(None, help="tiny | small | full (default: the space's)."),
     storage: Storage = DEFAULT_STORAGE,
     study: str | None = typer.Option(None, help="Study name (default: the space's name)."),
-    join: bool = typer.Option(False, "--join", help="Add trials to an existing study even if its space differs."),
+    join: bool = typer.Option(
+        False, "--join", help="Add trials to an existing study even if its space differs."
+    ),
     sampler: str = typer.Option(
         "tpe", help="tpe | random | gp | cmaes (gp and cmaes never learn from pruned trials; tpe does)."
     ),
     pruner: str = typer.Option(
-        DEFAULT_PRUNER, help="Base pruner the health rules wrap: catchup | median | percentile | hyperband | successive_halving | wilcoxon | patient | none."
+        DEFAULT_PRUNER,
+        help="Base pruner the health rules wrap: catchup | median | percentile | hyperband | successive_halving | wilcoxon | patient | none.",
     ),
-    seed: int | None = typer.Option(None, help="Seed for the sampler and every trial (reproducible configs)."),
+    seed: int | None = typer.Option(
+        None, help="Seed for the sampler and every trial (reproducible configs)."
+    ),
     baseline: list[str] = typer.Option(
-        [], "--baseline", help="Config file with `params` or a baseline name of the space (repeatable); runs first."
+        [],
+        "--baseline",
+        help="Config file with `params` or a baseline name of the space (repeatable); runs first.",
     ),
     concurrency: Concurrency = None,
     cpus_per_trial: CpusPerTrial = 1.0,

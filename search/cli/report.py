@@ -53,7 +53,9 @@ def report(
     write_html(data, out)
     console.print(
         f"wrote {out} ({len(data.curves)} health curves, {sum(g.count for g in data.prune_groups)} pruned trials)",
-        highlight=False, soft_wrap=True, markup=False,
+        highlight=False,
+        soft_wrap=True,
+        markup=False,
     )
     if png is not None:
         png.mkdir(exist_ok=True)

@@ -100,7 +100,10 @@ def health_summary(reports: list[Any]) -> dict[str, Any]:
 def _key_rank(key: str) -> int:
     """Order of health metrics: loss, global norm, tower norms, decay ratios, non-finite counts, the rest."""
     ranks = (
-        ("health/loss",), ("health/grad_norm_global",), ("/grad_norm_pre",), ("/decay_to_grad",),
+        ("health/loss",),
+        ("health/grad_norm_global",),
+        ("/grad_norm_pre",),
+        ("/decay_to_grad",),
         ("health/nonfinite_steps_total", "health/scaler/scale"),
     )
     for rank, keys in enumerate(ranks):
@@ -137,16 +140,21 @@ def reproduction(config: TrialConfig, value: float) -> dict[str, Any] | None:
 def try_(
     objective: Annotated[
         str | None,
-        typer.Option("--objective", help="Built-in name, package.module:function or path/file.py:function "
-                     "(default: the config's objective)."),
+        typer.Option(
+            "--objective",
+            help="Built-in name, package.module:function or path/file.py:function "
+            "(default: the config's objective).",
+        ),
     ] = None,
     config: Annotated[
-        Path | None, typer.Option("--config", help="TrialConfig or export file (default: the preset's 'after').")
+        Path | None,
+        typer.Option("--config", help="TrialConfig or export file (default: the preset's 'after')."),
     ] = None,
     scale: Annotated[Scale | None, typer.Option("--scale", help="Override the config's scale.")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Override the config's seed.")] = None,
-    device: Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:1 (default: cuda if present).")]
-    = None,
+    device: Annotated[
+        str | None, typer.Option("--device", help="cpu, cuda, cuda:1 (default: cuda if present).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run one config without a search; print its metric and gradient-health report.
@@ -205,8 +213,9 @@ def _print(r: dict[str, Any]) -> None:
     if r["verdict"] is None:
         console.print("health: no report (the objective reported no health checks)", highlight=False)
     else:
-        console.print(f"health: {r['verdict']} at step {r['step']} (worst seen: {r['worst_verdict']})",
-                      highlight=False)
+        console.print(
+            f"health: {r['verdict']} at step {r['step']} (worst seen: {r['worst_verdict']})", highlight=False
+        )
         for reason in r["reasons"] or r.get("worst_reasons") or []:
             console.print(f"  - {reason}", highlight=False, soft_wrap=True, markup=False)
         for key, value in key_metrics(r["metrics"]).items():
@@ -214,8 +223,12 @@ def _print(r: dict[str, Any]) -> None:
     rep = r["reproduction"]
     if rep is not None:
         word = "reproduces" if rep["reproduced"] else "does NOT reproduce"
-        line = (f"{word} trial #{rep['trial']} of study {rep['study']}: expected {rep['expected']:.6g}, "
-                f"|diff| {rep['abs_diff']:.2g} (tolerance {rep['tolerance']:g})")
+        line = (
+            f"{word} trial #{rep['trial']} of study {rep['study']}: expected {rep['expected']:.6g}, "
+            f"|diff| {rep['abs_diff']:.2g} (tolerance {rep['tolerance']:g})"
+        )
         if not rep["reproduced"]:
             line += f" {MISMATCH_HINT}"
-        (console if rep["reproduced"] else console_err).print(line, highlight=False, soft_wrap=True, markup=False)
+        (console if rep["reproduced"] else console_err).print(
+            line, highlight=False, soft_wrap=True, markup=False
+        )

@@ -13,21 +13,20 @@ from gradsweep.spaces.space import SearchSpace, SpaceError, load_space
 
 def space_summary(space: SearchSpace) -> Table:
     """A rich table: one row per knob (fixed ones included) with its range and scale."""
-    table = Table(title=f"space {space.name!r}: objective {space.objective}, "
-                        f"metric {space.metric.name} ({space.metric.direction}), scale {space.scale}",
-                  title_justify="left", show_lines=False)
+    table = Table(
+        title=f"space {space.name!r}: objective {space.objective}, "
+        f"metric {space.metric.name} ({space.metric.direction}), scale {space.scale}",
+        title_justify="left",
+        show_lines=False,
+    )
     table.add_column("parameter", no_wrap=True)
     table.add_column("values", no_wrap=True)
     table.add_column("when", overflow="fold")
     for k in knobs(space):
         when = f"{k.condition[0]} = {k.condition[1]}" if k.condition else ""
         table.add_row(k.name, k.param.describe(), when)
-    towers = ", ".join(
-        f"{t.name}{' (frozen)' if t.frozen else ''}" for t in space.towers
-    )
-    stages = " -> ".join(
-        f"{s.name}[{'all' if '*' in s.train else ','.join(s.train)}]" for s in space.stages
-    )
+    towers = ", ".join(f"{t.name}{' (frozen)' if t.frozen else ''}" for t in space.towers)
+    stages = " -> ".join(f"{s.name}[{'all' if '*' in s.train else ','.join(s.train)}]" for s in space.stages)
     table.caption = f"towers: {towers}\nstages: {stages}\nbaselines: {', '.join(space.baselines) or 'none'}"
     table.caption_justify = "left"
     return table
@@ -54,9 +53,13 @@ def validate(
         except SpaceError as exc:
             failed = True
             for line in exc.errors:
-                console_err.print(f"[bold red]error:[/] {escape(f'{item}: {line}')}", highlight=False, soft_wrap=True)
+                console_err.print(
+                    f"[bold red]error:[/] {escape(f'{item}: {line}')}", highlight=False, soft_wrap=True
+                )
             continue
-        console.print(f"ok {item}", highlight=False, soft_wrap=True)  # one line a script can read, however long the path
+        console.print(
+            f"ok {item}", highlight=False, soft_wrap=True
+        )  # one line a script can read, however long the path
         if not quiet:
             console.print(space_summary(loaded))
     if failed:

@@ -69,7 +69,9 @@ def parse_pruner(name: str) -> PrunerName:
     return PrunerName(_choice(PrunerName, name, "--pruner"))
 
 
-def make_sampler(name: str, *, seed: int | None = None, n_startup_trials: int = 10) -> optuna.samplers.BaseSampler:
+def make_sampler(
+    name: str, *, seed: int | None = None, n_startup_trials: int = 10
+) -> optuna.samplers.BaseSampler:
     """Build the sampler called ``name``.
 
     TPE is multivariate with the constant liar (parallel trials see each other's running

@@ -112,7 +112,11 @@ def optimize_local(
     interrupted = False
     try:
         the_study.optimize(
-            _objective_fn(space, plan, device), n_trials=n_trials, timeout=timeout_s, catch=(Exception,), gc_after_trial=False
+            _objective_fn(space, plan, device),
+            n_trials=n_trials,
+            timeout=timeout_s,
+            catch=(Exception,),
+            gc_after_trial=False,
         )
     except KeyboardInterrupt:
         interrupted = True

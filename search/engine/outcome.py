@@ -141,7 +141,11 @@ def classify(
         return failed(INTERRUPTED)
     outcome = str(result.get(R_OUTCOME, ""))
     if outcome == FinalState.PRUNED:
-        return pruned(str(result.get(R_KIND) or "unstable"), str(result.get(R_REASON) or "pruned"), int(result.get(R_STEP) or 0))
+        return pruned(
+            str(result.get(R_KIND) or "unstable"),
+            str(result.get(R_REASON) or "pruned"),
+            int(result.get(R_STEP) or 0),
+        )
     if outcome == FinalState.FAIL:
         return failed(str(result.get(R_REASON) or "error"))
     value = result.get(R_VALUE)

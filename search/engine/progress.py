@@ -33,7 +33,11 @@ def progress_line(name: str, tally: Tally, *, now: float | None = None) -> str:
     now = time.monotonic() if now is None else now
     pruned = sum(tally.pruned.values())
     kinds = ", ".join(f"{k} {n}" for k, n in sorted(tally.pruned.items()))
-    best = f"best {tally.best_value:.4g} (trial {tally.best_number})" if tally.best_value is not None else "best -"
+    best = (
+        f"best {tally.best_value:.4g} (trial {tally.best_number})"
+        if tally.best_value is not None
+        else "best -"
+    )
     return (
         f"sweep {name}  {tally.finished}/{tally.target} finished  running {tally.running}  "
         f"complete {tally.complete}  pruned {pruned}{f' ({kinds})' if kinds else ''}  failed {tally.failed}  "

@@ -35,7 +35,11 @@ CONNECT_BACKOFF_S = 1.0
 
 # Two sweeps opening one new PostgreSQL database at once race to create Optuna's tables: the
 # loser sees a duplicate type/table/version row. A second try finds the tables and goes on.
-_OPEN_RETRY_ON = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError)
+_OPEN_RETRY_ON = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.IntegrityError,
+    sqlalchemy.exc.ProgrammingError,
+)
 _PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)(?P<tail>@)")
 _T = TypeVar("_T")
 
@@ -189,7 +193,9 @@ def open_storage(url: str = DEFAULT_STORAGE, *, create: bool = True) -> optuna.s
             ) from exc
         raise UserError(f"cannot open study store {masked}: {_first_line(exc)}") from exc
     except ImportError as exc:
-        raise UserError(f"cannot open study store {masked}: database driver missing ({_first_line(exc)})") from exc
+        raise UserError(
+            f"cannot open study store {masked}: database driver missing ({_first_line(exc)})"
+        ) from exc
     except (sqlalchemy.exc.SQLAlchemyError, OSError, ValueError) as exc:
         raise UserError(f"cannot open study store {masked}: {_first_line(exc)}") from exc
     if path is not None:

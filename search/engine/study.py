@@ -107,7 +107,9 @@ def find_study(storage: optuna.storages.BaseStorage, name: str) -> optuna.study.
     return None
 
 
-def check_joinable(storage: optuna.storages.BaseStorage, name: str, wanted: dict[str, Any], *, join: bool) -> bool:
+def check_joinable(
+    storage: optuna.storages.BaseStorage, name: str, wanted: dict[str, Any], *, join: bool
+) -> bool:
     """Check that a sweep may write into study ``name``; True when the study already exists.
 
     A study with the same space, objective and direction takes more trials as is.
@@ -122,7 +124,9 @@ def check_joinable(storage: optuna.storages.BaseStorage, name: str, wanted: dict
     attrs = storage.get_study_user_attrs(storage.get_study_id_from_name(name))
     problem = incompatibility(attrs, wanted)
     if problem is not None and not join:
-        raise UserError(f"study {name!r} already exists and {problem}; pick another --study name, or pass --join")
+        raise UserError(
+            f"study {name!r} already exists and {problem}; pick another --study name, or pass --join"
+        )
     return True
 
 
@@ -137,7 +141,12 @@ def create_or_load(
     """Create study ``name`` with ``attrs`` (or load it when it exists; attrs of a new study only)."""
     direction = str(attrs[DIRECTION])
     study = optuna.create_study(
-        storage=storage, study_name=name, direction=direction, sampler=sampler, pruner=pruner, load_if_exists=True
+        storage=storage,
+        study_name=name,
+        direction=direction,
+        sampler=sampler,
+        pruner=pruner,
+        load_if_exists=True,
     )
     if SPACE not in study.user_attrs:
         for key, value in attrs.items():
@@ -162,7 +171,9 @@ def count_finished(study: optuna.Study) -> int:
     return sum(1 for t in trials if not is_interrupted(t))
 
 
-def reconcile_running(study: optuna.Study, *, reason: str = INTERRUPTED, only: set[int] | None = None) -> list[int]:
+def reconcile_running(
+    study: optuna.Study, *, reason: str = INTERRUPTED, only: set[int] | None = None
+) -> list[int]:
     """Mark RUNNING trials FAIL with ``gradsweep.fail.reason = reason``.
 
     Args:
@@ -206,4 +217,6 @@ def requeue(study: optuna.Study, numbers: list[int]) -> int:
 def retryable(study: optuna.Study) -> list[int]:
     """Numbers of interrupted trials that no later trial retried yet."""
     retried = {t.user_attrs.get(RETRY_OF) for t in study.get_trials(deepcopy=False)}
-    return [t.number for t in study.get_trials(deepcopy=False) if is_interrupted(t) and t.number not in retried]
+    return [
+        t.number for t in study.get_trials(deepcopy=False) if is_interrupted(t) and t.number not in retried
+    ]

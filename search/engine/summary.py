@@ -51,7 +51,11 @@ class SweepSummary:
     def line(self) -> str:
         """One summary line (``--quiet`` prints just this)."""
         pruned = sum(self.pruned.values())
-        best = f"best {self.best_value:.4g} (trial {self.best_number})" if self.best_value is not None else "no complete trial"
+        best = (
+            f"best {self.best_value:.4g} (trial {self.best_number})"
+            if self.best_value is not None
+            else "no complete trial"
+        )
         state = "interrupted" if self.interrupted else ("stopped early" if self.aborted else "done")
         return (
             f"{state}: study {self.study}  {self.finished}/{self.target} finished  complete {self.complete}  "

@@ -45,7 +45,9 @@ class Tally:
         else:
             self.failed += 1
             if len(self.first_failures) < 3:
-                self.first_failures.append(f"trial {number}: {outcome.reason.splitlines()[0] if outcome.reason else 'error'}")
+                self.first_failures.append(
+                    f"trial {number}: {outcome.reason.splitlines()[0] if outcome.reason else 'error'}"
+                )
 
     def eta_s(self) -> float | None:
         """Seconds left at the pace so far (None before the first finished trial)."""

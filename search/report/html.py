@@ -39,8 +39,10 @@ def figures(data: ReportData) -> list[tuple[str, str, go.Figure]]:
         ("importances", "Parameter importances", plotly_figs.importance_figure(data.importances)),
         ("lr", "Per-tower LR vs value", plotly_figs.lr_figure(data.lr, metric)),
     ]
-    figs += [(f"health-{c.number}", f"Gradient health: trial {c.number}", plotly_figs.health_figure(c))
-             for c in data.curves]
+    figs += [
+        (f"health-{c.number}", f"Gradient health: trial {c.number}", plotly_figs.health_figure(c))
+        for c in data.curves
+    ]
     return figs
 
 
@@ -62,16 +64,22 @@ def render_html(data: ReportData) -> str:
         f"{s.total} trials: {esc(counts)}</p>",
     ]
     if s.best is not None:
-        parts.append(f"<p><b>best:</b> trial {s.best.number}, value {esc(format_value(s.best.value))}, "
-                     f"{esc(format_knobs(s.best.params, limit=12))}</p>")
+        parts.append(
+            f"<p><b>best:</b> trial {s.best.number}, value {esc(format_value(s.best.value))}, "
+            f"{esc(format_knobs(s.best.params, limit=12))}</p>"
+        )
     else:
         parts.append("<p><b>best:</b> none yet (no complete trial)</p>")
     if data.prune_groups:
-        parts.append("<h2>Pruned trials by reason</h2><table><tr><th>kind</th><th>count</th>"
-                     "<th>reason</th><th>trials</th><th>example</th></tr>")
+        parts.append(
+            "<h2>Pruned trials by reason</h2><table><tr><th>kind</th><th>count</th>"
+            "<th>reason</th><th>trials</th><th>example</th></tr>"
+        )
         for g in data.prune_groups:
-            parts.append(f"<tr><td>{esc(g.kind)}</td><td>{g.count}</td><td>{esc(g.key)}</td>"
-                         f"<td>{esc(', '.join(map(str, g.trials)))}</td><td>{esc(g.example)}</td></tr>")
+            parts.append(
+                f"<tr><td>{esc(g.kind)}</td><td>{g.count}</td><td>{esc(g.key)}</td>"
+                f"<td>{esc(', '.join(map(str, g.trials)))}</td><td>{esc(g.example)}</td></tr>"
+            )
         parts.append("</table>")
     if s.failures:
         parts.append("<h2>Failed trials</h2><table><tr><th>trial</th><th>error</th></tr>")
@@ -79,12 +87,16 @@ def render_html(data: ReportData) -> str:
         parts.append("</table>")
     for fig_id, title, fig in figures(data):
         parts.append(f"<h2>{esc(title)}</h2><div class='fig' id='{fig_id}'></div>")
-        parts.append(f"<script type='application/json' class='gradsweep-figure' id='{fig_id}-json' "
-                     f"data-target='{fig_id}'>{_script_json(fig)}</script>")
+        parts.append(
+            f"<script type='application/json' class='gradsweep-figure' id='{fig_id}-json' "
+            f"data-target='{fig_id}'>{_script_json(fig)}</script>"
+        )
     if not data.curves:
         parts.append("<h2>Gradient health</h2><p>no trial recorded a health history</p>")
     if data.omitted_curves:
-        parts.append(f"<p>health curves not shown for trials {esc(', '.join(map(str, data.omitted_curves)))}</p>")
+        parts.append(
+            f"<p>health curves not shown for trials {esc(', '.join(map(str, data.omitted_curves)))}</p>"
+        )
     parts.append(f"<script>{_RENDER}</script></body></html>")
     return "\n".join(parts)
 

@@ -38,8 +38,12 @@ def parallel_axis(name: str, column: list[Any]) -> dict[str, Any]:
         return {"label": name, "values": [float(v) for v in numeric]}
     labels = sorted({str(v) for v in column})
     index = {label: i for i, label in enumerate(labels)}
-    return {"label": name, "values": [index[str(v)] for v in column],
-            "tickvals": list(range(len(labels))), "ticktext": labels}
+    return {
+        "label": name,
+        "values": [index[str(v)] for v in column],
+        "tickvals": list(range(len(labels))),
+        "ticktext": labels,
+    }
 
 
 def parallel_figure(p: ParallelData, metric: str) -> go.Figure:
@@ -48,8 +52,9 @@ def parallel_figure(p: ParallelData, metric: str) -> go.Figure:
         return _note("Parallel coordinates", "no complete trial yet")
     dims = [parallel_axis(name, col) for name, col in p.params.items()]
     dims.append({"label": metric, "values": p.values})
-    fig = go.Figure(go.Parcoords(line={"color": p.values, "colorscale": "Viridis", "showscale": True},
-                                 dimensions=dims))
+    fig = go.Figure(
+        go.Parcoords(line={"color": p.values, "colorscale": "Viridis", "showscale": True}, dimensions=dims)
+    )
     fig.update_layout(title="Parallel coordinates (complete trials)")
     return fig
 
@@ -70,12 +75,18 @@ def lr_figure(lr: LrPoints, metric: str) -> go.Figure:
         return _note("Per-tower LR vs value", "no complete trial with tower LRs yet")
     fig = go.Figure()
     for tower, points in lr.towers.items():
-        fig.add_trace(go.Scatter(
-            x=[p[0] for p in points], y=[p[1] for p in points], mode="markers", name=tower,
-            text=[f"trial {p[2]}" for p in points],
-        ))
-    fig.update_layout(title="Per-tower LR vs value", xaxis_title="learning rate", yaxis_title=metric,
-                      xaxis_type="log")
+        fig.add_trace(
+            go.Scatter(
+                x=[p[0] for p in points],
+                y=[p[1] for p in points],
+                mode="markers",
+                name=tower,
+                text=[f"trial {p[2]}" for p in points],
+            )
+        )
+    fig.update_layout(
+        title="Per-tower LR vs value", xaxis_title="learning rate", yaxis_title=metric, xaxis_type="log"
+    )
     return fig
 
 
@@ -87,16 +98,26 @@ def health_figure(c: HealthCurve) -> go.Figure:
     """One trial's grad norm per tower against step (log y), the prune point marked with its reason."""
     fig = go.Figure()
     for tower, values in c.series.items():
-        fig.add_trace(go.Scatter(x=c.steps, y=_finite_or_none(values), mode="lines+markers",
-                                 name=f"{tower} grad norm"))
+        fig.add_trace(
+            go.Scatter(x=c.steps, y=_finite_or_none(values), mode="lines+markers", name=f"{tower} grad norm")
+        )
     title = f"Trial {c.number} ({c.state.lower()}): gradient health"
     if c.prune is not None:
         finite = [v for vs in c.series.values() for v in vs if math.isfinite(v) and v > 0]
         y = max(finite) if finite else 1.0
         label = f"pruned ({c.prune.kind or 'unknown'}) at step {c.prune.step}: {c.prune.reason}"
-        fig.add_trace(go.Scatter(x=[c.prune.step], y=[y], mode="markers+text", name="prune",
-                                 marker={"symbol": "x", "size": 14, "color": "red"},
-                                 text=[c.prune.reason], textposition="bottom left", hovertext=[label]))
+        fig.add_trace(
+            go.Scatter(
+                x=[c.prune.step],
+                y=[y],
+                mode="markers+text",
+                name="prune",
+                marker={"symbol": "x", "size": 14, "color": "red"},
+                text=[c.prune.reason],
+                textposition="bottom left",
+                hovertext=[label],
+            )
+        )
         fig.add_vline(x=c.prune.step, line_dash="dash", line_color="red")
         title += f"<br><sup>{label}</sup>"
     fig.update_layout(title=title, xaxis_title="step", yaxis_title="grad norm", yaxis_type="log")

@@ -46,7 +46,9 @@ def parallel_png(data: ReportData, metric: str) -> Figure:
         _note(ax, "no complete trial yet")
         ax.set_title("Parallel coordinates")
         return fig
-    dims = [parallel_axis(name, col) for name, col in p.params.items()] + [{"label": metric, "values": p.values}]
+    dims = [parallel_axis(name, col) for name, col in p.params.items()] + [
+        {"label": metric, "values": p.values}
+    ]
     lo, hi = min(p.values), max(p.values)
     cmap = plt.get_cmap("viridis")
     for i in range(len(p.values)):
@@ -109,8 +111,16 @@ def health_png(c: HealthCurve) -> Figure:
     title = f"Trial {c.number} ({c.state.lower()}): gradient health"
     if c.prune is not None:
         ax.axvline(c.prune.step, color="red", linestyle="--", label="prune")
-        ax.annotate(c.prune.reason, xy=(c.prune.step, 0.95), xycoords=("data", "axes fraction"),
-                    ha="right", va="top", fontsize=8, color="red", wrap=True)
+        ax.annotate(
+            c.prune.reason,
+            xy=(c.prune.step, 0.95),
+            xycoords=("data", "axes fraction"),
+            ha="right",
+            va="top",
+            fontsize=8,
+            color="red",
+            wrap=True,
+        )
         title += f"\npruned ({c.prune.kind or 'unknown'}) at step {c.prune.step}"
     ax.set_title(title, fontsize=10)
     ax.set_xlabel("step")

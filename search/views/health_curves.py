@@ -81,13 +81,15 @@ def health_curve(trial: FrozenTrial) -> HealthCurve | None:
     steps = [int(e["step"]) for e in entries]
     towers: list[str] = []
     for entry in entries:
-        for key in (entry.get("metrics") or {}):
+        for key in entry.get("metrics") or {}:
             tower = tower_of(key)
             if tower is not None and tower not in towers:
                 towers.append(tower)
     series: dict[str, list[float]] = {tower: [] for tower in towers}
     for entry in entries:
-        by_tower = {tower_of(k): v for k, v in (entry.get("metrics") or {}).items() if tower_of(k) is not None}
+        by_tower = {
+            tower_of(k): v for k, v in (entry.get("metrics") or {}).items() if tower_of(k) is not None
+        }
         for tower in towers:
             series[tower].append(_as_float(by_tower.get(tower)))
     verdicts = [str(e.get("verdict", "")) for e in entries]

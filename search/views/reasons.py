@@ -26,7 +26,9 @@ from gradsweep.search import attrs as _keys
 from gradsweep.search.views.trials import first_line
 
 # A number token: 3, 3.1, 3.1e-07, -2, +inf, nan, inf (not part of a word such as "l2" or "fp16").
-_NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+|nan|inf)(?![\w])", re.IGNORECASE)
+_NUMBER = re.compile(
+    r"(?<![\w.])[-+]?(?:\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+|nan|inf)(?![\w])", re.IGNORECASE
+)
 # Words and symbols that only glue the rule name to its first number.
 _TRAILING = re.compile(r"(?:\s+|[:=<>(,]|\b(?:at|step|steps|of|for|is|was|below|above|over|under|best)\b)+$")
 

@@ -109,7 +109,9 @@ def summarize(
     best = None
     if top:
         t = top[0]
-        best = BestTrial(t.number, float(trial_value(t) or 0.0), dict(t.params), t.user_attrs.get(_keys.BASELINE))
+        best = BestTrial(
+            t.number, float(trial_value(t) or 0.0), dict(t.params), t.user_attrs.get(_keys.BASELINE)
+        )
     running = [_running(t) for t in trials if t.state == TrialState.RUNNING]
     metric = attrs.get(_keys.METRIC)
     if isinstance(metric, dict):  # a MetricConfig dict

@@ -169,7 +169,9 @@ class Clipper:
         global_pre = combine_norms(list(pre.values()), self.norm_type, device)
         post = mid
         if self.global_max_norm is not None:
-            coef = clip_coefficient(combine_norms(list(mid.values()), self.norm_type, device), self.global_max_norm)
+            coef = clip_coefficient(
+                combine_norms(list(mid.values()), self.norm_type, device), self.global_max_norm
+            )
             scale_grads_([g for gs in grads.values() for g in gs], coef)
             post = {t: n * coef.to(n.device) for t, n in mid.items()}
         global_post = combine_norms(list(post.values()), self.norm_type, device)

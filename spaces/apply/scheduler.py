@@ -98,7 +98,9 @@ class StagedScheduler:
         self.optimizer = optimizer
         self.config = config
         self.steps_per_epoch = int(steps_per_epoch)
-        self._lengths = [s.steps if s.steps is not None else s.epochs * self.steps_per_epoch for s in config.stages]
+        self._lengths = [
+            s.steps if s.steps is not None else s.epochs * self.steps_per_epoch for s in config.stages
+        ]
         self._starts = [sum(self._lengths[:i]) for i in range(len(self._lengths))]
         self._total = sum(self._lengths)
         seg: list[int] = []
@@ -163,7 +165,9 @@ class StagedScheduler:
         if sched.kind == ScheduleKind.PLATEAU:
             n = self._reductions.get(seg_start, 0)
             return plateau_factor(local, warm, sched.plateau.factor, n, sched.min_lr_ratio)
-        raise ValueError(f"schedule.kind must be one of {[k.value for k in ScheduleKind]} but got {sched.kind!r}")
+        raise ValueError(
+            f"schedule.kind must be one of {[k.value for k in ScheduleKind]} but got {sched.kind!r}"
+        )
 
     def lr_at(self, step: int) -> dict[str, float]:
         """``{tower: lr}`` at optimizer step ``step`` (no side effects)."""

@@ -31,10 +31,21 @@ def test_read_times_splits_training_from_reporting(tmp_path: Path) -> None:
 
 
 def test_sweep_timing_ratio_is_wall_over_training() -> None:
-    t = SweepTiming("x", n_trials=2, wall_s=6.0, trial_s=[1.0, 2.0], report_s=[0.5, 0.5], spans=[(10.0, 12.0), (12.5, 15.5)])
+    t = SweepTiming(
+        "x",
+        n_trials=2,
+        wall_s=6.0,
+        trial_s=[1.0, 2.0],
+        report_s=[0.5, 0.5],
+        spans=[(10.0, 12.0), (12.5, 15.5)],
+    )
     # wall over training only; reporting counts as overhead inside the open trials
     assert t.ratio == pytest.approx(2.0) and t.per_trial_overhead_s == pytest.approx(1.5)
-    assert t.inside_s == pytest.approx(2.0) and t.reporting_s == pytest.approx(1.0) and t.between_s == pytest.approx(1.0)
+    assert (
+        t.inside_s == pytest.approx(2.0)
+        and t.reporting_s == pytest.approx(1.0)
+        and t.between_s == pytest.approx(1.0)
+    )
     # from the second trial's ask to the last tell: 3 s of wall for 2 s of training
     assert t.steady_ratio == pytest.approx(1.5)
 

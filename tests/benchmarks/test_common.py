@@ -30,7 +30,9 @@ NAN_GRADS = {"step": 10, "verdict": "warning", "metrics": {"health/nonfinite_ste
 HEALTHY = {"step": 10, "verdict": "healthy", "metrics": {"health/nonfinite_steps": 0.0}}
 
 
-def rec(steps: list[int], final: float | None, *, pruned: bool = False, health: dict | None = None) -> TrialRecord:
+def rec(
+    steps: list[int], final: float | None, *, pruned: bool = False, health: dict | None = None
+) -> TrialRecord:
     reports = [Report(s, 0.1 * i, health if i == 1 else None) for i, s in enumerate(steps)]
     return TrialRecord(params={"x": final}, reports=reports, pruned=pruned, final_value=final)
 

@@ -53,7 +53,12 @@ def test_parse_smi_line(line: str, expected: GpuSample | None) -> None:
 
 
 def test_summarize_picks_one_gpu_and_refuses_no_samples() -> None:
-    samples = [GpuSample(0, 0.0, 100.0), GpuSample(1, 90.0, 5.0), GpuSample(0, 50.0, 300.0), GpuSample(0, 100.0, 200.0)]
+    samples = [
+        GpuSample(0, 0.0, 100.0),
+        GpuSample(1, 90.0, 5.0),
+        GpuSample(0, 50.0, 300.0),
+        GpuSample(0, 100.0, 200.0),
+    ]
     s = summarize(samples, index=0)
     assert (s.samples, s.mean_util_pct, s.median_util_pct, s.peak_mem_mib) == (3, 50.0, 50.0, 300.0)
     assert s.busy_share == pytest.approx(2 / 3)
@@ -80,7 +85,11 @@ def test_peak_overlap_counts_trials_open_at_once() -> None:
 
 def test_parse_fractions_names_the_bad_value() -> None:
     assert parse_fractions("1, 0.5,0.25") == [1.0, 0.5, 0.25]
-    for text, fragment in (("1,x", "'x' is not a number"), ("0", "0 is outside (0, 1]"), ("1.5", "1.5 is outside")):
+    for text, fragment in (
+        ("1,x", "'x' is not a number"),
+        ("0", "0 is outside (0, 1]"),
+        ("1.5", "1.5 is outside"),
+    ):
         with pytest.raises(ValueError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
             parse_fractions(text)
 
@@ -110,7 +119,9 @@ def test_measure_runs_the_recommended_config_on_cpu() -> None:
     torch.set_num_threads(1)
     t = measure("finetune", scale="tiny", device="cpu", amp="none")
     assert (t.objective, t.amp, t.scale, t.device) == ("finetune", "none", "tiny", "cpu")
-    assert t.steps == 180 and 0 < t.steady_steps < t.steps  # 2 + 3 epochs of 36 steps; reports after each epoch
+    assert (
+        t.steps == 180 and 0 < t.steady_steps < t.steps
+    )  # 2 + 3 epochs of 36 steps; reports after each epoch
     assert t.steps_per_s > 0 and t.steady_steps_per_s > 0
     assert "| finetune | 180 | none |" in throughput_table({"finetune": {"amp": [t], "fp32": [t]}})[2]
 
@@ -129,8 +140,14 @@ def test_script_refuses_without_cuda_in_one_line() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--device", "cpu"], "gpu.py: the sweep part measures GPU utilization and needs --device cuda; pass --skip-sweep on CPU"),
-        (["--device", "cpu", "--skip-sweep", "--objectives", "resnet"], "gpu.py: unknown objective 'resnet'; built-ins: "),
+        (
+            ["--device", "cpu"],
+            "gpu.py: the sweep part measures GPU utilization and needs --device cuda; pass --skip-sweep on CPU",
+        ),
+        (
+            ["--device", "cpu", "--skip-sweep", "--objectives", "resnet"],
+            "gpu.py: unknown objective 'resnet'; built-ins: ",
+        ),
         (["--gpus-per-trial", "0.5,2"], "gpu.py: --gpus-per-trial: 2 is outside (0, 1]"),
         (["--device", "tpu"], "gpu.py: --device 'tpu': use cuda, cuda:N or cpu"),
     ],

@@ -20,7 +20,9 @@ NUM = r"(?:[0-9]+\.[0-9]+|nan|inf)"
 
 def _run(args: list[str], timeout: float) -> list[str]:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return [line for line in proc.stdout.splitlines() if line.strip()]
 
@@ -33,7 +35,9 @@ def test_search_efficiency_plain_optuna_methods(tmp_path: Path) -> None:
         timeout=120,
     )  # fmt: skip
     # the very last line is the headline ratio (nan: gradsweep did not run)
-    assert re.fullmatch(rf"budget to target vs no-pruning TPE: {NUM} \(vs best other method: {NUM}\)", lines[-1])
+    assert re.fullmatch(
+        rf"budget to target vs no-pruning TPE: {NUM} \(vs best other method: {NUM}\)", lines[-1]
+    )
     # the table has one row per method
     assert sum(line.startswith("| Optuna TPE") or line.startswith("| TPE, no pruning") for line in lines) == 3
     # the anytime plot was written as a PNG
@@ -47,9 +51,18 @@ def test_pruner_ablation_runs_its_variants_and_ends_with_the_default_s_ratio() -
         timeout=120,
     )  # fmt: skip
     # the last line compares the default with the reference and the plain-Optuna variant
-    assert re.fullmatch(rf"catchup: budget to target vs no-pruning TPE: {NUM} \(vs best plain-Optuna variant: {NUM}\)", lines[-1])
+    assert re.fullmatch(
+        rf"catchup: budget to target vs no-pruning TPE: {NUM} \(vs best plain-Optuna variant: {NUM}\)",
+        lines[-1],
+    )
     # one table row per variant, the reference added
-    assert sum(line.startswith(("| tpe_nop", "| tpe_median", "| health_median_noguard", "| catchup")) for line in lines) == 4
+    assert (
+        sum(
+            line.startswith(("| tpe_nop", "| tpe_median", "| health_median_noguard", "| catchup"))
+            for line in lines
+        )
+        == 4
+    )
 
 
 @pytest.mark.ray
@@ -61,7 +74,9 @@ def test_search_efficiency_ray_methods_and_gradsweep(tmp_path: Path) -> None:
         timeout=240,
     )  # fmt: skip
     # gradsweep ran, so both ratios are numbers or inf (never nan: the reference reaches its own target)
-    match = re.fullmatch(r"budget to target vs no-pruning TPE: (\S+) \(vs best other method: (\S+)\)", lines[-1])
+    match = re.fullmatch(
+        r"budget to target vs no-pruning TPE: (\S+) \(vs best other method: (\S+)\)", lines[-1]
+    )
     assert match is not None and match.group(1) != "nan", lines[-1]
     # the gradsweep summary line comes right before it
     assert lines[-2].startswith("gradsweep: best at budget")
@@ -78,6 +93,10 @@ def test_overhead_smoke() -> None:
     # the last three lines are the headline figures, in this order
     assert lines[-3].startswith("monitor overhead ratio: ")
     # the engine line compares Ray with plain Optuna
-    assert re.match(rf"engine: sweep wall / sum of training time {NUM} under Ray \(plain Optuna {NUM}\)", lines[-2])
+    assert re.match(
+        rf"engine: sweep wall / sum of training time {NUM} under Ray \(plain Optuna {NUM}\)", lines[-2]
+    )
     # the store line reports exact counts with no lost writes or lock errors
-    assert re.match(r"store: PostgreSQL 2x3 [0-9.]+ trials/s \(6/6 complete, lost 0, lock errors 0: OK\)", lines[-1])
+    assert re.match(
+        r"store: PostgreSQL 2x3 [0-9.]+ trials/s \(6/6 complete, lost 0, lock errors 0: OK\)", lines[-1]
+    )

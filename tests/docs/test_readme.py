@@ -52,7 +52,9 @@ def free_port() -> int:
 def run_dashboard(args: list[str], cwd: Path, env: dict[str, str]) -> None:
     port = free_port()
     args = [a if a != "8080" else str(port) for a in args]
-    proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         deadline, status = time.time() + 60, None
         while time.time() < deadline and status is None:
@@ -89,8 +91,18 @@ def test_readme_tour_runs(tmp_path: Path) -> None:
             assert result.returncode == 0, f"{line}\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
         ran.append(args[1])
     # the whole tour ran: launch, status, trials, best, export, try, report, dashboard, resume, validate
-    assert {"launch", "status", "trials", "best", "export", "try", "report", "dashboard", "resume",
-            "validate"} <= set(ran)
+    assert {
+        "launch",
+        "status",
+        "trials",
+        "best",
+        "export",
+        "try",
+        "report",
+        "dashboard",
+        "resume",
+        "validate",
+    } <= set(ran)
     # the exported file and the report exist where the README says
     assert (tmp_path / "best.yaml").exists() and (tmp_path / "report.html").exists()
 
@@ -99,8 +111,13 @@ def test_make_sweep_is_the_tours_launch_at_small_scale() -> None:
     makefile = (REPO / "Makefile").read_text()
     recipe = re.search(r"^sweep:.*\n\t(.+)$", makefile, flags=re.M)
     readme_launch = next(
-        line for line in bash_lines((REPO / "README.md").read_text()) if line.startswith("gradsweep launch contrastive")
+        line
+        for line in bash_lines((REPO / "README.md").read_text())
+        if line.startswith("gradsweep launch contrastive")
     )
     # make sweep launches the contrastive preset with the seed's before/after baselines, like the tour
     assert recipe and "gradsweep launch contrastive --scale small" in recipe.group(1)
-    assert "--baseline before --baseline after" in recipe.group(1) and "--baseline before --baseline after" in readme_launch
+    assert (
+        "--baseline before --baseline after" in recipe.group(1)
+        and "--baseline before --baseline after" in readme_launch
+    )

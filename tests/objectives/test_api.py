@@ -152,7 +152,9 @@ def test_checkpoint_store_keeps_the_newest_two(tmp_path: Path) -> None:
         CheckpointStore(tmp_path, keep=0)
 
 
-def test_truncated_checkpoint_falls_back_to_the_previous(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_truncated_checkpoint_falls_back_to_the_previous(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     store = CheckpointStore(tmp_path)
     store.save({"epoch": 0})
     newest = store.save({"epoch": 1, "w": torch.zeros(1000)})
@@ -169,7 +171,9 @@ class _Opaque:
     """An arbitrary object: ``torch.load(weights_only=True)`` must refuse to unpickle it."""
 
 
-def test_checkpoint_with_arbitrary_objects_is_refused(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_checkpoint_with_arbitrary_objects_is_refused(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     store = CheckpointStore(tmp_path)
     store.save({"payload": _Opaque()})
     with caplog.at_level(logging.WARNING, logger="gradsweep.checkpoint"):
@@ -276,14 +280,21 @@ def test_optuna_reporter_completes_a_healthy_trial(
     )
     trial = study.trials[0]
     # a healthy run completes with its intermediate values stored
-    assert trial.state == optuna.trial.TrialState.COMPLETE and sorted(trial.intermediate_values) == [0, 1, 2, 3]
+    assert trial.state == optuna.trial.TrialState.COMPLETE and sorted(trial.intermediate_values) == [
+        0,
+        1,
+        2,
+        3,
+    ]
     # its latest health is healthy
     assert trial.user_attrs["gradsweep.health.latest"]["verdict"] == "healthy"
     # building the trainer declared the step of the final report (the pruner leaves that report alone)
     assert trial.user_attrs["gradsweep.total_steps"] == 4
 
 
-def test_declare_total_steps_reaches_reporters_that_take_it(make_linear_config: Callable[..., TrialConfig]) -> None:
+def test_declare_total_steps_reaches_reporters_that_take_it(
+    make_linear_config: Callable[..., TrialConfig],
+) -> None:
     config = make_linear_config(steps=6, check_every=2)
     reporter = NullReporter()
     ctx = TrialContext(config, reporter=reporter, device="cpu")
@@ -308,8 +319,12 @@ def test_trainer_epochs_cover_every_stage_and_skip_resumed_ones(make_linear_conf
     from gradsweep.spaces.trial_config import StageConfig
 
     base = make_linear_config(steps=8, check_every=4)
-    config = base.model_copy(update={"stages": (StageConfig(name="a", epochs=2), StageConfig(name="b", steps=5))})
-    trainer = TrialContext(config, reporter=NullReporter(), device="cpu").trainer(torch.nn.Linear(4, 1), steps_per_epoch=3)
+    config = base.model_copy(
+        update={"stages": (StageConfig(name="a", epochs=2), StageConfig(name="b", steps=5))}
+    )
+    trainer = TrialContext(config, reporter=NullReporter(), device="cpu").trainer(
+        torch.nn.Linear(4, 1), steps_per_epoch=3
+    )
     runs = [(r.epoch, r.stage.name, r.steps) for r in trainer.epochs()]
     # stage a: 2 epochs of 3 steps; stage b: 5 steps = one full epoch and a short one
     assert runs == [(1, "a", 3), (2, "a", 3), (3, "b", 3), (4, "b", 2)]

@@ -96,7 +96,9 @@ def test_retrieval_metrics_edge_cases() -> None:
     assert perfect == {"recall_at_1": 1.0, "recall_at_5": 1.0, "ndcg_at_5": 1.0}
     worst = contrastive.retrieval_metrics(-torch.eye(3), labels, labels)
     # the right item last of three: a miss at 1, a hit at 5, NDCG 1/log2(4)
-    assert worst["recall_at_1"] == 0.0 and worst["recall_at_5"] == 1.0 and math.isclose(worst["ndcg_at_5"], 0.5)
+    assert (
+        worst["recall_at_1"] == 0.0 and worst["recall_at_5"] == 1.0 and math.isclose(worst["ndcg_at_5"], 0.5)
+    )
     nan = contrastive.retrieval_metrics(torch.full((3, 3), math.nan), labels, labels)
     # a diverged model (NaN similarities) retrieves nothing
     assert nan == {"recall_at_1": 0.0, "recall_at_5": 0.0, "ndcg_at_5": 0.0}
@@ -124,8 +126,12 @@ def test_tiny_run_returns_a_metric_and_reports_health(after: tuple[float, NullRe
     assert [r.step for r in reporter.history] == [12 * (e + 1) for e in range(20)]
     keys = set(reporter.history[-1].health.metrics)
     # per-tower gradient health and the text embedding norm are reported
-    assert {"health/text_encoder/grad_norm_pre", "health/text_encoder/decay_to_grad",
-            "health/output/text_embedding/norm", "health/video_backbone/grad_norm_pre"} <= keys
+    assert {
+        "health/text_encoder/grad_norm_pre",
+        "health/text_encoder/decay_to_grad",
+        "health/output/text_embedding/norm",
+        "health/video_backbone/grad_norm_pre",
+    } <= keys
 
 
 def test_unknown_metric_is_refused(space: SearchSpace) -> None:
@@ -135,7 +141,9 @@ def test_unknown_metric_is_refused(space: SearchSpace) -> None:
 
 
 def test_resume_after_a_crash_gives_the_same_result(space: SearchSpace, tmp_path: Path) -> None:
-    config = baseline_config(space, "after").model_copy(update={"stages": (StageConfig(name="train", epochs=3),)})
+    config = baseline_config(space, "after").model_copy(
+        update={"stages": (StageConfig(name="train", epochs=3),)}
+    )
     straight, _ = _run(config)
     crash_ctx = TrialContext(config, reporter=StopAfter(2), device="cpu", checkpoint_dir=tmp_path)
     with pytest.raises(Interrupted):
@@ -156,7 +164,9 @@ def test_before_flags_text_tower_starvation(before: tuple[float, NullReporter]) 
     # ... because AdamW's decay dominates the text tower's update
     assert any(r.startswith("text_encoder decay-to-grad ratio") for r in final.reasons)
     assert final.metrics["health/text_encoder/decay_to_grad"] > 2.0
-    first_unstable = next(r.step for r in reporter.history if r.health and r.health.verdict == Verdict.UNSTABLE)
+    first_unstable = next(
+        r.step for r in reporter.history if r.health and r.health.verdict == Verdict.UNSTABLE
+    )
     # and says so early enough for a pruner to save most of the run
     assert first_unstable <= 120
 

@@ -47,7 +47,11 @@ def after(space: SearchSpace) -> tuple[float, NullReporter]:
 def _embeddings(scale: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
     a = torch.randn(6, 8, generator=g)
-    return a * scale, (a + 0.1 * torch.randn(6, 8, generator=g)) * scale, (a + 0.1 * torch.randn(6, 8, generator=g)) * scale
+    return (
+        a * scale,
+        (a + 0.1 * torch.randn(6, 8, generator=g)) * scale,
+        (a + 0.1 * torch.randn(6, 8, generator=g)) * scale,
+    )
 
 
 def test_einsum_loss_overflows_where_the_stable_loss_does_not() -> None:
@@ -62,7 +66,9 @@ def test_einsum_loss_overflows_where_the_stable_loss_does_not() -> None:
     # the stable variant normalises and clamps: finite at any scale, and scale-free
     stable_small = multitower.stable_loss(*small, torch.tensor(math.log(1 / 0.07)))
     stable_huge = multitower.stable_loss(*huge, torch.tensor(math.log(1 / 0.07)))
-    assert math.isfinite(stable_huge.item()) and math.isclose(stable_small.item(), stable_huge.item(), rel_tol=1e-4)
+    assert math.isfinite(stable_huge.item()) and math.isclose(
+        stable_small.item(), stable_huge.item(), rel_tol=1e-4
+    )
 
 
 def test_stable_loss_survives_zero_embeddings_and_a_runaway_scale() -> None:
@@ -84,7 +90,9 @@ def test_views_are_deterministic_and_share_the_digit() -> None:
     assert torch.allclose(a.image.sum((1, 2, 3)), a.rotated.sum((1, 2, 3)))
     words = [tok.decode(row.tolist()) for row in a.tokens]
     names = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-    assert all(str(int(d)) in w.split() or names[int(d)] in w.split() for d, w in zip(a.digit, words, strict=True))
+    assert all(
+        str(int(d)) in w.split() or names[int(d)] in w.split() for d, w in zip(a.digit, words, strict=True)
+    )
 
 
 # --- tiny runs ----------------------------------------------------------------------------------
@@ -100,8 +108,12 @@ def test_tiny_run_returns_a_metric_and_reports_health(after: tuple[float, NullRe
     # one report per epoch (20 epochs of 16 steps), each with a health summary
     assert [r.step for r in reporter.history] == [16 * (e + 1) for e in range(20)]
     keys = set(_healths(reporter)[-1].metrics)
-    assert {"health/image_tower/grad_norm_pre", "health/caption_tower/grad_norm_pre",
-            "health/output/caption/norm", "health/nonfinite_steps"} <= keys
+    assert {
+        "health/image_tower/grad_norm_pre",
+        "health/caption_tower/grad_norm_pre",
+        "health/output/caption/norm",
+        "health/nonfinite_steps",
+    } <= keys
 
 
 def test_unknown_loss_variant_is_refused(space: SearchSpace) -> None:
@@ -112,10 +124,14 @@ def test_unknown_loss_variant_is_refused(space: SearchSpace) -> None:
 
 
 def test_resume_after_a_crash_gives_the_same_result(space: SearchSpace, tmp_path: Path) -> None:
-    config = baseline_config(space, "after").model_copy(update={"stages": (StageConfig(name="train", epochs=3),)})
+    config = baseline_config(space, "after").model_copy(
+        update={"stages": (StageConfig(name="train", epochs=3),)}
+    )
     straight, _ = _run(config)
     with pytest.raises(Interrupted):
-        multitower.run(config, TrialContext(config, reporter=StopAfter(2), device="cpu", checkpoint_dir=tmp_path))
+        multitower.run(
+            config, TrialContext(config, reporter=StopAfter(2), device="cpu", checkpoint_dir=tmp_path)
+        )
     resumed, reporter = _run(config, tmp_path)
     # the rerun trained and reported only the third epoch
     assert [r.step for r in reporter.history] == [48]

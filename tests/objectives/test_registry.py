@@ -16,7 +16,7 @@ from gradsweep.spaces.presets import list_presets
 from gradsweep.spaces.trial_config import TrialConfig
 
 # A complete bring-your-own objective: an existing loop plus the handful of gradsweep lines.
-USER_OBJECTIVE = '''
+USER_OBJECTIVE = """
 import torch
 import torch.nn.functional as F
 
@@ -46,7 +46,7 @@ class Objective:
 
 
 NOT_CALLABLE = 3
-'''
+"""
 
 
 @pytest.fixture
@@ -80,7 +80,9 @@ def test_file_spec_runs_end_to_end(user_file: Path, make_linear_config: Callable
     assert value > reporter.history[0].value
     # one report per epoch, each with the monitor's health summary
     assert [r.step for r in reporter.history] == [3, 7, 11, 15]
-    assert all(r.health is not None and "health/all/grad_norm_pre" in r.health.metrics for r in reporter.history)
+    assert all(
+        r.health is not None and "health/all/grad_norm_pre" in r.health.metrics for r in reporter.history
+    )
 
 
 def test_file_spec_with_a_class_is_instantiated(user_file: Path) -> None:
@@ -92,12 +94,18 @@ def test_file_spec_with_a_class_is_instantiated(user_file: Path) -> None:
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("contrastiv", "unknown objective 'contrastiv'; built-ins are: contrastive, moco, finetune, multitower, segmentation"),
+        (
+            "contrastiv",
+            "unknown objective 'contrastiv'; built-ins are: contrastive, moco, finetune, multitower, segmentation",
+        ),
         ("", "empty objective"),
         ("nowhere/missing.py:objective", "objective file not found: nowhere/missing.py"),
         ("gradsweep.objectives.nope:run", "objective module not found: gradsweep.objectives.nope"),
         ("gradsweep.objectives.contrastive:walk", "gradsweep.objectives.contrastive has no function 'walk'"),
-        ("gradsweep.objectives.contrastive:METRICS", "gradsweep.objectives.contrastive:METRICS is not callable (it is a tuple)"),
+        (
+            "gradsweep.objectives.contrastive:METRICS",
+            "gradsweep.objectives.contrastive:METRICS is not callable (it is a tuple)",
+        ),
         (":run", "bad objective ':run'"),
         ("train.py", "objective 'train.py' names no function; give train.py:function"),
     ],

@@ -52,16 +52,34 @@ class PrivatePostgres:
 
     def start(self) -> None:
         self._run(
-            _bin("pg_ctl"), "-D", str(self.data), "-l", str(self.root / "server.log"), "-w", "-t", "60",
-            "-o", f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off",
+            _bin("pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.root / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off",
             "start",
         )
 
     def restart(self) -> None:
         """Restart the server (fast shutdown: every open connection is cut)."""
         self._run(
-            _bin("pg_ctl"), "-D", str(self.data), "-l", str(self.root / "server.log"), "-w", "-t", "60", "-m", "fast",
-            "-o", f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off",
+            _bin("pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.root / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "-m",
+            "fast",
+            "-o",
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off",
             "restart",
         )
 
@@ -70,8 +88,21 @@ class PrivatePostgres:
 
     def sql(self, statement: str, *, database: str = "postgres") -> str:
         """Run ``statement`` as the superuser over the private socket (no password needed there); its output."""
-        return self._run(_bin("psql"), "-h", str(self.root), "-p", str(self.port), "-U", "postgres", "-d", database,
-                         "-v", "ON_ERROR_STOP=1", "-Atc", statement).stdout.strip()
+        return self._run(
+            _bin("psql"),
+            "-h",
+            str(self.root),
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            "-d",
+            database,
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-Atc",
+            statement,
+        ).stdout.strip()
 
 
 def create_private_postgres() -> PrivatePostgres:
@@ -85,8 +116,19 @@ def create_private_postgres() -> PrivatePostgres:
     if os.geteuid() == 0:
         shutil.chown(root, user="postgres")
     server = PrivatePostgres(root, free_port())
-    server._run(_bin("initdb"), "-D", str(server.data), "-U", "postgres", "--auth-local=trust",
-                "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync", timeout=120)
+    server._run(
+        _bin("initdb"),
+        "-D",
+        str(server.data),
+        "-U",
+        "postgres",
+        "--auth-local=trust",
+        "--auth-host=scram-sha-256",
+        "-E",
+        "UTF8",
+        "--no-sync",
+        timeout=120,
+    )
     server.start()
     server.sql(f"CREATE ROLE {ROLE} LOGIN PASSWORD '{PASSWORD}'")
     server.sql(f"CREATE DATABASE {DATABASE} OWNER {ROLE}")

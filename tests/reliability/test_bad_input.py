@@ -47,7 +47,11 @@ def _set(key: str, value: Any) -> Edit:
 
 def _two_towers(second_lr: Any, first_lr: Any = None) -> Edit:
     def edit(data: dict[str, Any]) -> None:
-        first = {"name": "a", "patterns": ["a.*"], "lr": first_lr or {"type": "float", "low": 1e-4, "high": 1.0, "log": True}}
+        first = {
+            "name": "a",
+            "patterns": ["a.*"],
+            "lr": first_lr or {"type": "float", "low": 1e-4, "high": 1.0, "log": True},
+        }
         data["towers"] = [first, {"name": "b", "patterns": ["b.*"], "lr": second_lr}]
         data["baselines"] = {}
 
@@ -67,50 +71,170 @@ class Row:
 
 
 ROWS = [  # one row per bad input: id, command line, exit code, message fragment
-    Row("malformed-yaml", ("launch", "{dir}/broken.yaml"), 1, "not valid YAML", files={"broken.yaml": "name: x\nobjective: [a\n"}),
-    Row("unknown-top-level-key", ("launch", "{space}"), 1, "optimiser", space_edit=_set("optimiser", {"name": "sgd"})),
-    Row("unknown-tower-key", ("launch", "{space}"), 1, "lrr",
-        space_edit=lambda d: d["towers"][0].update(lrr=0.1)),
-    Row("float-low-above-high", ("launch", "{space}"), 1, "must be < high", space_edit=_lr(type="float", low=1.0, high=0.1)),
-    Row("log-low-not-positive", ("launch", "{space}"), 1, "log scale needs low > 0", space_edit=_lr(type="float", low=0.0, high=1.0, log=True)),
-    Row("empty-choices", ("launch", "{space}"), 1, "choices must list at least one value",
-        space_edit=_set("batch_size", {"type": "categorical", "choices": []})),
-    Row("tie-unknown-tower", ("launch", "{space}"), 1, "lr.tie: unknown tower 'c'", space_edit=_two_towers({"tie": "c", "ratio": 1.0})),
-    Row("tie-to-itself", ("launch", "{space}"), 1, "cannot be tied to itself", space_edit=_two_towers({"tie": "b", "ratio": 1.0})),
-    Row("tie-chain", ("launch", "{space}"), 1, "is itself tied to",
-        space_edit=_two_towers({"tie": "a", "ratio": 1.0}, first_lr={"tie": "b", "ratio": 1.0})),
-    Row("tie-negative-ratio", ("launch", "{space}"), 1, "lr.ratio: must be >= 0", space_edit=_two_towers({"tie": "a", "ratio": -1.0})),
-    Row("stage-unknown-tower", ("launch", "{space}"), 1, "stages[0].train: unknown tower",
-        space_edit=_set("stages", [{"name": "s", "steps": 10, "train": ["nope"]}])),
-    Row("negative-lr-multiplier", ("launch", "{space}"), 1, "lr_multipliers.all: multipliers must be >= 0",
-        space_edit=_set("stages", [{"name": "s", "steps": 10, "lr_multipliers": {"all": -0.5}}])),
-    Row("warmup-too-long", ("launch", "{space}"), 1, "schedule.warmup_steps",
-        space_edit=_set("schedule", {"warmup_steps": 1000})),
+    Row(
+        "malformed-yaml",
+        ("launch", "{dir}/broken.yaml"),
+        1,
+        "not valid YAML",
+        files={"broken.yaml": "name: x\nobjective: [a\n"},
+    ),
+    Row(
+        "unknown-top-level-key",
+        ("launch", "{space}"),
+        1,
+        "optimiser",
+        space_edit=_set("optimiser", {"name": "sgd"}),
+    ),
+    Row(
+        "unknown-tower-key",
+        ("launch", "{space}"),
+        1,
+        "lrr",
+        space_edit=lambda d: d["towers"][0].update(lrr=0.1),
+    ),
+    Row(
+        "float-low-above-high",
+        ("launch", "{space}"),
+        1,
+        "must be < high",
+        space_edit=_lr(type="float", low=1.0, high=0.1),
+    ),
+    Row(
+        "log-low-not-positive",
+        ("launch", "{space}"),
+        1,
+        "log scale needs low > 0",
+        space_edit=_lr(type="float", low=0.0, high=1.0, log=True),
+    ),
+    Row(
+        "empty-choices",
+        ("launch", "{space}"),
+        1,
+        "choices must list at least one value",
+        space_edit=_set("batch_size", {"type": "categorical", "choices": []}),
+    ),
+    Row(
+        "tie-unknown-tower",
+        ("launch", "{space}"),
+        1,
+        "lr.tie: unknown tower 'c'",
+        space_edit=_two_towers({"tie": "c", "ratio": 1.0}),
+    ),
+    Row(
+        "tie-to-itself",
+        ("launch", "{space}"),
+        1,
+        "cannot be tied to itself",
+        space_edit=_two_towers({"tie": "b", "ratio": 1.0}),
+    ),
+    Row(
+        "tie-chain",
+        ("launch", "{space}"),
+        1,
+        "is itself tied to",
+        space_edit=_two_towers({"tie": "a", "ratio": 1.0}, first_lr={"tie": "b", "ratio": 1.0}),
+    ),
+    Row(
+        "tie-negative-ratio",
+        ("launch", "{space}"),
+        1,
+        "lr.ratio: must be >= 0",
+        space_edit=_two_towers({"tie": "a", "ratio": -1.0}),
+    ),
+    Row(
+        "stage-unknown-tower",
+        ("launch", "{space}"),
+        1,
+        "stages[0].train: unknown tower",
+        space_edit=_set("stages", [{"name": "s", "steps": 10, "train": ["nope"]}]),
+    ),
+    Row(
+        "negative-lr-multiplier",
+        ("launch", "{space}"),
+        1,
+        "lr_multipliers.all: multipliers must be >= 0",
+        space_edit=_set("stages", [{"name": "s", "steps": 10, "lr_multipliers": {"all": -0.5}}]),
+    ),
+    Row(
+        "warmup-too-long",
+        ("launch", "{space}"),
+        1,
+        "schedule.warmup_steps",
+        space_edit=_set("schedule", {"warmup_steps": 1000}),
+    ),
     Row("missing-space-file", ("launch", "{dir}/nope.yaml"), 1, "no such file"),
-    Row("unknown-objective-name", ("launch", "{space}", "--objective", "no_such_objective"), 1, "unknown objective 'no_such_objective'"),
-    Row("objective-file-missing", ("launch", "{space}", "--objective", "{dir}/missing.py:fn"), 1, "objective file not found"),
-    Row("objective-function-missing", ("launch", "{space}", "--objective", "{dir}/objs.py:nope"), 1, "has no function 'nope'",
-        files={"objs.py": "def quick(config, ctx):\n    return 0.0\n"}),
-    Row("baseline-out-of-range", ("launch", "{space}", "--baseline", "{dir}/base.yaml"), 1, "towers.all.lr",
-        files={"base.yaml": "params:\n  towers.all.lr: 1.0e+6\n"}),
-    Row("baseline-unknown-param", ("launch", "{space}", "--baseline", "{dir}/base.yaml"), 1, "towers.nope.lr",
-        files={"base.yaml": "params:\n  towers.nope.lr: 0.1\n"}),
-    Row("baseline-unknown-name", ("launch", "{space}", "--baseline", "nosuch"), 1, "neither a file nor a baseline"),
+    Row(
+        "unknown-objective-name",
+        ("launch", "{space}", "--objective", "no_such_objective"),
+        1,
+        "unknown objective 'no_such_objective'",
+    ),
+    Row(
+        "objective-file-missing",
+        ("launch", "{space}", "--objective", "{dir}/missing.py:fn"),
+        1,
+        "objective file not found",
+    ),
+    Row(
+        "objective-function-missing",
+        ("launch", "{space}", "--objective", "{dir}/objs.py:nope"),
+        1,
+        "has no function 'nope'",
+        files={"objs.py": "def quick(config, ctx):\n    return 0.0\n"},
+    ),
+    Row(
+        "baseline-out-of-range",
+        ("launch", "{space}", "--baseline", "{dir}/base.yaml"),
+        1,
+        "towers.all.lr",
+        files={"base.yaml": "params:\n  towers.all.lr: 1.0e+6\n"},
+    ),
+    Row(
+        "baseline-unknown-param",
+        ("launch", "{space}", "--baseline", "{dir}/base.yaml"),
+        1,
+        "towers.nope.lr",
+        files={"base.yaml": "params:\n  towers.nope.lr: 0.1\n"},
+    ),
+    Row(
+        "baseline-unknown-name",
+        ("launch", "{space}", "--baseline", "nosuch"),
+        1,
+        "neither a file nor a baseline",
+    ),
     Row("negative-trials", ("launch", "{space}", "-n", "-1"), 1, "--n-trials must be at least 1"),
-    Row("zero-concurrency", ("launch", "{space}", "--concurrency", "0"), 1, "--concurrency must be at least 1"),
-    Row("negative-concurrency", ("launch", "{space}", "--concurrency", "-2"), 1, "--concurrency must be at least 1"),
+    Row(
+        "zero-concurrency", ("launch", "{space}", "--concurrency", "0"), 1, "--concurrency must be at least 1"
+    ),
+    Row(
+        "negative-concurrency",
+        ("launch", "{space}", "--concurrency", "-2"),
+        1,
+        "--concurrency must be at least 1",
+    ),
     Row("gpus-without-gpu", ("launch", "{space}", "--gpus-per-trial", "1"), 1, "this machine has no GPU"),
     Row("resume-unknown-study", ("resume", "--study", "nope"), 1, "no study 'nope'"),
-    Row("export-missing-directory", ("export", "--study", "engine-test", "--out", "{dir}/missing/best.yaml"), 1,
-        "output directory"),
+    Row(
+        "export-missing-directory",
+        ("export", "--study", "engine-test", "--out", "{dir}/missing/best.yaml"),
+        1,
+        "output directory",
+    ),
 ]
 
 
 def _snapshot(db: Path) -> list[tuple[Any, ...]]:
     """Every row of the store's study and trial tables, to compare before and after."""
     with sqlite3.connect(db) as conn:
-        tables = ["studies", "study_user_attributes", "trials", "trial_params", "trial_values",
-                  "trial_user_attributes", "trial_intermediate_values"]
+        tables = [
+            "studies",
+            "study_user_attributes",
+            "trials",
+            "trial_params",
+            "trial_values",
+            "trial_user_attributes",
+            "trial_intermediate_values",
+        ]
         return [(t, *r) for t in tables for r in conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()]
 
 
@@ -154,9 +278,13 @@ def outcomes(store: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     """Every row run against the store; plus the store's snapshot before and after all of them."""
     root = tmp_path_factory.mktemp("bad_input_rows")
     before = _snapshot(store)
-    rows = [r for r in ROWS if not (r.id == "gpus-without-gpu" and _has_gpu())]  # with a GPU it would run a sweep
+    rows = [
+        r for r in ROWS if not (r.id == "gpus-without-gpu" and _has_gpu())
+    ]  # with a GPU it would run a sweep
     with ThreadPoolExecutor(max_workers=4) as pool:
-        results = dict(zip([r.id for r in rows], pool.map(lambda r: _run_row(r, root, store), rows), strict=True))
+        results = dict(
+            zip([r.id for r in rows], pool.map(lambda r: _run_row(r, root, store), rows), strict=True)
+        )
     return {"rows": results, "before": before, "after": _snapshot(store)}
 
 
@@ -197,8 +325,23 @@ def test_cpu_fallback_runs_gpu_trials_on_cpu(store: Path, tmp_path: Path) -> Non
     space.write_text(yaml.safe_dump(space_data(f"{store.parent / 'objs.py'}:quick")))
     url = f"sqlite:///{tmp_path / 'fallback.db'}"
     result = subprocess.run(
-        [GRADSWEEP, "launch", str(space), "-n", "1", "--gpus-per-trial", "1", "--cpu-fallback", "--concurrency", "1",
-         "--quiet", "--storage", url, "--runs-dir", str(tmp_path / "runs")],
+        [
+            GRADSWEEP,
+            "launch",
+            str(space),
+            "-n",
+            "1",
+            "--gpus-per-trial",
+            "1",
+            "--cpu-fallback",
+            "--concurrency",
+            "1",
+            "--quiet",
+            "--storage",
+            url,
+            "--runs-dir",
+            str(tmp_path / "runs"),
+        ],
         cwd=tmp_path,
         env=subprocess_env(),
         capture_output=True,

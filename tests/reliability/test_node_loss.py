@@ -40,7 +40,9 @@ def two_nodes() -> Iterator[tuple[Any, Any]]:
         cluster.shutdown()
 
 
-def _kill_when_busy(cluster: Any, worker: Any, started: Path, killed: list[str], timeout_s: float = 120) -> None:
+def _kill_when_busy(
+    cluster: Any, worker: Any, started: Path, killed: list[str], timeout_s: float = 120
+) -> None:
     """Remove ``worker`` (no graceful drain) as soon as a trial has started on it."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -76,7 +76,9 @@ class ArmingDecider:
         self.inner = HealthPruner(optuna.pruners.MedianPruner(n_startup_trials=1))
         self.calls = 0
 
-    def decide_with(self, study: optuna.Study, trial: optuna.trial.FrozenTrial, latest: HealthReport | None) -> Any:
+    def decide_with(
+        self, study: optuna.Study, trial: optuna.trial.FrozenTrial, latest: HealthReport | None
+    ) -> Any:
         self.calls += 1
         if self.calls == 1:
             self.killer.arm()
@@ -115,12 +117,17 @@ def test_a_connection_dropped_while_tpe_samples_costs_a_retry_not_the_sweep(stor
     bridge.finish("ray-a", _final(0.5))
     # the sweep goes on: the next trial is trial 1, no second trial 0, nothing failed
     assert bridge.ask("ray-b") is not None
-    assert [(t.number, t.state) for t in study.get_trials()] == [(0, TrialState.COMPLETE), (1, TrialState.RUNNING)]
+    assert [(t.number, t.state) for t in study.get_trials()] == [
+        (0, TrialState.COMPLETE),
+        (1, TrialState.RUNNING),
+    ]
 
 
 def test_a_connection_dropped_while_the_pruner_reads_costs_a_retry(store) -> None:  # type: ignore[no-untyped-def]
     storage, killer = store
-    study = optuna.create_study(storage=storage, direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    study = optuna.create_study(
+        storage=storage, direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0)
+    )
     decider = ArmingDecider(killer)
     bridge = make_bridge(study, decider, n_trials=1)
     bridge.ask("ray-a")

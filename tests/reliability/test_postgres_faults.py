@@ -39,9 +39,16 @@ def private_pg() -> Iterator[PrivatePostgres]:
         destroy(server)
 
 
-def _gradsweep(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+def _gradsweep(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 240
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [GRADSWEEP, *args], cwd=cwd, env=env or subprocess_env(), capture_output=True, text=True, timeout=timeout
+        [GRADSWEEP, *args],
+        cwd=cwd,
+        env=env or subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -101,9 +108,26 @@ def test_restart_mid_sweep_loses_nothing_and_the_password_leaks_nowhere(
     url = private_pg.url()
     ray_tmp = Path(tempfile.mkdtemp(prefix="gsray-"))  # short: Ray's socket paths must fit in 107 bytes
     env = subprocess_env(RAY_TMPDIR=str(ray_tmp), RELIABILITY_STEPS="6")
-    cmd = [GRADSWEEP, "launch", str(fault_space("sleepy")), "-n", "6", "--concurrency", "2", "--seed", "0",
-           "--pruner", "none", "--quiet", "--storage", url, "--runs-dir", str(tmp_path / "runs"),
-           "--checkpoint-every", "0"]  # every checkpoint reaches the run dir, which is grepped below
+    cmd = [
+        GRADSWEEP,
+        "launch",
+        str(fault_space("sleepy")),
+        "-n",
+        "6",
+        "--concurrency",
+        "2",
+        "--seed",
+        "0",
+        "--pruner",
+        "none",
+        "--quiet",
+        "--storage",
+        url,
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--checkpoint-every",
+        "0",
+    ]  # every checkpoint reaches the run dir, which is grepped below
     out, err = tmp_path / "launch.out", tmp_path / "launch.err"
     try:
         with open(out, "w") as fo, open(err, "w") as fe:
@@ -120,12 +144,16 @@ def test_restart_mid_sweep_loses_nothing_and_the_password_leaks_nowhere(
         assert code == 0, err.read_text()
         trials = load(url).get_trials()
         # every requested trial ran to COMPLETE exactly once: numbers 0..5, none RUNNING or FAIL
-        assert sorted(t.number for t in trials) == list(range(6)) and all(t.state == TrialState.COMPLETE for t in trials)
+        assert sorted(t.number for t in trials) == list(range(6)) and all(
+            t.state == TrialState.COMPLETE for t in trials
+        )
         # the results that were finished before the restart are unchanged
         assert {n: v for n, v in _finished(url).items() if n in before_restart} == before_restart
 
         export = tmp_path / "best.yaml"
-        exported = _gradsweep("export", "--study", "engine-test", "--storage", url, "--out", str(export), cwd=tmp_path)
+        exported = _gradsweep(
+            "export", "--study", "engine-test", "--storage", url, "--out", str(export), cwd=tmp_path
+        )
         # the best config is exported from the password-protected store
         assert exported.returncode == 0 and export.is_file(), exported.stderr
         study = load(url)
@@ -155,25 +183,58 @@ def test_restart_mid_sweep_loses_nothing_and_the_password_leaks_nowhere(
 
 
 @pytest.mark.slow
-def test_two_sweeps_at_once_into_one_study_both_count_exactly(fresh_pg_url: str, fault_space, tmp_path: Path) -> None:
+def test_two_sweeps_at_once_into_one_study_both_count_exactly(
+    fresh_pg_url: str, fault_space, tmp_path: Path
+) -> None:
     space = fault_space("sleepy")
-    env = subprocess_env(RELIABILITY_STEPS="6")  # 3 s per trial: the two sweeps overlap even if one Ray starts slowly
+    env = subprocess_env(
+        RELIABILITY_STEPS="6"
+    )  # 3 s per trial: the two sweeps overlap even if one Ray starts slowly
     procs = []
     for i, extra in enumerate(([], ["--join"])):
-        cmd = [GRADSWEEP, "launch", str(space), "-n", "3", "--concurrency", "1", "--seed", str(i), "--pruner", "none",
-               "--quiet", "--storage", fresh_pg_url, "--runs-dir", str(tmp_path / f"runs{i}"), *extra]
-        procs.append(subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        cmd = [
+            GRADSWEEP,
+            "launch",
+            str(space),
+            "-n",
+            "3",
+            "--concurrency",
+            "1",
+            "--seed",
+            str(i),
+            "--pruner",
+            "none",
+            "--quiet",
+            "--storage",
+            fresh_pg_url,
+            "--runs-dir",
+            str(tmp_path / f"runs{i}"),
+            *extra,
+        ]
+        procs.append(
+            subprocess.Popen(
+                cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+        )
     results = [(p.wait(timeout=300), *p.communicate()) for p in procs]
     # both sweeps ended normally
     assert [r[0] for r in results] == [0, 0], results
     trials = load(fresh_pg_url).get_trials()
     # 3 + 3 trials, numbered 0..5 with no duplicate, all COMPLETE
-    assert sorted(t.number for t in trials) == list(range(6)) and all(t.state == TrialState.COMPLETE for t in trials)
+    assert sorted(t.number for t in trials) == list(range(6)) and all(
+        t.state == TrialState.COMPLETE for t in trials
+    )
     # each sweep contributed exactly 3: its Ray run dir holds one directory per Optuna trial it ran
-    per_sweep = [sorted(int(d.name.split("_")[1]) for d in (tmp_path / f"runs{i}").glob("*/run-*/trial_*")) for i in (0, 1)]
+    per_sweep = [
+        sorted(int(d.name.split("_")[1]) for d in (tmp_path / f"runs{i}").glob("*/run-*/trial_*"))
+        for i in (0, 1)
+    ]
     assert [len(n) for n in per_sweep] == [3, 3] and sorted(per_sweep[0] + per_sweep[1]) == list(range(6))
     by_number = {t.number: t for t in trials}
-    spans = [(min(by_number[n].datetime_start for n in ns), max(by_number[n].datetime_complete for n in ns)) for ns in per_sweep]
+    spans = [
+        (min(by_number[n].datetime_start for n in ns), max(by_number[n].datetime_complete for n in ns))
+        for ns in per_sweep
+    ]
     (a_start, a_end), (b_start, b_end) = spans
     # the two sweeps overlapped in time (this really was concurrent)
     assert a_start < b_end and b_start < a_end

@@ -64,6 +64,8 @@ def test_local_ray_starts_no_dashboard_and_listens_on_loopback_only() -> None:
         assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}
         listening = _listening_addresses()
         # every port Ray's processes listen on (GCS, raylet, workers, agents) is on loopback
-        assert listening and all(ip in ("127.0.0.1", "::ffff:127.0.0.1", "::1") for ip, _ in listening), listening
+        assert listening and all(ip in ("127.0.0.1", "::ffff:127.0.0.1", "::1") for ip, _ in listening), (
+            listening
+        )
     finally:
         stop_ray(info.owned)

@@ -41,12 +41,19 @@ OPENER = textwrap.dedent(
 def test_concurrent_first_opens_of_a_new_database_all_succeed(fresh_pg_url: str) -> None:
     start_at = time.time() + 8  # after every interpreter has imported torch and optuna
     procs = [
-        subprocess.Popen([sys.executable, "-c", OPENER, fresh_pg_url, str(start_at)], env=subprocess_env(),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", OPENER, fresh_pg_url, str(start_at)],
+            env=subprocess_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(4)
     ]
     results = [(p.wait(timeout=120), p.communicate()[1]) for p in procs]
     # every process opened the store and created or loaded the study: no "duplicate key" loser
-    assert [code for code, _ in results] == [0, 0, 0, 0], [err.strip().splitlines()[-1:] for _, err in results]
+    assert [code for code, _ in results] == [0, 0, 0, 0], [
+        err.strip().splitlines()[-1:] for _, err in results
+    ]
     # there is exactly one study of that name
     assert [s.study_name for s in optuna.get_all_study_summaries(fresh_pg_url)] == ["race"]

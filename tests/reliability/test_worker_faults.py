@@ -38,7 +38,9 @@ def _sweep(space: Path, tmp_path: Path, *, max_failures: int = 0, pruner: str = 
     return {t.user_attrs["gradsweep.baseline"]: t for t in trials}
 
 
-def test_sigkilled_worker_is_retried_from_checkpoint_or_fails_with_reason(fault_space, faulty: Path, tmp_path: Path) -> None:
+def test_sigkilled_worker_is_retried_from_checkpoint_or_fails_with_reason(
+    fault_space, faulty: Path, tmp_path: Path
+) -> None:
     by_name = _sweep(fault_space("kill_worker"), tmp_path, max_failures=1)
     mild, severe = by_name["mild"], by_name["severe"]
     # the worker killed once was retried and resumed from its checkpoint (value 1.0), COMPLETE
@@ -46,7 +48,9 @@ def test_sigkilled_worker_is_retried_from_checkpoint_or_fails_with_reason(fault_
     # the retry ran in a new worker process (the first one was killed)
     assert len(set((faulty.parent / "attempts-mild").read_text().split())) == 2
     # the worker killed on every attempt ran 1 + max_failures times and then ended FAIL
-    assert len((faulty.parent / "attempts-severe").read_text().split()) == 2 and severe.state == TrialState.FAIL
+    assert (
+        len((faulty.parent / "attempts-severe").read_text().split()) == 2 and severe.state == TrialState.FAIL
+    )
     reason = severe.user_attrs["gradsweep.fail.reason"]
     # its reason says the worker process died (Ray's own words, first line kept), not just "error"
     assert "worker process has died" in reason.splitlines()[0], reason
@@ -76,10 +80,15 @@ def test_nan_intermediate_values_are_recorded_and_inf_result_fails(fault_space, 
     # after NaN reports, a finite return value completes the trial with that value
     assert mild.state == TrialState.COMPLETE and mild.value == 0.25
     # an inf return value ends FAIL with the non-finite reason (never COMPLETE, never RUNNING)
-    assert severe.state == TrialState.FAIL and severe.user_attrs["gradsweep.fail.reason"] == "non-finite objective value"
+    assert (
+        severe.state == TrialState.FAIL
+        and severe.user_attrs["gradsweep.fail.reason"] == "non-finite objective value"
+    )
 
 
-def test_damaged_checkpoint_on_retry_falls_back_with_a_warning(fault_space, faulty: Path, tmp_path: Path) -> None:
+def test_damaged_checkpoint_on_retry_falls_back_with_a_warning(
+    fault_space, faulty: Path, tmp_path: Path
+) -> None:
     by_name = _sweep(fault_space("corrupt_then_crash"), tmp_path, max_failures=1)
     mild, severe = by_name["mild"], by_name["severe"]
     # newest checkpoint truncated: the retry resumed from the previous good one (step 0)

@@ -17,8 +17,13 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 FINISHED = [[0.5, 0.6, 0.7], [0.5, 0.6, 0.7], [0.5, 0.6, 0.7], [0.5, 0.6, 0.7], [0.1, 0.5, 0.8]]
 
 
-def _study(pruner: optuna.pruners.BasePruner, curves: list[list[float]], *, direction: str = "maximize",
-           total: int | None = None) -> optuna.Study:
+def _study(
+    pruner: optuna.pruners.BasePruner,
+    curves: list[list[float]],
+    *,
+    direction: str = "maximize",
+    total: int | None = None,
+) -> optuna.Study:
     """Runs one trial per curve, reporting step by step and stopping when pruned."""
     study = optuna.create_study(direction=direction, pruner=pruner)
 
@@ -86,15 +91,26 @@ def test_gain_factor_leaves_room_for_a_trial_that_gains_more_than_any_finished_o
     kept = _study(CatchUpPruner(0.75, gain_factor=1.5), [*steady, late])
     assert kept.trials[5].state == TrialState.COMPLETE and kept.trials[5].value == 0.85
     # a hopeless trial is still stopped: 0.1 + 0.6 < 0.8
-    assert _study(CatchUpPruner(0.75, gain_factor=1.5), [*steady, [0.1, 0.1, 0.1]]).trials[5].state == TrialState.PRUNED
+    assert (
+        _study(CatchUpPruner(0.75, gain_factor=1.5), [*steady, [0.1, 0.1, 0.1]]).trials[5].state
+        == TrialState.PRUNED
+    )
 
 
 def test_bar_counts_pruned_lowers_the_bar_the_finished_trials_alone_set_too_high() -> None:
-    ladder = [[0.2, 0.4, 0.6], [0.3, 0.5, 0.7], [0.4, 0.6, 0.8], [0.5, 0.7, 0.9], [0.6, 0.8, 1.0]]  # gain 0.4 after step 1
+    ladder = [
+        [0.2, 0.4, 0.6],
+        [0.3, 0.5, 0.7],
+        [0.4, 0.6, 0.8],
+        [0.5, 0.7, 0.9],
+        [0.6, 0.8, 1.0],
+    ]  # gain 0.4 after step 1
     hopeless = [[0.05, 0.05, 0.05]] * 3
     candidate = [0.45, 0.65, 0.86]
     # the finished trials' upper quartile alone is 0.9: 0.45 + 0.4 < 0.9, pruned at its first report
-    plain = _study(CatchUpPruner(0.75, gain_factor=1.0, bar_counts_pruned=False), [*ladder, *hopeless, candidate])
+    plain = _study(
+        CatchUpPruner(0.75, gain_factor=1.0, bar_counts_pruned=False), [*ladder, *hopeless, candidate]
+    )
     assert all(t.state == TrialState.PRUNED for t in plain.trials[5:8])
     assert plain.trials[8].state == TrialState.PRUNED and plain.trials[8].last_step == 1
     # with the three pruned trials (best 0.05 each) in the population the upper quartile is 0.825
@@ -104,19 +120,28 @@ def test_bar_counts_pruned_lowers_the_bar_the_finished_trials_alone_set_too_high
     assert all(t.state == TrialState.PRUNED for t in counted.trials[5:8])
     assert counted.trials[8].state == TrialState.COMPLETE and counted.trials[8].value == 0.86
     # a prune's reason says the bar counted pruned trials
-    reason = HealthPruner(CatchUpPruner(0.75, gain_factor=1.0, bar_counts_pruned=True)).decide(counted, counted.trials[7]).reason
+    reason = (
+        HealthPruner(CatchUpPruner(0.75, gain_factor=1.0, bar_counts_pruned=True))
+        .decide(counted, counted.trials[7])
+        .reason
+    )
     assert reason.endswith("of 6 finished trials and 3 pruned ones at their best (CatchUpPruner)"), reason
 
 
 def test_minimizing_mirrors_the_rule() -> None:
     finished = [[-v for v in curve] for curve in FINISHED]
-    study = _study(HealthPruner(CatchUpPruner(0.75, gain_factor=1.0)), [*finished, [-0.1, -0.12, -0.13], [-0.2, -0.5, -0.78]],
-                   direction="minimize")
+    study = _study(
+        HealthPruner(CatchUpPruner(0.75, gain_factor=1.0)),
+        [*finished, [-0.1, -0.12, -0.13], [-0.2, -0.5, -0.78]],
+        direction="minimize",
+    )
     # the hopeless trial is pruned at step 2, the slow starter finishes
     assert study.trials[5].state == TrialState.PRUNED and study.trials[5].last_step == 2
     assert study.trials[6].state == TrialState.COMPLETE
     # the reason speaks of a drop and an upper bar
-    assert study.trials[5].user_attrs[PRUNE_REASON].startswith("best -0.12 by step 2 - the largest later drop")
+    assert (
+        study.trials[5].user_attrs[PRUNE_REASON].startswith("best -0.12 by step 2 - the largest later drop")
+    )
 
 
 def test_nothing_is_pruned_before_n_startup_trials_finished() -> None:
@@ -126,7 +151,9 @@ def test_nothing_is_pruned_before_n_startup_trials_finished() -> None:
 
 
 def test_no_judgement_without_a_finished_trial_reporting_by_that_step() -> None:
-    study = optuna.create_study(direction="maximize", pruner=CatchUpPruner(0.5, gain_factor=1.0, n_startup_trials=1))
+    study = optuna.create_study(
+        direction="maximize", pruner=CatchUpPruner(0.5, gain_factor=1.0, n_startup_trials=1)
+    )
     done = study.ask()
     done.report(0.9, 10)
     study.tell(done, 0.9)
@@ -151,7 +178,9 @@ def test_the_final_report_is_never_pruned_by_the_base_pruner() -> None:
     bare = _study(HealthPruner(optuna.pruners.MedianPruner(n_startup_trials=5)), [*FINISHED, losing])
     # without a declared length the median prunes it at its last report (0.65 < 0.7), throwing the result away
     assert bare.trials[5].state == TrialState.PRUNED and bare.trials[5].last_step == 3
-    guarded = _study(HealthPruner(optuna.pruners.MedianPruner(n_startup_trials=5)), [*FINISHED, losing], total=3)
+    guarded = _study(
+        HealthPruner(optuna.pruners.MedianPruner(n_startup_trials=5)), [*FINISHED, losing], total=3
+    )
     # with gradsweep.total_steps = 3 the last report is left alone and the trial completes with its value
     assert guarded.trials[5].state == TrialState.COMPLETE and guarded.trials[5].value == 0.65
 
@@ -159,15 +188,22 @@ def test_the_final_report_is_never_pruned_by_the_base_pruner() -> None:
 def test_best_by_ignores_later_and_non_finite_values() -> None:
     values = {1: 0.2, 2: float("nan"), 3: 0.9}
     # the best finite value at or before the step, in the study's sign
-    assert best_by(values, 2, 1.0) == 0.2 and best_by(values, 3, -1.0) == -0.2 and best_by(values, 0, 1.0) is None
+    assert (
+        best_by(values, 2, 1.0) == 0.2
+        and best_by(values, 3, -1.0) == -0.2
+        and best_by(values, 0, 1.0) is None
+    )
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"quantile": 1.0}, "quantile must be in \\(0, 1\\) but got 1.0"),
-    ({"quantile": 0.5, "n_startup_trials": -1}, "n_startup_trials must be >= 0 but got -1"),
-    ({"quantile": 0.5, "gain_factor": 0.5}, "gain_factor must be >= 1 but got 0.5"),
-    ({"quantile": 0.5, "n_warmup_steps": -2}, "n_warmup_steps must be >= 0 but got -2"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"quantile": 1.0}, "quantile must be in \\(0, 1\\) but got 1.0"),
+        ({"quantile": 0.5, "n_startup_trials": -1}, "n_startup_trials must be >= 0 but got -1"),
+        ({"quantile": 0.5, "gain_factor": 0.5}, "gain_factor must be >= 1 but got 0.5"),
+        ({"quantile": 0.5, "n_warmup_steps": -2}, "n_warmup_steps must be >= 0 but got -2"),
+    ],
+)
 def test_bad_arguments_are_refused_with_the_value(kwargs: dict[str, float], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         CatchUpPruner(**kwargs)

@@ -29,11 +29,14 @@ REASON = "text_encoder grad norm 3.1e-07 < 1e-06 for 5 checks (steps 400-500)"
 
 
 def _report(step: int, verdict: Verdict = Verdict.HEALTHY, reasons: list[str] | None = None) -> HealthReport:
-    return HealthReport(step, verdict, reasons or [], {"health/loss": 1.0, "health/text_encoder/grad_norm_pre": 1e-3})
+    return HealthReport(
+        step, verdict, reasons or [], {"health/loss": 1.0, "health/text_encoder/grad_norm_pre": 1e-3}
+    )
 
 
-def _objective(values: Callable[[int], list[float]], *, unstable_at: int | None = None,
-               history: int = 3) -> Callable[[optuna.Trial], float]:
+def _objective(
+    values: Callable[[int], list[float]], *, unstable_at: int | None = None, history: int = 3
+) -> Callable[[optuna.Trial], float]:
     """Reports values[number] step by step with a health report each step; prunes when told."""
 
     def objective(trial: optuna.Trial) -> float:
@@ -70,11 +73,16 @@ def test_unstable_verdict_prunes_and_survives_in_storage(storage: str, tmp_path:
     assert t.user_attrs[HEALTH_LATEST]["reasons"] == [REASON]
     assert [e["step"] for e in study.trials[0].user_attrs[HEALTH_HISTORY]] == [3, 4, 5]
     # healthy neighbours complete and carry no prune attrs
-    assert study.trials[0].state == optuna.trial.TrialState.COMPLETE and PRUNE_KIND not in study.trials[0].user_attrs
+    assert (
+        study.trials[0].state == optuna.trial.TrialState.COMPLETE
+        and PRUNE_KIND not in study.trials[0].user_attrs
+    )
 
 
 def test_underperforming_prune_with_median_reason() -> None:
-    study = optuna.create_study(direction="maximize", pruner=HealthPruner(optuna.pruners.MedianPruner(n_startup_trials=5)))
+    study = optuna.create_study(
+        direction="maximize", pruner=HealthPruner(optuna.pruners.MedianPruner(n_startup_trials=5))
+    )
     curves = {n: [0.3, 0.35, 0.4] for n in range(5)} | {5: [0.1, 0.2, 0.21]}
     study.optimize(_objective(lambda n: curves[n]), n_trials=6)
     t = study.trials[5]
@@ -82,15 +90,22 @@ def test_underperforming_prune_with_median_reason() -> None:
     assert t.state == optuna.trial.TrialState.PRUNED
     assert t.user_attrs[PRUNE_KIND] == "underperforming"
     # the reason spells out the comparison the MedianPruner made
-    assert t.user_attrs[PRUNE_REASON] == "value 0.1 at step 0 worse than median 0.3 of 5 trials (MedianPruner)"
+    assert (
+        t.user_attrs[PRUNE_REASON] == "value 0.1 at step 0 worse than median 0.3 of 5 trials (MedianPruner)"
+    )
 
 
 def test_percentile_and_generic_reasons() -> None:
-    study = optuna.create_study(direction="minimize", pruner=HealthPruner(optuna.pruners.PercentilePruner(25.0, n_startup_trials=1)))
+    study = optuna.create_study(
+        direction="minimize", pruner=HealthPruner(optuna.pruners.PercentilePruner(25.0, n_startup_trials=1))
+    )
     curves = {0: [1.0, 0.5], 1: [1.0, 0.4], 2: [5.0, 5.0]}
     study.optimize(_objective(lambda n: curves[n]), n_trials=3)
     # a percentile pruner's reason names the percentile
-    assert study.trials[2].user_attrs[PRUNE_REASON] == "value 5 at step 0 worse than 25th percentile 1 of 2 trials (PercentilePruner)"
+    assert (
+        study.trials[2].user_attrs[PRUNE_REASON]
+        == "value 5 at step 0 worse than 25th percentile 1 of 2 trials (PercentilePruner)"
+    )
     study = optuna.create_study(pruner=HealthPruner(optuna.pruners.ThresholdPruner(upper=1.0)))
     study.optimize(_objective(lambda n: [2.0]), n_trials=1)
     # other pruners get a generic line naming the pruner, value and step
@@ -170,7 +185,9 @@ def test_decide_with_judges_the_given_report_not_the_stored_one() -> None:
     # the report handed in decides (unstable, with its reason), whatever the trial's attrs say
     assert decision.prune and decision.kind == PruneKind.UNSTABLE and decision.reason == REASON
     # decide() is decide_with() on the stored report
-    assert HealthPruner().decide(study, frozen) == HealthPruner().decide_with(study, frozen, _report(3, Verdict.HEALTHY))
+    assert HealthPruner().decide(study, frozen) == HealthPruner().decide_with(
+        study, frozen, _report(3, Verdict.HEALTHY)
+    )
 
 
 def test_end_to_end_with_a_real_monitor_huge_lr(tmp_path: Path) -> None:
@@ -217,7 +234,8 @@ def test_rejects_non_pruner() -> None:
 
 def test_min_reports_lets_a_slow_starter_report_twice_before_the_median_judges() -> None:
     study = optuna.create_study(
-        direction="maximize", pruner=HealthPruner(optuna.pruners.MedianPruner(n_startup_trials=5), min_reports=2)
+        direction="maximize",
+        pruner=HealthPruner(optuna.pruners.MedianPruner(n_startup_trials=5), min_reports=2),
     )
     curves = {n: [0.3, 0.35, 0.4] for n in range(5)} | {5: [0.1, 0.2, 0.21]}
     study.optimize(_objective(lambda n: curves[n]), n_trials=6)
@@ -225,7 +243,9 @@ def test_min_reports_lets_a_slow_starter_report_twice_before_the_median_judges()
     # the median only judges from the second report on: pruned at step 1, not step 0
     assert t.state == optuna.trial.TrialState.PRUNED and t.last_step == 1
     # the reason is the comparison made at that report
-    assert t.user_attrs[PRUNE_REASON] == "value 0.2 at step 1 worse than median 0.35 of 5 trials (MedianPruner)"
+    assert (
+        t.user_attrs[PRUNE_REASON] == "value 0.2 at step 1 worse than median 0.35 of 5 trials (MedianPruner)"
+    )
 
 
 def test_min_reports_does_not_delay_health_prunes() -> None:

@@ -26,9 +26,15 @@ def test_knob_names_are_dotted_paths_with_named_list_entries(space) -> None:
     names = [k.name for k in knobs(space) if k.searched]
     # list entries are addressed by name and a tie's ratio gets its own parameter
     assert names == [
-        "batch_size", "towers.video.lr", "towers.video.weight_decay", "towers.text.lr_ratio",
-        "schedule.kind", "schedule.onecycle.pct_start", "stages.full.lr_multipliers.*",
-        "extras.loss_variant", "extras.depth",
+        "batch_size",
+        "towers.video.lr",
+        "towers.video.weight_decay",
+        "towers.text.lr_ratio",
+        "schedule.kind",
+        "schedule.onecycle.pct_start",
+        "stages.full.lr_multipliers.*",
+        "extras.loss_variant",
+        "extras.depth",
     ]
 
 
@@ -89,8 +95,11 @@ def test_resolve_refuses_missing_params(space) -> None:
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), sampler=st.sampled_from(["random", "tpe"]))
 def test_sampled_configs_validate_and_round_trip(space, seed: int, sampler: str) -> None:
-    smp = (optuna.samplers.RandomSampler(seed=seed) if sampler == "random"
-           else optuna.samplers.TPESampler(seed=seed, n_startup_trials=1))
+    smp = (
+        optuna.samplers.RandomSampler(seed=seed)
+        if sampler == "random"
+        else optuna.samplers.TPESampler(seed=seed, n_startup_trials=1)
+    )
     study = optuna.create_study(sampler=smp)
     for _ in range(2):
         trial = study.ask()

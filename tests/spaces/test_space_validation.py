@@ -78,7 +78,11 @@ CASES = [
     ("stages/0/train", ["txt"], "stages[0].train: unknown tower 'txt'"),
     ("stages/1/lr_multipliers", {"vid": 0.5}, "stages[1].lr_multipliers: unknown tower 'vid'"),
     ("stages/1/lr_multipliers", {"*": -1.0}, "stages[1].lr_multipliers.*: multipliers must be >= 0"),
-    ("stages/1/lr_multipliers", {"*": {"type": "float", "low": -1.0, "high": 1.0}}, "multipliers must be >= 0"),
+    (
+        "stages/1/lr_multipliers",
+        {"*": {"type": "float", "low": -1.0, "high": 1.0}},
+        "multipliers must be >= 0",
+    ),
     ("stages/0/epochs", 3, "stages[0]: give exactly one of epochs or steps"),
     ("towers/1/name", "video", "towers[1].name: tower 'video' is defined twice"),
     ("schedule/warmup_fraction", 1.5, "schedule.warmup_fraction: Input should be less than 1"),
@@ -117,7 +121,9 @@ def test_warmup_longer_than_training_is_refused() -> None:
     with pytest.raises(SpaceError) as info:
         parse_space(bad)
     # 30 warmup steps against 10 + 20 training steps is named with both numbers
-    assert "schedule.warmup_steps: 30 is not shorter than training (30 steps over 2 stage(s))" in str(info.value)
+    assert "schedule.warmup_steps: 30 is not shorter than training (30 steps over 2 stage(s))" in str(
+        info.value
+    )
 
 
 def test_base_space_is_valid() -> None:

@@ -53,7 +53,9 @@ _T = TypeVar("_T")
 class Decider(Protocol):
     """What the bridge needs of ``gradsweep.search.pruner.HealthPruner``."""
 
-    def decide_with(self, study: optuna.Study, trial: optuna.trial.FrozenTrial, latest: HealthReport | None) -> Any: ...
+    def decide_with(
+        self, study: optuna.Study, trial: optuna.trial.FrozenTrial, latest: HealthReport | None
+    ) -> Any: ...
 
 
 @dataclass
@@ -163,7 +165,12 @@ class StudyBridge:
             self._retry(lambda t=trial: t.set_user_attr(RAY_TRIAL_ID, ray_trial_id))
             self._live[ray_trial_id] = _Live(trial, config.health.history)
             self.tally.running += 1
-            return {R_TRIAL: trial.number, C_CONFIG: config_dict, C_OBJECTIVE: self.objective, C_DEVICE: self.device}
+            return {
+                R_TRIAL: trial.number,
+                C_CONFIG: config_dict,
+                C_OBJECTIVE: self.objective,
+                C_DEVICE: self.device,
+            }
         return None
 
     # --- report -------------------------------------------------------------------------
@@ -174,7 +181,9 @@ class StudyBridge:
         live.latest_health = report
         tid = live.trial._trial_id
         live.health_history = self._retry(
-            lambda: record_health(self.storage, tid, report, limit=live.history_limit, history=live.health_history)
+            lambda: record_health(
+                self.storage, tid, report, limit=live.history_limit, history=live.health_history
+            )
         )
 
     def on_result(self, ray_trial_id: str, result: dict[str, Any]) -> bool:
@@ -242,7 +251,9 @@ class StudyBridge:
         ):
             self.aborted = f"the first {self.tally.finished} trials all failed; stopping the sweep early"
 
-    def finish(self, ray_trial_id: str, result: dict[str, Any] | None, *, error: bool = False) -> Outcome | None:
+    def finish(
+        self, ray_trial_id: str, result: dict[str, Any] | None, *, error: bool = False
+    ) -> Outcome | None:
         """Store the one final state of Ray trial ``ray_trial_id``.
 
         Returns:
@@ -270,4 +281,3 @@ class StudyBridge:
         self.tally.running = 0
         self._live.clear()
         return reconcile_running(self.study, reason=reason, only=ids) if ids else []
-

@@ -57,7 +57,9 @@ def resume(request: ResumeRequest, *, progress: ProgressFactory | None = None) -
         raise UserError(f"--n-trials must be at least 1, got {request.n_trials}")
     check_local_gpus(request.resources)
     check_address(request.resources.address)
-    sweep = reopen_sweep(request.storage, request.study, target=request.n_trials, retry_failed=request.retry_failed)
+    sweep = reopen_sweep(
+        request.storage, request.study, target=request.n_trials, retry_failed=request.retry_failed
+    )
     remaining = max(sweep.plan.target - count_finished(sweep.study), 0)
     started = time.monotonic()
     if remaining == 0:

@@ -124,7 +124,12 @@ def check_local_gpus(resources: Resources) -> None:
     Raises:
         UserError: ``gpus_per_trial`` > 0, no local GPU, no ``cpu_fallback``.
     """
-    if resources.address is None and resources.gpus_per_trial > 0 and _local_gpus() == 0 and not resources.cpu_fallback:
+    if (
+        resources.address is None
+        and resources.gpus_per_trial > 0
+        and _local_gpus() == 0
+        and not resources.cpu_fallback
+    ):
         raise UserError(
             f"--gpus-per-trial {resources.gpus_per_trial:g} but this machine has no GPU; "
             "drop the flag, or pass --cpu-fallback to run on CPU"
@@ -156,7 +161,9 @@ def check_address(address: str | None, *, timeout_s: float = 5.0) -> None:
         with socket.create_connection((host, int(port)), timeout=timeout_s):
             pass
     except OSError as exc:
-        raise UserError(f"cannot reach the Ray cluster at --address {address}: {exc.strerror or exc}") from None
+        raise UserError(
+            f"cannot reach the Ray cluster at --address {address}: {exc.strerror or exc}"
+        ) from None
 
 
 @contextlib.contextmanager

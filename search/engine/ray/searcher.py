@@ -41,7 +41,9 @@ class StudySearcher(Searcher):
         config = self.bridge.ask(trial_id)
         return Searcher.FINISHED if config is None else config
 
-    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
         self.bridge.finish(trial_id, result, error=error)
 
     def save_to_dir(self, checkpoint_dir: str, session_str: str = "default") -> None:

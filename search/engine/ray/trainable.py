@@ -89,7 +89,9 @@ class RayReporter:
         checkpoint_every_s: hand a new checkpoint to Ray at most this often (0: every one).
     """
 
-    def __init__(self, number: int, checkpoint_dir: Path | None = None, *, checkpoint_every_s: float = 0.0) -> None:
+    def __init__(
+        self, number: int, checkpoint_dir: Path | None = None, *, checkpoint_every_s: float = 0.0
+    ) -> None:
         self.number = number
         self.checkpoint_dir = checkpoint_dir
         self.persist = PersistClock(checkpoint_every_s)
@@ -116,7 +118,12 @@ class RayReporter:
         return ray.tune.Checkpoint.from_directory(str(self.checkpoint_dir))
 
     def report(self, value: float, step: int, health: Any | None) -> None:
-        metrics: dict[str, Any] = {R_TRIAL: self.number, R_VALUE: float(value), R_STEP: int(step), R_FINAL: False}
+        metrics: dict[str, Any] = {
+            R_TRIAL: self.number,
+            R_VALUE: float(value),
+            R_STEP: int(step),
+            R_FINAL: False,
+        }
         if health is not None and health.step != self._last_health_step:
             self._last_health_step = health.step
             metrics[R_HEALTH] = json.dumps(health.to_dict())
@@ -125,7 +132,9 @@ class RayReporter:
         self.last_step = int(step)
         ray.tune.report(metrics, checkpoint=self._checkpoint())
 
-    def final(self, outcome: FinalState, *, value: float = math.nan, kind: str = "", reason: str = "") -> None:
+    def final(
+        self, outcome: FinalState, *, value: float = math.nan, kind: str = "", reason: str = ""
+    ) -> None:
         """Report how the run ended (the driver stores the final Optuna state from it)."""
         ray.tune.report(
             {
@@ -165,7 +174,9 @@ def gradsweep_trainable(config: dict[str, Any], checkpoint_every_s: float = 0.0)
         ckpt_dir.mkdir()
         _restore_checkpoint(ckpt_dir)
         reporter = RayReporter(number, ckpt_dir, checkpoint_every_s=checkpoint_every_s)
-        ctx = TrialContext(trial_config, reporter=reporter, device=str(config[C_DEVICE]), checkpoint_dir=ckpt_dir)
+        ctx = TrialContext(
+            trial_config, reporter=reporter, device=str(config[C_DEVICE]), checkpoint_dir=ckpt_dir
+        )
         try:
             value = run_objective(objective, trial_config, ctx)
         except TrialPruned as exc:

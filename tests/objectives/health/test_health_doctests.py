@@ -9,7 +9,10 @@ import optuna
 import pytest
 
 MODULES = [
-    *(f"gradsweep.objectives.health.{name}" for name in ("stats", "verdict", "summary", "rules", "decay", "monitor")),
+    *(
+        f"gradsweep.objectives.health.{name}"
+        for name in ("stats", "verdict", "summary", "rules", "decay", "monitor")
+    ),
     "gradsweep.objectives.pruned",
     "gradsweep.objectives.reporting",
     "gradsweep.objectives.run",

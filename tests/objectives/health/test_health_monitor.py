@@ -26,9 +26,16 @@ class TwoTower(nn.Module):
         return self.video(x), self.text(x) * self.text_scale
 
 
-def _config(health: dict[str, Any] | None = None, *, lr: float = 1e-2, text_wd: float = 0.0,
-            optimizer: str = "adamw", clip: float | None = None, video_clip: float | None = None,
-            text_frozen: bool = False) -> TrialConfig:
+def _config(
+    health: dict[str, Any] | None = None,
+    *,
+    lr: float = 1e-2,
+    text_wd: float = 0.0,
+    optimizer: str = "adamw",
+    clip: float | None = None,
+    video_clip: float | None = None,
+    text_frozen: bool = False,
+) -> TrialConfig:
     return TrialConfig(
         objective="test",
         optimizer={"name": optimizer},
@@ -41,8 +48,15 @@ def _config(health: dict[str, Any] | None = None, *, lr: float = 1e-2, text_wd: 
     )
 
 
-def _train(config: TrialConfig, steps: int, *, model: TwoTower | None = None, loss_scale: float = 1.0,
-           target_scale: float = 1.0, seed: int = 0) -> tuple[list[HealthReport], HealthMonitor]:
+def _train(
+    config: TrialConfig,
+    steps: int,
+    *,
+    model: TwoTower | None = None,
+    loss_scale: float = 1.0,
+    target_scale: float = 1.0,
+    seed: int = 0,
+) -> tuple[list[HealthReport], HealthMonitor]:
     torch.manual_seed(seed)
     model = model or TwoTower()
     opt = build_optimizer(model, config)
@@ -71,14 +85,24 @@ def test_healthy_run_reports_every_k_steps_with_documented_keys() -> None:
     # an ordinary run is healthy
     assert all(r.verdict == Verdict.HEALTHY for r in reports), [r.reasons for r in reports]
     keys = set(reports[-1].metrics)
-    for key in ("health/text/grad_norm_pre", "health/text/grad_norm_post", "health/video/param_norm",
-                "health/text/decay_to_grad", "health/grad_norm_global", "health/nonfinite_steps",
-                "health/scaler/scale", "health/scaler/skipped_steps", "health/loss",
-                "health/output/text_embedding/norm"):
+    for key in (
+        "health/text/grad_norm_pre",
+        "health/text/grad_norm_post",
+        "health/video/param_norm",
+        "health/text/decay_to_grad",
+        "health/grad_norm_global",
+        "health/nonfinite_steps",
+        "health/scaler/scale",
+        "health/scaler/skipped_steps",
+        "health/loss",
+        "health/output/text_embedding/norm",
+    ):
         # every documented key is present
         assert key in keys, key
     # every key is documented in the monitor's table
-    doc = HealthMonitor.__module__ and __import__("gradsweep.objectives.health.monitor", fromlist=["x"]).__doc__
+    doc = (
+        HealthMonitor.__module__ and __import__("gradsweep.objectives.health.monitor", fromlist=["x"]).__doc__
+    )
     for key in keys:
         pattern = re.sub(r"^health/(video|text)/", "health/<tower>/", key).replace("text_embedding", "<name>")
         assert f"``{pattern}``" in doc, pattern
@@ -104,7 +128,9 @@ def test_metrics_match_direct_computation() -> None:
     # parameter norms and the output hook's mean row norm are exact
     text_params = torch.cat([p.detach().flatten() for p in model.text.parameters()])
     assert report.metrics["health/text/param_norm"] == pytest.approx(float(text_params.norm()), rel=1e-5)
-    assert report.metrics["health/output/emb/norm"] == pytest.approx(float(t.detach().norm(dim=-1).mean()), rel=1e-5)
+    assert report.metrics["health/output/emb/norm"] == pytest.approx(
+        float(t.detach().norm(dim=-1).mean()), rel=1e-5
+    )
     # the loss is read back from the device buffer
     assert report.metrics["health/loss"] == pytest.approx(loss.detach().item())
 
@@ -128,8 +154,10 @@ def test_tiny_gradient_with_large_weight_decay_is_decay_dominated() -> None:
     # first check warns, third sustained check is unstable with the ratio rule's reason
     assert reports[0].verdict == Verdict.WARNING
     assert reports[2].verdict == Verdict.UNSTABLE
-    assert any(re.fullmatch(r"text decay-to-grad ratio \S+ > 2 for 3 checks \(steps 3-11\)", r)
-               for r in reports[2].reasons), reports[2].reasons
+    assert any(
+        re.fullmatch(r"text decay-to-grad ratio \S+ > 2 for 3 checks \(steps 3-11\)", r)
+        for r in reports[2].reasons
+    ), reports[2].reasons
     # the video tower has no weight decay: ratio 0
     assert reports[2].metrics["health/video/decay_to_grad"] == 0.0
 
@@ -173,8 +201,10 @@ def test_exploding_relative_to_tower_clip() -> None:
     assert reports[-1].metrics["health/video/grad_norm_post"] <= 0.01 + 1e-6
     # sustained over 2 checks: a warning that names the clip multiple (clipping absorbs it; no prune)
     assert reports[1].verdict == Verdict.WARNING
-    assert re.fullmatch(r"video grad norm \S+ > 0\.05 \(5x clip max_norm 0\.01\) for 2 checks \(steps 3-7\)",
-                        reports[1].reasons[0]), reports[1].reasons
+    assert re.fullmatch(
+        r"video grad norm \S+ > 0\.05 \(5x clip max_norm 0\.01\) for 2 checks \(steps 3-7\)",
+        reports[1].reasons[0],
+    ), reports[1].reasons
 
 
 def test_gradscaler_overflow_storm_on_cpu() -> None:
@@ -203,7 +233,9 @@ def test_gradscaler_overflow_storm_on_cpu() -> None:
     assert reports[0].verdict == Verdict.HEALTHY
     # the streak (carried across windows) exceeds max_streak: unstable with a scaler reason
     assert reports[1].verdict == Verdict.UNSTABLE
-    assert any("GradScaler skipped 10 steps in a row > 8" in r for r in reports[1].reasons), reports[1].reasons
+    assert any("GradScaler skipped 10 steps in a row > 8" in r for r in reports[1].reasons), reports[
+        1
+    ].reasons
 
 
 def test_loss_spike_single_check_warns() -> None:
@@ -249,8 +281,9 @@ def test_state_dict_round_trip_mid_window() -> None:
     # two checks of vanishing text so far (one restored, one new) -> "for 2 checks"
     assert any("for 2 checks (steps 3-7)" in r for r in report.reasons), report.reasons
     # a monitor over different towers refuses the state
-    other = HealthMonitor(torch.optim.SGD([{"params": [nn.Parameter(torch.ones(1))], "tower": "x"}], lr=1.0),
-                          config.health)
+    other = HealthMonitor(
+        torch.optim.SGD([{"params": [nn.Parameter(torch.ones(1))], "tower": "x"}], lr=1.0), config.health
+    )
     with pytest.raises(ValueError, match="towers"):
         other.load_state_dict(state)
 
@@ -291,4 +324,5 @@ def test_decay_and_update_steps_match_adamw_state() -> None:
     sgd = torch.optim.SGD([{"params": [w], "tower": "t", "weight_decay": 0.5}], lr=0.1)
     # without Adam state (plain SGD, no momentum) it falls back to lr * ||g||
     assert float(decay_and_update_steps(sgd, {"t": 0}, torch.device("cpu"))[1][0]) == pytest.approx(
-        0.1 * float(w.grad.norm()), rel=1e-5)
+        0.1 * float(w.grad.norm()), rel=1e-5
+    )

@@ -12,8 +12,13 @@ from gradsweep.spaces.health import HealthConfig
 
 def _summary(step: int, **towers: float) -> CheckSummary:
     return CheckSummary(
-        first_step=step - 99, step=step, n_steps=100,
-        towers={t: TowerSummary(steps_with_grad=100, grad_norm_pre=v, decay_to_grad=0.1) for t, v in towers.items()},
+        first_step=step - 99,
+        step=step,
+        n_steps=100,
+        towers={
+            t: TowerSummary(steps_with_grad=100, grad_norm_pre=v, decay_to_grad=0.1)
+            for t, v in towers.items()
+        },
         losses=[1.0],
     )
 
@@ -81,7 +86,10 @@ def test_nonfinite_is_unstable_at_once_and_respects_scaler() -> None:
     rows[0][4] = math.nan
     s3 = summarize_window(["all"], rows, steps=[7, 8], has_grad=[(True,), (True,)], scaler_enabled=True)
     # a non-finite loss is unstable even with a scaler
-    assert "non-finite loss at step 7" in evaluate([s3], HealthConfig(), RuleContext(scaler_enabled=True))[0].reason
+    assert (
+        "non-finite loss at step 7"
+        in evaluate([s3], HealthConfig(), RuleContext(scaler_enabled=True))[0].reason
+    )
 
 
 def test_scaler_storm_and_scale_collapse() -> None:

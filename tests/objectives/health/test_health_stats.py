@@ -22,7 +22,9 @@ def test_aggregate_l2_matches_norm_of_concatenation() -> None:
     parts = [torch.randn(5), torch.randn(3, 2), torch.zeros(4)]
     norms = torch.stack([p.norm() for p in parts])
     # the L2 norm of per-part norms is the norm of everything concatenated
-    assert float(aggregate_norms(norms)) == pytest.approx(float(torch.cat([p.flatten() for p in parts]).norm()))
+    assert float(aggregate_norms(norms)) == pytest.approx(
+        float(torch.cat([p.flatten() for p in parts]).norm())
+    )
 
 
 def test_aggregate_inf_and_general_p() -> None:

@@ -35,7 +35,9 @@ def test_dashboard_serves_on_localhost_and_stops(demo_url: str) -> None:
     port = _free_port()
     proc = subprocess.Popen(
         [str(GRADSWEEP), "dashboard", "--storage", demo_url, "--study", "demo", "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         line = proc.stdout.readline() if proc.stdout else ""
@@ -74,12 +76,16 @@ def test_port_in_use_is_one_line(gradsweep: Callable, demo_url: str) -> None:
         port = sock.getsockname()[1]
         ran = gradsweep("dashboard", "--storage", demo_url, "--port", str(port))
     # a taken port is refused with one line naming it, before the server starts
-    assert ran.code == 1 and f"error: cannot listen on 127.0.0.1:{port}" in ran.err and ran.err.count("\n") == 1
+    assert (
+        ran.code == 1 and f"error: cannot listen on 127.0.0.1:{port}" in ran.err and ran.err.count("\n") == 1
+    )
 
 
 def test_dashboard_bad_inputs(gradsweep: Callable, demo_url: str, tmp_path: Path) -> None:
     # a missing store is one line, exit 1
-    ran = gradsweep("dashboard", "--storage", f"sqlite:///{tmp_path / 'nope.db'}", "--port", str(_free_port()))
+    ran = gradsweep(
+        "dashboard", "--storage", f"sqlite:///{tmp_path / 'nope.db'}", "--port", str(_free_port())
+    )
     assert ran.code == 1 and "error: no study store at" in ran.err
     # an unknown --study is refused before the server starts
     ran = gradsweep("dashboard", "--storage", demo_url, "--study", "nope", "--port", str(_free_port()))

@@ -12,7 +12,7 @@ import torch
 from gradsweep.search.cli.try_ import REPRODUCE_TOLERANCE
 from gradsweep.spaces.trial_config import TrialConfig
 
-OBJECTIVE = '''
+OBJECTIVE = """
 import torch
 
 def objective(config, ctx):
@@ -26,9 +26,9 @@ def objective(config, ctx):
         trainer.step(loss)
         ctx.report(-loss.item(), step)
     return -loss.item()
-'''
+"""
 
-SPACE = '''
+SPACE = """
 name: byo
 objective: {objective}
 metric: {{name: neg_mse, direction: maximize}}
@@ -40,7 +40,7 @@ stages: [{{name: train, epochs: 4}}]
 health: {{check_every: 5, exploding: {{threshold: 50.0}}}}
 baselines:
   unstable: {{towers.encoder.lr: 10.0, towers.head.lr: 10.0}}
-'''
+"""
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,9 @@ from gradsweep.spaces.trial_config import TrialConfig
 from gradsweep.version import __version__
 
 
-def test_export_yaml_round_trips_through_trialconfig_load(gradsweep: Callable, demo_url: str, tmp_path: Path) -> None:
+def test_export_yaml_round_trips_through_trialconfig_load(
+    gradsweep: Callable, demo_url: str, tmp_path: Path
+) -> None:
     out = tmp_path / "best.yaml"
     ran = gradsweep("export", "--storage", demo_url, "--out", out)
     # the command succeeds and names the trial it exported
@@ -24,11 +26,17 @@ def test_export_yaml_round_trips_through_trialconfig_load(gradsweep: Callable, d
     study = optuna.load_study(study_name="demo", storage=demo_url)
     assert config.params == study.trials[2].params
     assert config.model_dump(exclude={"provenance"}) == TrialConfig.from_dict(
-        study.trials[2].user_attrs["gradsweep.config"]).model_dump(exclude={"provenance"})
+        study.trials[2].user_attrs["gradsweep.config"]
+    ).model_dump(exclude={"provenance"})
     doc = yaml.safe_load(out.read_text())
     prov = doc["provenance"]
     # provenance names study, trial, value, version, space and the storage
-    assert (prov["study"], prov["trial"], prov["value"], prov["gradsweep_version"]) == ("demo", 2, 0.73, __version__)
+    assert (prov["study"], prov["trial"], prov["value"], prov["gradsweep_version"]) == (
+        "demo",
+        2,
+        0.73,
+        __version__,
+    )
     assert prov["space"]["name"] == "demo-space" and prov["storage"] == demo_url
     # the same provenance travels inside the config
     assert config.provenance is not None and config.provenance["trial"] == 2
@@ -59,7 +67,9 @@ def test_export_format_flag_overrides_suffix(gradsweep: Callable, demo_url: str,
     assert TrialConfig.load(out).params
 
 
-def test_export_refuses_study_without_complete_trial(gradsweep: Callable, pruned_url: str, tmp_path: Path) -> None:
+def test_export_refuses_study_without_complete_trial(
+    gradsweep: Callable, pruned_url: str, tmp_path: Path
+) -> None:
     out = tmp_path / "best.yaml"
     ran = gradsweep("export", "--storage", pruned_url, "--out", out)
     # one clear line, exit 1
@@ -74,7 +84,9 @@ def test_export_bad_inputs(gradsweep: Callable, demo_url: str, tmp_path: Path) -
     ran = gradsweep("export", "--storage", demo_url, "--out", tmp_path / "no" / "best.yaml")
     assert ran.code == 1 and "error: output directory" in ran.err and "does not exist" in ran.err
     # an unknown --format is a usage error
-    assert gradsweep("export", "--storage", demo_url, "--out", tmp_path / "b.yaml", "--format", "toml").code == 2
+    assert (
+        gradsweep("export", "--storage", demo_url, "--out", tmp_path / "b.yaml", "--format", "toml").code == 2
+    )
     # --out is required
     assert gradsweep("export", "--storage", demo_url).code == 2
     # yaml into a .json file would not load back: refused before anything is read
@@ -119,12 +131,16 @@ def test_exported_config_applies_to_a_model(gradsweep: Callable, demo_url: str, 
 
     out = tmp_path / "best.yaml"
     assert gradsweep("export", "--storage", demo_url, "--out", out).code == 0
-    model = torch.nn.ModuleDict({"video_backbone": torch.nn.Linear(4, 4), "text_encoder": torch.nn.Linear(4, 4)})
+    model = torch.nn.ModuleDict(
+        {"video_backbone": torch.nn.Linear(4, 4), "text_encoder": torch.nn.Linear(4, 4)}
+    )
     # the three lines of user code from the README
     config = TrialConfig.load(out)
     optimizer = build_optimizer(model, config)
     StagedScheduler(optimizer, config, steps_per_epoch=10, model=model)
     lrs = {g["tower"]: g["base_lr"] for g in optimizer.param_groups}
     # each tower trains with the exported trial's LR
-    assert lrs == {"video_backbone": config.params["towers.video_backbone.lr"],
-                   "text_encoder": config.params["towers.text_encoder.lr"]}
+    assert lrs == {
+        "video_backbone": config.params["towers.video_backbone.lr"],
+        "text_encoder": config.params["towers.text_encoder.lr"],
+    }

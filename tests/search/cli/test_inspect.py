@@ -14,8 +14,13 @@ def test_status_table(gradsweep: Callable, demo_url: str) -> None:
     # success with the study header and counts by state
     assert ran.code == 0 and "study demo" in ran.out and "pruned 4" in ran.out and "fail 1" in ran.out
     # prune groups, failures, best and running trials are all shown
-    for text in ("text_encoder grad norm", "non-finite loss", "RuntimeError: shapes (4, 8) and (16,) mismatch",
-                 "best: trial #2 value 0.73", "warning"):
+    for text in (
+        "text_encoder grad norm",
+        "non-finite loss",
+        "RuntimeError: shapes (4, 8) and (16,) mismatch",
+        "best: trial #2 value 0.73",
+        "warning",
+    ):
         assert text in ran.out, text
 
 
@@ -24,7 +29,9 @@ def test_status_json(gradsweep: Callable, demo_url: str) -> None:
     data = json.loads(ran.out)
     # JSON carries counts, grouped prunes, failures, best and running trials
     assert data["counts"]["PRUNED"] == 4 and data["best"]["number"] == 2
-    assert {(g["kind"], g["key"], g["count"]) for g in data["prune_groups"]} >= {("unstable", "text_encoder grad norm", 2)}
+    assert {(g["kind"], g["key"], g["count"]) for g in data["prune_groups"]} >= {
+        ("unstable", "text_encoder grad norm", 2)
+    }
     assert data["failures"] == [{"number": 8, "reason": "RuntimeError: shapes (4, 8) and (16,) mismatch"}]
     assert data["running"][0]["verdict"] == "warning"
 
@@ -97,8 +104,11 @@ def test_missing_store(gradsweep: Callable, tmp_path: Path, command: str) -> Non
 
 @pytest.mark.parametrize("command", ["status", "trials", "best", "export", "report"])
 def test_unknown_study(gradsweep: Callable, demo_url: str, tmp_path: Path, command: str) -> None:
-    extra = ["--out", str(tmp_path / ("x.html" if command == "report" else "x.yaml"))] \
-        if command in ("export", "report") else []
+    extra = (
+        ["--out", str(tmp_path / ("x.html" if command == "report" else "x.yaml"))]
+        if command in ("export", "report")
+        else []
+    )
     ran = gradsweep(command, "--storage", demo_url, "--study", "nope", *extra)
     # an unknown study names the studies that exist
     assert ran.code == 1 and "error: no study 'nope'" in ran.err and "studies there: demo" in ran.err
@@ -122,7 +132,9 @@ def test_usage_errors_exit_2(gradsweep: Callable, demo_url: str) -> None:
     assert gradsweep("best", "--storage", demo_url, "--top", "0").code == 2
 
 
-@pytest.mark.parametrize("command", ["status", "trials", "best", "export", "try", "report", "dashboard", "objectives"])
+@pytest.mark.parametrize(
+    "command", ["status", "trials", "best", "export", "try", "report", "dashboard", "objectives"]
+)
 def test_help_has_an_example(gradsweep: Callable, command: str) -> None:
     ran = gradsweep(command, "--help")
     # every command documents itself with an example

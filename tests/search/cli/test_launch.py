@@ -39,7 +39,9 @@ def test_a_bad_value_names_its_flag() -> None:
 
 
 @pytest.mark.parametrize("command", [["launch", "contrastive", "-n", "1"], ["resume", "--study", "x"]])
-def test_both_commands_read_their_resources_through_it(gradsweep: Callable, command: list[str], tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_both_commands_read_their_resources_through_it(
+    gradsweep: Callable, command: list[str], tmp_path
+) -> None:  # type: ignore[no-untyped-def]
     ran = gradsweep(*command, "--storage", f"sqlite:///{tmp_path / 's.db'}", "--checkpoint-every", "-1")
     # the option reached Resources (its one-line error) before any store or Ray was touched
     assert ran.code == 1 and "--checkpoint-every must be >= 0 seconds, got -1" in ran.err

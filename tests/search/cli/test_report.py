@@ -54,8 +54,13 @@ def test_html_is_self_contained_with_all_plots(report_files: tuple[Path, Path]) 
     # no external scripts: plotly.js is inline
     assert page.external == []
     # every plot of the report is there, one health figure per trial with a history
-    assert set(page.figures) == {"history", "parallel", "importances", "lr",
-                                 *(f"health-{n}" for n in (0, 1, 2, 3, 4, 6, 7))}
+    assert set(page.figures) == {
+        "history",
+        "parallel",
+        "importances",
+        "lr",
+        *(f"health-{n}" for n in (0, 1, 2, 3, 4, 6, 7)),
+    }
     # the LR scatter has one trace per tower
     assert {t["name"] for t in page.figures["lr"]["data"]} == {"video_backbone", "text_encoder"}
     # importances are bars over the searched knobs
@@ -84,8 +89,15 @@ def test_health_curves_mark_prunes_with_reasons(report_files: tuple[Path, Path])
 def test_pngs_open(report_files: tuple[Path, Path]) -> None:
     files = sorted(p.name for p in report_files[1].iterdir())
     # one PNG per plot
-    assert files == sorted(["history.png", "parallel.png", "importances.png", "lr_vs_value.png",
-                            *(f"health_trial_{n}.png" for n in (0, 1, 2, 3, 4, 6, 7))])
+    assert files == sorted(
+        [
+            "history.png",
+            "parallel.png",
+            "importances.png",
+            "lr_vs_value.png",
+            *(f"health_trial_{n}.png" for n in (0, 1, 2, 3, 4, 6, 7)),
+        ]
+    )
     for name in files:
         image = matplotlib.image.imread(report_files[1] / name)
         # each is a real RGBA image of the figure size
@@ -115,7 +127,9 @@ def test_report_bad_paths(gradsweep: Callable, demo_url: str, tmp_path: Path) ->
     ran = gradsweep("report", "--storage", demo_url, "--out", tmp_path / "no" / "r.html")
     assert ran.code == 1 and "error: output directory" in ran.err
     # a --png directory whose parent is missing is refused
-    ran = gradsweep("report", "--storage", demo_url, "--out", tmp_path / "r.html", "--png", tmp_path / "a" / "b")
+    ran = gradsweep(
+        "report", "--storage", demo_url, "--out", tmp_path / "r.html", "--png", tmp_path / "a" / "b"
+    )
     assert ran.code == 1 and "cannot be created" in ran.err
     # a --png that is a file is refused
     (tmp_path / "f").write_text("x")

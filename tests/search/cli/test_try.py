@@ -15,7 +15,7 @@ from gradsweep.search.engine.optuna_reporter import OptunaReporter
 from gradsweep.spaces.health import HealthConfig
 from gradsweep.spaces.trial_config import MetricConfig, StageConfig, TowerConfig, TrialConfig
 
-OBJECTIVE_FILE = '''
+OBJECTIVE_FILE = """
 import torch
 
 def objective(config, ctx):
@@ -29,7 +29,7 @@ def objective(config, ctx):
         trainer.step(loss)
         ctx.report(-loss.item(), step)
     return -loss.item()
-'''
+"""
 
 
 def _config(spec: str, encoder_lr: float, head_lr: float, seed: int = 0) -> TrialConfig:
@@ -37,8 +37,10 @@ def _config(spec: str, encoder_lr: float, head_lr: float, seed: int = 0) -> Tria
         objective=spec,
         seed=seed,
         metric=MetricConfig(name="neg_mse"),
-        towers=[TowerConfig(name="encoder", patterns=["0.*"], lr=encoder_lr),
-                TowerConfig(name="head", patterns=["2.*"], lr=head_lr)],
+        towers=[
+            TowerConfig(name="encoder", patterns=["0.*"], lr=encoder_lr),
+            TowerConfig(name="head", patterns=["2.*"], lr=head_lr),
+        ],
         stages=[StageConfig(name="train", epochs=3)],
         health=HealthConfig(check_every=5),
         params={"towers.encoder.lr": encoder_lr, "towers.head.lr": head_lr},
@@ -55,12 +57,17 @@ def swept(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, Path]:
     spec = f"{path}:objective"
     fn = load_objective(spec)
     url = f"sqlite:///{root / 'study.db'}"
-    study = optuna.create_study(study_name="byo", storage=url, direction="maximize",
-                                sampler=optuna.samplers.RandomSampler(seed=1))
+    study = optuna.create_study(
+        study_name="byo", storage=url, direction="maximize", sampler=optuna.samplers.RandomSampler(seed=1)
+    )
 
     def objective(trial: optuna.Trial) -> float:
-        config = _config(spec, trial.suggest_float("towers.encoder.lr", 1e-3, 1e-1, log=True),
-                         trial.suggest_float("towers.head.lr", 1e-3, 1e-1, log=True), seed=trial.number)
+        config = _config(
+            spec,
+            trial.suggest_float("towers.encoder.lr", 1e-3, 1e-1, log=True),
+            trial.suggest_float("towers.head.lr", 1e-3, 1e-1, log=True),
+            seed=trial.number,
+        )
         trial.set_user_attr("gradsweep.config", config.to_dict())
         return run_objective(fn, config, TrialContext(config, reporter=OptunaReporter(trial), device="cpu"))
 
@@ -85,13 +92,17 @@ def test_export_then_try_reproduces_the_metric(gradsweep: Callable, swept: tuple
     assert "health/encoder/grad_norm_pre" in result["metrics"]
 
 
-def test_a_value_that_does_not_reproduce_is_said_on_stderr(gradsweep: Callable, swept: tuple[str, str, Path]) -> None:
+def test_a_value_that_does_not_reproduce_is_said_on_stderr(
+    gradsweep: Callable, swept: tuple[str, str, Path]
+) -> None:
     url, spec, root = swept
     out = root / "best_for_mismatch.yaml"
     assert gradsweep("export", "--storage", url, "--out", out).code == 0
     doctored = TrialConfig.load(out)
     expected = doctored.provenance["value"] + 0.5  # as if the exported run had ended elsewhere
-    doctored = TrialConfig.from_dict({**doctored.to_dict(), "provenance": {**doctored.provenance, "value": expected}})
+    doctored = TrialConfig.from_dict(
+        {**doctored.to_dict(), "provenance": {**doctored.provenance, "value": expected}}
+    )
     path = root / "doctored.yaml"
     path.write_text(doctored.to_yaml())
     ran = gradsweep("try", "--config", path, "--objective", spec)
@@ -154,7 +165,9 @@ def test_health_summary_and_key_metrics() -> None:
     from gradsweep.search.cli.try_ import health_summary, key_metrics
 
     reports = [
-        HealthReport(5, Verdict.WARNING, ["text grad norm 1e-07 < 1e-06 for 1 check (step 5)"], {"health/loss": 2.0}),
+        HealthReport(
+            5, Verdict.WARNING, ["text grad norm 1e-07 < 1e-06 for 1 check (step 5)"], {"health/loss": 2.0}
+        ),
         HealthReport(10, Verdict.HEALTHY, [], {"health/loss": 1.0, "health/steps": 5.0}),
     ]
     summary = health_summary(reports)
@@ -163,7 +176,12 @@ def test_health_summary_and_key_metrics() -> None:
     assert summary["worst_reasons"] == ["text grad norm 1e-07 < 1e-06 for 1 check (step 5)"]
     # no reports: the verdict is None, not a guess
     assert health_summary([])["verdict"] is None
-    metrics = {"health/steps": 25.0, "health/t/grad_norm_pre_max": 1.0, "health/t/grad_norm_pre": 0.5,
-               "health/loss": 1.0, "health/grad_norm_global": 0.7}
+    metrics = {
+        "health/steps": 25.0,
+        "health/t/grad_norm_pre_max": 1.0,
+        "health/t/grad_norm_pre": 0.5,
+        "health/loss": 1.0,
+        "health/grad_norm_global": 0.7,
+    }
     # the glance shows loss, global norm and tower norms in that order, not window bookkeeping
     assert list(key_metrics(metrics)) == ["health/loss", "health/grad_norm_global", "health/t/grad_norm_pre"]

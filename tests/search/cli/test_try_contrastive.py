@@ -25,8 +25,10 @@ def _config(lr: float) -> TrialConfig:
         scale="tiny",
         seed=3,
         metric=MetricConfig(name="recall_at_5_v2t"),
-        towers=[*(TowerConfig(name=t, patterns=[f"{t}.*"], lr=lr, weight_decay=0.01) for t in TOWERS),
-                TowerConfig(name="temperature", patterns=["temperature*"], lr=lr)],
+        towers=[
+            *(TowerConfig(name=t, patterns=[f"{t}.*"], lr=lr, weight_decay=0.01) for t in TOWERS),
+            TowerConfig(name="temperature", patterns=["temperature*"], lr=lr),
+        ],
         params={"lr": lr},
     )
 

@@ -117,7 +117,9 @@ def space_data(objective: str, **overrides: Any) -> dict[str, Any]:
         "scale": "tiny",
         "seed": 0,
         "optimizer": {"name": "sgd"},
-        "towers": [{"name": "all", "patterns": ["*"], "lr": {"type": "float", "low": 1e-4, "high": 1e3, "log": True}}],
+        "towers": [
+            {"name": "all", "patterns": ["*"], "lr": {"type": "float", "low": 1e-4, "high": 1e3, "log": True}}
+        ],
         "stages": [{"name": "train", "steps": 30}],
         "health": {"check_every": 5},
         "baselines": {"good": {"towers.all.lr": 0.01}, "bad": {"towers.all.lr": 500.0}},
@@ -126,10 +128,14 @@ def space_data(objective: str, **overrides: Any) -> dict[str, Any]:
     return data
 
 
-def make_bridge(study: optuna.Study, decider: Decider, *, n_trials: int = 4, seed: int | None = 0, **kwargs: Any) -> StudyBridge:
+def make_bridge(
+    study: optuna.Study, decider: Decider, *, n_trials: int = 4, seed: int | None = 0, **kwargs: Any
+) -> StudyBridge:
     """A driver-side bridge over ``study`` for the one-tower space of :func:`space_data` (objective never loaded)."""
     space = parse_space(space_data("unused.py:fn"))
-    return StudyBridge(study, space, decider, objective="unused.py:fn", n_trials=n_trials, seed=seed, **kwargs)
+    return StudyBridge(
+        study, space, decider, objective="unused.py:fn", n_trials=n_trials, seed=seed, **kwargs
+    )
 
 
 def load(url: str, name: str = "engine-test") -> optuna.Study:

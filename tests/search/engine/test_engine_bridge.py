@@ -54,8 +54,15 @@ def test_enqueued_baselines_come_first() -> None:
 def test_unstable_health_report_stops_and_stores_pruned_with_reason() -> None:
     bridge = _bridge()
     bridge.ask("ray-a")
-    health = {"step": 10, "verdict": "unstable", "reasons": ["non-finite loss at step 10"], "metrics": {"health/loss": math.inf}}
-    stop = bridge.on_result("ray-a", {"gs_value": -1e9, "gs_step": 10, "gs_final": False, "gs_health": json.dumps(health)})
+    health = {
+        "step": 10,
+        "verdict": "unstable",
+        "reasons": ["non-finite loss at step 10"],
+        "metrics": {"health/loss": math.inf},
+    }
+    stop = bridge.on_result(
+        "ray-a", {"gs_value": -1e9, "gs_step": 10, "gs_final": False, "gs_health": json.dumps(health)}
+    )
     # the scheduler is told to stop the trial
     assert stop
     trial = bridge.study.trials[0]
@@ -96,7 +103,9 @@ def test_the_decision_uses_the_health_report_the_bridge_holds_not_a_read_back() 
     bridge.ask("a")
     healthy = {"step": 5, "verdict": "healthy", "reasons": [], "metrics": {"health/loss": 1.0}}
     # a healthy report: stored, and the trial goes on
-    assert not bridge.on_result("a", {"gs_value": 0.5, "gs_step": 5, "gs_final": False, "gs_health": json.dumps(healthy)})
+    assert not bridge.on_result(
+        "a", {"gs_value": 0.5, "gs_step": 5, "gs_final": False, "gs_health": json.dumps(healthy)}
+    )
     tid = bridge.study.trials[0]._trial_id
     # the stored report is the one sent (Contract 4 is kept)
     assert bridge.study.trials[0].user_attrs["gradsweep.health.latest"] == healthy
@@ -110,7 +119,13 @@ def test_the_decision_uses_the_health_report_the_bridge_holds_not_a_read_back() 
 def test_an_objective_raised_prune_is_stored_by_the_prune_attr_writer() -> None:
     bridge = _bridge(n_trials=1)
     bridge.ask("a")
-    result = {"gs_final": True, "gs_outcome": "pruned", "gs_kind": "unstable", "gs_reason": "gave up", "gs_step": 2}
+    result = {
+        "gs_final": True,
+        "gs_outcome": "pruned",
+        "gs_kind": "unstable",
+        "gs_reason": "gave up",
+        "gs_step": 2,
+    }
     bridge.finish("a", result)
     trial = bridge.study.trials[0]
     prune_attrs = {k: v for k, v in trial.user_attrs.items() if k.startswith("gradsweep.prune.")}
@@ -123,14 +138,19 @@ def test_nan_error_and_completion_are_final_states() -> None:
     for rid in ("nan", "err", "ok"):
         bridge.ask(rid)
     bridge.finish("nan", _final(math.nan))
-    bridge.on_error("err", "Traceback\n  File \"o.py\", line 3, in f\nRuntimeError: boom")
+    bridge.on_error("err", 'Traceback\n  File "o.py", line 3, in f\nRuntimeError: boom')
     bridge.finish("err", None, error=True)
     bridge.finish("ok", _final(0.5))
     nan, err, ok = bridge.study.trials
     # NaN: FAIL with the non-finite reason (never RUNNING)
-    assert nan.state == TrialState.FAIL and nan.user_attrs["gradsweep.fail.reason"] == "non-finite objective value"
+    assert (
+        nan.state == TrialState.FAIL
+        and nan.user_attrs["gradsweep.fail.reason"] == "non-finite objective value"
+    )
     # error: FAIL with the exception line first
-    assert err.state == TrialState.FAIL and err.user_attrs["gradsweep.fail.reason"].startswith("RuntimeError: boom")
+    assert err.state == TrialState.FAIL and err.user_attrs["gradsweep.fail.reason"].startswith(
+        "RuntimeError: boom"
+    )
     # a finite value: COMPLETE, and the best so far
     assert ok.state == TrialState.COMPLETE and bridge.tally.best_number == 2
 

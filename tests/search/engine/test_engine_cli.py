@@ -19,7 +19,9 @@ GRADSWEEP = str(Path(sys.executable).parent / "gradsweep")
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([GRADSWEEP, *args], cwd=cwd, env=subprocess_env(), capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [GRADSWEEP, *args], cwd=cwd, env=subprocess_env(), capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.mark.parametrize("command", ["launch", "resume"])
@@ -35,13 +37,18 @@ def test_bad_input_is_one_error_line_and_exit_1(make_space, tmp_path: Path) -> N
     # a typo in a flag value: exit 1, one `error:` line listing the choices, no traceback
     assert result.returncode == 1
     # one `error:` line listing the choices, no traceback
-    assert result.stderr.strip().startswith("error: --sampler must be one of") and len(result.stderr.strip().splitlines()) == 1
+    assert (
+        result.stderr.strip().startswith("error: --sampler must be one of")
+        and len(result.stderr.strip().splitlines()) == 1
+    )
     # and no store was created in the working directory
     assert not (tmp_path / "gradsweep.db").exists()
 
 
 @pytest.mark.parametrize(("flag", "value"), [("--checkpoint-every", "-5"), ("--max-failures", "-1")])
-def test_bad_resource_value_is_one_line_naming_the_flag(make_space, tmp_path: Path, flag: str, value: str) -> None:
+def test_bad_resource_value_is_one_line_naming_the_flag(
+    make_space, tmp_path: Path, flag: str, value: str
+) -> None:
     result = _run("launch", str(make_space("lr_quality")), "-n", "2", flag, value, cwd=tmp_path)
     # a negative retry setting: exit 1, one `error:` line that names the flag and what it must be
     assert result.returncode == 1 and result.stderr.strip().startswith(f"error: {flag} must be >= 0")
@@ -52,17 +59,33 @@ def test_bad_resource_value_is_one_line_naming_the_flag(make_space, tmp_path: Pa
 
 def test_gp_sampler_is_warned_about_before_anything_runs(make_space, tmp_path: Path) -> None:
     # a bad --concurrency stops the launch right after the warning, before Ray or a store
-    result = _run("launch", str(make_space("lr_quality")), "-n", "2", "--sampler", "gp", "--concurrency", "0", cwd=tmp_path)
+    result = _run(
+        "launch",
+        str(make_space("lr_quality")),
+        "-n",
+        "2",
+        "--sampler",
+        "gp",
+        "--concurrency",
+        "0",
+        cwd=tmp_path,
+    )
     lines = result.stderr.strip().splitlines()
     # first a one-line warning that the GP sampler does not learn from pruned trials, then the error
-    assert lines[0].startswith("warning: --sampler gp models finished trials only") and lines[1].startswith("error: --concurrency")
+    assert lines[0].startswith("warning: --sampler gp models finished trials only") and lines[1].startswith(
+        "error: --concurrency"
+    )
     assert result.returncode == 1 and len(lines) == 2
 
 
 def test_resume_of_unknown_study_is_one_line(make_space, tmp_path: Path) -> None:
     result = _run("resume", "--study", "nope", "--storage", f"sqlite:///{tmp_path / 'none.db'}", cwd=tmp_path)
     # resuming against a store that does not exist says so in one line
-    assert result.returncode == 1 and "no study store" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert (
+        result.returncode == 1
+        and "no study store" in result.stderr
+        and len(result.stderr.strip().splitlines()) == 1
+    )
 
 
 def test_progress_line_shows_counts_best_and_eta() -> None:
@@ -74,7 +97,9 @@ def test_progress_line_shows_counts_best_and_eta() -> None:
     # running / complete / pruned by kind / failed, best value and its trial, elapsed and ETA
     assert "5/10 finished" in line and "running 2" in line and "pruned 1 (unstable 1)" in line
     # failed, best value with its trial, elapsed and ETA
-    assert "failed 1" in line and "best 0.8125 (trial 7)" in line and "elapsed 30s" in line and "eta 30s" in line
+    assert (
+        "failed 1" in line and "best 0.8125 (trial 7)" in line and "elapsed 30s" in line and "eta 30s" in line
+    )
 
 
 def test_format_duration() -> None:

@@ -35,7 +35,9 @@ def _start(space: Path, url: str, tmp_path: Path, n: int) -> subprocess.Popen[by
     )
 
 
-def _wait_for_complete(url: str, proc: subprocess.Popen[bytes], at_least: int, timeout_s: float = 120) -> None:
+def _wait_for_complete(
+    url: str, proc: subprocess.Popen[bytes], at_least: int, timeout_s: float = 120
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         # the driver must still be running to be interrupted
@@ -53,14 +55,22 @@ def _wait_for_complete(url: str, proc: subprocess.Popen[bytes], at_least: int, t
 def _resume(url: str, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     cmd = [*GRADSWEEP, "resume", "--study", "engine-test", "--storage", url, "--runs-dir", str(tmp_path / "runs"),
            "--quiet", "--concurrency", "2", *extra]  # fmt: skip
-    return subprocess.run(cmd, cwd=tmp_path, env=subprocess_env(ENGINE_TEST_SLEEP="0"), capture_output=True, text=True, timeout=240)
+    return subprocess.run(
+        cmd,
+        cwd=tmp_path,
+        env=subprocess_env(ENGINE_TEST_SLEEP="0"),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
 
 
 def _finished_before(study: optuna.Study) -> dict[int, tuple[TrialState, float | None, object]]:
     return {
         t.number: (t.state, t.value, t.datetime_complete)
         for t in study.get_trials()
-        if t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (t.state == TrialState.FAIL and not is_interrupted(t))
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+        or (t.state == TrialState.FAIL and not is_interrupted(t))
     }
 
 
@@ -119,7 +129,9 @@ def test_sigkill_then_resume_reconciles_stale_trials_and_retries_them(make_space
     # resume reconciled the stale trials to FAIL "interrupted" and none is RUNNING now
     assert result.returncode == 0, result.stderr
     # the stale trials are FAIL "interrupted" and none is RUNNING now
-    assert all(is_interrupted(by_number[n]) for n in stale) and not study.get_trials(states=(TrialState.RUNNING,))
+    assert all(is_interrupted(by_number[n]) for n in stale) and not study.get_trials(
+        states=(TrialState.RUNNING,)
+    )
     retried = {t.user_attrs.get("gradsweep.retry_of") for t in study.get_trials()}
     # with --retry-failed, each interrupted trial's config ran again
     assert set(stale) <= retried

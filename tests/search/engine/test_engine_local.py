@@ -21,7 +21,10 @@ def test_local_sweep_prunes_fails_and_tags_like_the_ray_engine(objectives_file: 
     # baselines ran first, tagged, and the bad one was pruned by the median with its reason
     assert [t.user_attrs.get("gradsweep.baseline") for t in trials] == ["good"] * 5 + ["bad"]
     # the pruned trial is PRUNED "underperforming" with a reason
-    assert trials[5].state == TrialState.PRUNED and trials[5].user_attrs["gradsweep.prune.kind"] == "underperforming"
+    assert (
+        trials[5].state == TrialState.PRUNED
+        and trials[5].user_attrs["gradsweep.prune.kind"] == "underperforming"
+    )
     # the summary counts the study
     assert summary.complete == 5 and summary.pruned == {"underperforming": 1}
 

@@ -53,7 +53,9 @@ def test_objective_raised_prune_is_pruned() -> None:
 
 def test_error_and_missing_final_result_fail() -> None:
     # an error is FAIL with the exception line first
-    assert classify(None, error="Traceback\n  File \"x.py\", line 1\nValueError: bad").reason.startswith("ValueError: bad")
+    assert classify(None, error='Traceback\n  File "x.py", line 1\nValueError: bad').reason.startswith(
+        "ValueError: bad"
+    )
     # a trial stopped before its final result (Ctrl-C, timeout) is FAIL "interrupted"
     assert classify({"gs_value": 1.0, "gs_final": False}).reason == INTERRUPTED
     # no result at all is interrupted too
@@ -65,7 +67,11 @@ def test_summarize_error_keeps_exception_line_and_innermost_frames() -> None:
     text = f"ray::ImplicitFunc.train() (pid=1)\nTraceback (most recent call last):\n{frames}\nKeyError: 'x'"
     short = summarize_error(text, max_lines=3)
     # the exception line leads, followed by the two innermost frames only
-    assert short.splitlines() == ["KeyError: 'x'", 'File "m8.py", line 8, in f8', 'File "m9.py", line 9, in f9']
+    assert short.splitlines() == [
+        "KeyError: 'x'",
+        'File "m8.py", line 8, in f8',
+        'File "m9.py", line 9, in f9',
+    ]
     # empty text still gives a reason
     assert summarize_error("") == "error"
     # a bad limit is refused

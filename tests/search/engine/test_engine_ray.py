@@ -35,7 +35,9 @@ def test_median_pruner_prunes_under_ray(make_space, tmp_path: Path) -> None:
     trials = study.get_trials()
     by_number = {t.number: t for t in trials}
     # the requested number of trials ran, and none is left RUNNING or WAITING
-    assert len(trials) == 7 and all(t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL) for t in trials)
+    assert len(trials) == 7 and all(
+        t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL) for t in trials
+    )
     # the bad baseline (6th, after five good ones: the median's startup) is PRUNED by the median rule, not COMPLETE
     assert by_number[5].state == TrialState.PRUNED
     # ... with the kind, a reason naming the median, and the step stored
@@ -93,7 +95,9 @@ def test_nan_and_errors_end_fail_and_sweep_stops_early(make_space, tmp_path: Pat
     # every one of the first 2 trials failed: the sweep stopped early instead of running all 5
     assert len(err_trials) == 2 and summary.aborted is not None
     # the failure reason leads with the exception line from the objective
-    assert err_trials[0].user_attrs["gradsweep.fail.reason"].startswith("RuntimeError: boom from the objective")
+    assert (
+        err_trials[0].user_attrs["gradsweep.fail.reason"].startswith("RuntimeError: boom from the objective")
+    )
     # no trial is left RUNNING
     assert not [t for t in err_trials if t.state == TrialState.RUNNING]
 
@@ -113,9 +117,13 @@ def test_health_pruner_prunes_unstable_trial_under_ray(make_space, tmp_path: Pat
 
 
 @pytest.mark.parametrize(("every_s", "resumed"), [(0.0, 1.0), (3600.0, 0.0)])
-def test_max_failures_retries_from_the_last_persisted_checkpoint(make_space, tmp_path: Path, every_s: float, resumed: float) -> None:
+def test_max_failures_retries_from_the_last_persisted_checkpoint(
+    make_space, tmp_path: Path, every_s: float, resumed: float
+) -> None:
     resources = Resources(concurrency=1, max_failures=1, checkpoint_every_s=every_s)
-    request = _request(make_space("crash_once"), tmp_path, n_trials=1, baselines=("good",), resources=resources)
+    request = _request(
+        make_space("crash_once"), tmp_path, n_trials=1, baselines=("good",), resources=resources
+    )
     launch(request)
     (trial,) = load(request.storage).get_trials()
     # the crashed trial was retried and finished COMPLETE; its value says whether it resumed from

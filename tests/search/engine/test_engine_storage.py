@@ -95,7 +95,9 @@ def test_old_schema_asks_for_upgrade_and_changes_nothing(tmp_path: Path) -> None
     with pytest.raises(UserError, match="optuna storage upgrade"):
         open_storage(f"sqlite:///{path}")
     # nothing was upgraded behind the user's back
-    assert sqlite3.connect(path).execute("SELECT version_num FROM alembic_version").fetchone()[0] == "v3.0.0.d"
+    assert (
+        sqlite3.connect(path).execute("SELECT version_num FROM alembic_version").fetchone()[0] == "v3.0.0.d"
+    )
 
 
 def test_with_retries_is_bounded() -> None:

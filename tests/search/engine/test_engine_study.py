@@ -59,7 +59,9 @@ def test_reconcile_count_and_requeue() -> None:
     # a killed driver's RUNNING trial is reconciled to FAIL "interrupted"
     assert reconcile_running(study) == [stale.number]
     # it is FAIL with the reason "interrupted"
-    assert study.trials[1].state == TrialState.FAIL and study.trials[1].user_attrs[FAIL_REASON] == "interrupted"
+    assert (
+        study.trials[1].state == TrialState.FAIL and study.trials[1].user_attrs[FAIL_REASON] == "interrupted"
+    )
     # interrupted trials were never evaluated: they do not count as finished
     assert count_finished(study) == 1
     # they can be re-queued once, with their params

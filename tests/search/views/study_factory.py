@@ -19,7 +19,11 @@ TEXT_REASON_2 = "text_encoder grad norm 2.2e-07 < 1e-06 for 5 checks (steps 60-1
 NONFINITE_REASON = "non-finite loss at step 60"
 MEDIAN_REASON = "value 0.1 at step 40 worse than median 0.45 of 3 trials (MedianPruner)"
 FAIL_REASON = "RuntimeError: shapes (4, 8) and (16,) mismatch\n  File objective.py, line 3"
-SPACE = {"name": "demo-space", "objective": "demo", "towers": [{"name": "video_backbone"}, {"name": "text_encoder"}]}
+SPACE = {
+    "name": "demo-space",
+    "objective": "demo",
+    "towers": [{"name": "video_backbone"}, {"name": "text_encoder"}],
+}
 VALUES = {0: 0.41, 2: 0.73, 6: 0.58, 7: 0.66}
 TOWERS = ("video_backbone", "text_encoder")
 
@@ -27,15 +31,21 @@ TOWERS = ("video_backbone", "text_encoder")
 def _history(number: int, steps: int, *, collapse: bool = False, explode: bool = False) -> list[dict]:
     out = []
     for i, step in enumerate(range(20, steps + 1, 20)):
-        text = 0.5 * (0.05 ** i if collapse else 1.0 / (1 + i))
+        text = 0.5 * (0.05**i if collapse else 1.0 / (1 + i))
         video = math.inf if explode and step == steps else 1.0 + 0.1 * number + i
         verdict = "unstable" if (collapse and i >= 2) or (explode and step == steps) else "healthy"
-        out.append({"step": step, "verdict": verdict, "metrics": {
-            "health/video_backbone/grad_norm_pre": video,
-            "health/text_encoder/grad_norm_pre": text,
-            "health/grad_norm_global": math.hypot(video, text),
-            "health/loss": 2.0 - 0.01 * step,
-        }})
+        out.append(
+            {
+                "step": step,
+                "verdict": verdict,
+                "metrics": {
+                    "health/video_backbone/grad_norm_pre": video,
+                    "health/text_encoder/grad_norm_pre": text,
+                    "health/grad_norm_global": math.hypot(video, text),
+                    "health/loss": 2.0 - 0.01 * step,
+                },
+            }
+        )
     return out
 
 
@@ -45,8 +55,10 @@ def config_for(params: dict, seed: int = 0) -> TrialConfig:
         objective="demo",
         seed=seed,
         metric=MetricConfig(name="recall@1"),
-        towers=[TowerConfig(name=t, patterns=[f"{t}.*"], lr=params[f"towers.{t}.lr"], weight_decay=0.05)
-                for t in TOWERS],
+        towers=[
+            TowerConfig(name=t, patterns=[f"{t}.*"], lr=params[f"towers.{t}.lr"], weight_decay=0.05)
+            for t in TOWERS
+        ],
         extras={"loss_variant": params["loss_variant"]},
         params=params,
     )
@@ -97,8 +109,9 @@ def build_study(path: Path | str, name: str = "demo", *, n_trials: int = 9, runn
     with ``running`` one more trial stays RUNNING with a WARNING health report.
     """
     url = path if isinstance(path, str) and "://" in path else f"sqlite:///{path}"
-    study = optuna.create_study(study_name=name, storage=url, direction="maximize",
-                                sampler=optuna.samplers.RandomSampler(seed=0))
+    study = optuna.create_study(
+        study_name=name, storage=url, direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0)
+    )
     study.set_user_attr("gradsweep.space", SPACE)
     study.set_user_attr("gradsweep.objective", "demo")
     study.set_user_attr("gradsweep.metric", "recall@1")
@@ -108,9 +121,15 @@ def build_study(path: Path | str, name: str = "demo", *, n_trials: int = 9, runn
     study.optimize(objective, n_trials=n_trials, catch=(RuntimeError,))
     if running:
         trial = study.ask()
-        trial.set_user_attr("gradsweep.health.latest", {
-            "step": 40, "verdict": "warning", "reasons": ["text_encoder decay/grad ratio 2.5 > 2 for 3 checks"],
-            "metrics": {"health/loss": 1.2}})
+        trial.set_user_attr(
+            "gradsweep.health.latest",
+            {
+                "step": 40,
+                "verdict": "warning",
+                "reasons": ["text_encoder decay/grad ratio 2.5 > 2 for 3 checks"],
+                "metrics": {"health/loss": 1.2},
+            },
+        )
     return url
 
 

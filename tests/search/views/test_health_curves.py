@@ -48,13 +48,22 @@ def test_curve_without_history_is_none() -> None:
 def test_missing_tower_in_an_entry_is_nan() -> None:
     study = optuna.create_study()
     trial = study.ask()
-    trial.set_user_attr("gradsweep.health.history", [
-        {"step": 2, "verdict": "healthy", "metrics": {"health/a/grad_norm_pre": 1.0}},
-        {"step": 1, "verdict": "healthy", "metrics": {"health/a/grad_norm_pre": 2.0, "health/b/grad_norm_pre": 3.0}},
-    ])
+    trial.set_user_attr(
+        "gradsweep.health.history",
+        [
+            {"step": 2, "verdict": "healthy", "metrics": {"health/a/grad_norm_pre": 1.0}},
+            {
+                "step": 1,
+                "verdict": "healthy",
+                "metrics": {"health/a/grad_norm_pre": 2.0, "health/b/grad_norm_pre": 3.0},
+            },
+        ],
+    )
     curve = health_curve(study.trials[0])
     assert curve is not None
     # entries are ordered by step
     assert curve.steps == [1, 2]
     # a tower missing from an entry gives nan there
-    assert curve.series["a"] == [2.0, 1.0] and curve.series["b"][0] == 3.0 and math.isnan(curve.series["b"][1])
+    assert (
+        curve.series["a"] == [2.0, 1.0] and curve.series["b"][0] == 3.0 and math.isnan(curve.series["b"][1])
+    )

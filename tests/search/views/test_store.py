@@ -14,7 +14,9 @@ def test_pick_study_name() -> None:
     # the only study is picked when --study is left out
     assert pick_study_name(["a"], None, "sqlite:///x.db") == "a"
     # several studies and no --study: the message lists them
-    with pytest.raises(UserError, match=re.escape("2 studies in sqlite:///x.db; pick one with --study: a, b")):
+    with pytest.raises(
+        UserError, match=re.escape("2 studies in sqlite:///x.db; pick one with --study: a, b")
+    ):
         pick_study_name(["a", "b"], None, "sqlite:///x.db")
     # an unknown study names the ones there
     with pytest.raises(UserError, match=r"no study .c. in .*studies there: a, b"):

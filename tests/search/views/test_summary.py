@@ -8,7 +8,9 @@ from gradsweep.search.views.summary import study_direction, summarize
 
 
 def test_summary_of_mixed_study(demo_study: optuna.Study) -> None:
-    s = summarize(demo_study.study_name, demo_study.trials, study_direction(demo_study), demo_study.user_attrs)
+    s = summarize(
+        demo_study.study_name, demo_study.trials, study_direction(demo_study), demo_study.user_attrs
+    )
     # every state is counted, zeros included
     assert s.counts == {"COMPLETE": 4, "PRUNED": 4, "FAIL": 1, "RUNNING": 1, "WAITING": 0}
     # study attrs are surfaced
@@ -17,7 +19,9 @@ def test_summary_of_mixed_study(demo_study: optuna.Study) -> None:
     assert s.best is not None and (s.best.number, s.best.value) == (2, 0.73)
     assert set(s.best.params) == {"towers.video_backbone.lr", "towers.text_encoder.lr", "loss_variant"}
     # failures carry the first line of the error only
-    assert [(f.number, f.reason) for f in s.failures] == [(8, "RuntimeError: shapes (4, 8) and (16,) mismatch")]
+    assert [(f.number, f.reason) for f in s.failures] == [
+        (8, "RuntimeError: shapes (4, 8) and (16,) mismatch")
+    ]
     # running trials carry their latest health verdict
     assert [(r.number, r.step, r.verdict) for r in s.running] == [(9, 40, "warning")]
     # the whole summary is JSON-able

@@ -39,7 +39,9 @@ def test_row_reasons_per_state(demo_study: optuna.Study) -> None:
     rows = {r.number: r for r in trial_rows(demo_study.trials)}
     # a pruned row carries its kind and reason
     assert (rows[1].kind, rows[1].reason) == (
-        "unstable", "text_encoder grad norm 3.1e-07 < 1e-06 for 5 checks (steps 40-80)")
+        "unstable",
+        "text_encoder grad norm 3.1e-07 < 1e-06 for 5 checks (steps 40-80)",
+    )
     # a failed row carries only the first line of the traceback
     assert rows[8].reason == "RuntimeError: shapes (4, 8) and (16,) mismatch"
     # a running row carries its latest health verdict and first reason

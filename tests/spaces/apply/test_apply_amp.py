@@ -23,8 +23,16 @@ def test_settings_land_in_grad_scaler(make_two_tower_config) -> None:
     cfg = make_two_tower_config(amp={"dtype": "fp16", "scaler": SCALER})
     # the kwargs are accepted by GradScaler and read back by its getters (CPU scaler enabled explicitly)
     scaler = torch.amp.GradScaler("cpu", enabled=True, **scaler_kwargs(cfg))
-    assert (scaler.get_scale(), scaler.get_growth_factor(), scaler.get_backoff_factor(), scaler.get_growth_interval()) == (
-        1024.0, 1.5, 0.25, 100,
+    assert (
+        scaler.get_scale(),
+        scaler.get_growth_factor(),
+        scaler.get_backoff_factor(),
+        scaler.get_growth_interval(),
+    ) == (
+        1024.0,
+        1.5,
+        0.25,
+        100,
     )
 
 

@@ -19,8 +19,12 @@ def _backward(model: nn.Module) -> None:
     model(torch.randn(4, 3, 8), torch.randint(0, 20, (4, 5))).backward()
 
 
-def _config(make_two_tower_config, *, video_clip: float | None, global_clip: float | None, norm_type: float = 2.0) -> TrialConfig:
-    base = make_two_tower_config(clip={"max_norm": global_clip, "norm_type": norm_type}).model_dump(mode="json")
+def _config(
+    make_two_tower_config, *, video_clip: float | None, global_clip: float | None, norm_type: float = 2.0
+) -> TrialConfig:
+    base = make_two_tower_config(clip={"max_norm": global_clip, "norm_type": norm_type}).model_dump(
+        mode="json"
+    )
     base["towers"][0]["clip_max_norm"] = video_clip
     return TrialConfig.model_validate(base)
 
@@ -38,7 +42,9 @@ def _norm(params: list[nn.Parameter], norm_type: float = 2.0) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("norm_type", [2.0, 1.0, math.inf])
-def test_per_tower_then_global_matches_clip_grad_norm(two_tower, make_two_tower_config, norm_type: float) -> None:
+def test_per_tower_then_global_matches_clip_grad_norm(
+    two_tower, make_two_tower_config, norm_type: float
+) -> None:
     cfg = _config(make_two_tower_config, video_clip=0.01, global_clip=0.05, norm_type=norm_type)
     _backward(two_tower)
     ref = copy.deepcopy(two_tower)
@@ -47,7 +53,9 @@ def test_per_tower_then_global_matches_clip_grad_norm(two_tower, make_two_tower_
     ref_towers = _tower_params(ref)
     raw_global = _norm(list(ref.parameters()), norm_type)
     ref_text = _norm(ref_towers["text_encoder"], norm_type)
-    ref_video_pre = torch.nn.utils.clip_grad_norm_(ref_towers["video_backbone"], 0.01, norm_type, foreach=True)
+    ref_video_pre = torch.nn.utils.clip_grad_norm_(
+        ref_towers["video_backbone"], 0.01, norm_type, foreach=True
+    )
     torch.nn.utils.clip_grad_norm_(list(ref.parameters()), 0.05, norm_type, foreach=True)
 
     result = Clipper(build_optimizer(two_tower, cfg), cfg).clip()
@@ -94,7 +102,9 @@ def test_towers_without_grads_report_zero(two_tower, make_two_tower_config) -> N
     # a tower with no gradients (frozen or not trained this stage) reports zero norms
     assert float(result.pre["text_encoder"]) == 0.0 and float(result.post["text_encoder"]) == 0.0
     # the other towers still count toward the global norm
-    expected = combine_norms([result.pre["video_backbone"], result.pre["temperature"]], 2.0, torch.device("cpu"))
+    expected = combine_norms(
+        [result.pre["video_backbone"], result.pre["temperature"]], 2.0, torch.device("cpu")
+    )
     assert torch.allclose(result.global_pre, expected)
 
 

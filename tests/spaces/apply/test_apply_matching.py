@@ -45,11 +45,17 @@ def test_regex_uses_fullmatch() -> None:
 
 
 def test_overlap_names_parameter_and_both_towers() -> None:
-    towers = _towers(("backbone", ["backbone.*"]), ("biases", ["*.bias"]), ("rest", ["head.*", "temperature"]))
+    towers = _towers(
+        ("backbone", ["backbone.*"]), ("biases", ["*.bias"]), ("rest", ["head.*", "temperature"])
+    )
     with pytest.raises(ValueError) as err:
         match_parameters(NAMES, towers)
     # the message names the doubly matched parameter and the two towers
-    assert "'backbone.0.bias'" in str(err.value) and "'backbone'" in str(err.value) and "'biases'" in str(err.value)
+    assert (
+        "'backbone.0.bias'" in str(err.value)
+        and "'backbone'" in str(err.value)
+        and "'biases'" in str(err.value)
+    )
 
 
 def test_unmatched_lists_up_to_five_and_suggests_pattern() -> None:
@@ -65,7 +71,9 @@ def test_unmatched_lists_up_to_five_and_suggests_pattern() -> None:
 
 def test_optional_names_may_stay_unmatched() -> None:
     # names that do not require grad are allowed to match nothing
-    owner = match_parameters(["head.weight", "frozen_table"], _towers(("head", ["head.*"])), optional={"frozen_table"})
+    owner = match_parameters(
+        ["head.weight", "frozen_table"], _towers(("head", ["head.*"])), optional={"frozen_table"}
+    )
     assert owner == {"head.weight": "head"}
 
 

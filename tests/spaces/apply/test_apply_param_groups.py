@@ -54,7 +54,10 @@ def test_group_keys_lr_and_weight_decay(two_tower, make_two_tower_config) -> Non
     assert groups["temperature"]["weight_decay"] == 0.0 and groups["temperature"]["decay"] is False
     # lr and base_lr are the tower's LR; tower and decay keys are set
     assert groups["text_encoder/no_decay"]["lr"] == groups["text_encoder/no_decay"]["base_lr"] == 5e-4
-    assert groups["video_backbone/decay"]["tower"] == "video_backbone" and groups["video_backbone/decay"]["decay"]
+    assert (
+        groups["video_backbone/decay"]["tower"] == "video_backbone"
+        and groups["video_backbone/decay"]["decay"]
+    )
 
 
 def test_linear_lr_scaling_sets_base_lr(two_tower, make_two_tower_config) -> None:
@@ -87,9 +90,15 @@ def test_model_frozen_unmatched_parameter_is_left_out(two_tower, make_two_tower_
 
 def test_errors_name_the_culprits(two_tower, make_two_tower_config) -> None:
     base = make_two_tower_config().model_dump(mode="json")
-    overlap = {**base, "towers": [*base["towers"][:2], {**base["towers"][2], "patterns": ["temperature", "*.bias"]}]}
+    overlap = {
+        **base,
+        "towers": [*base["towers"][:2], {**base["towers"][2], "patterns": ["temperature", "*.bias"]}],
+    }
     # overlap: the first doubly matched parameter and both towers are named
-    with pytest.raises(ValueError, match=r"'video_backbone.0.bias' matches more than one tower: 'video_backbone' and 'temperature'"):
+    with pytest.raises(
+        ValueError,
+        match=r"'video_backbone.0.bias' matches more than one tower: 'video_backbone' and 'temperature'",
+    ):
         build_param_groups(two_tower, TrialConfig.model_validate(overlap))
     # unmatched: the text tower is missing, its parameters are listed with a suggestion
     missing = {**base, "towers": [base["towers"][0], base["towers"][2]]}
@@ -117,14 +126,18 @@ def test_adamw_uses_config_and_tower_betas(two_tower, make_two_tower_config) -> 
 
 
 def test_sgd_momentum_nesterov(two_tower, make_two_tower_config) -> None:
-    opt = build_optimizer(two_tower, make_two_tower_config(optimizer={"name": "sgd", "momentum": 0.8, "nesterov": True}))
+    opt = build_optimizer(
+        two_tower, make_two_tower_config(optimizer={"name": "sgd", "momentum": 0.8, "nesterov": True})
+    )
     # SGD with the config's momentum and nesterov flag, weight decay per group
     assert isinstance(opt, torch.optim.SGD)
     assert all(g["momentum"] == 0.8 and g["nesterov"] for g in opt.param_groups)
     assert [g["weight_decay"] for g in opt.param_groups] == [0.05, 0.0, 0.01, 0.0, 0.0]
     # nesterov without momentum is rejected before torch's own check
     with pytest.raises(ValueError, match=r"nesterov needs optimizer\.momentum > 0"):
-        build_optimizer(two_tower, make_two_tower_config(optimizer={"name": "sgd", "momentum": 0.0, "nesterov": True}))
+        build_optimizer(
+            two_tower, make_two_tower_config(optimizer={"name": "sgd", "momentum": 0.0, "nesterov": True})
+        )
 
 
 def test_sgd_with_tower_betas_is_rejected(two_tower, make_two_tower_config) -> None:

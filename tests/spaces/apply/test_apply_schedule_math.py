@@ -28,7 +28,9 @@ def test_warmup_cosine_closed_form() -> None:
     # halfway through the decay the cosine is at the midpoint between 1 and min ratio
     assert warmup_cosine(60, total, warmup, lo) == pytest.approx(lo + (1 - lo) * 0.5)
     # a quarter of the way: min + (1-min) * (1 + cos(pi/4)) / 2
-    assert warmup_cosine(35, total, warmup, lo) == pytest.approx(lo + (1 - lo) * (1 + math.cos(math.pi / 4)) / 2)
+    assert warmup_cosine(35, total, warmup, lo) == pytest.approx(
+        lo + (1 - lo) * (1 + math.cos(math.pi / 4)) / 2
+    )
     # the horizon ends at exactly the min ratio, and stays there past the end
     assert warmup_cosine(110, total, warmup, lo) == pytest.approx(lo)
     assert warmup_cosine(500, total, warmup, lo) == pytest.approx(lo)
@@ -60,13 +62,21 @@ def test_warmup_length_and_constant() -> None:
     assert linear_warmup(0, 0) == 1.0
 
 
-@pytest.mark.parametrize(("total", "pct", "div", "final_div"), [(100, 0.3, 25.0, 1e4), (37, 0.25, 10.0, 100.0), (8, 0.5, 5.0, 2.0)])
+@pytest.mark.parametrize(
+    ("total", "pct", "div", "final_div"), [(100, 0.3, 25.0, 1e4), (37, 0.25, 10.0, 100.0), (8, 0.5, 5.0, 2.0)]
+)
 def test_onecycle_matches_torch(total: int, pct: float, div: float, final_div: float) -> None:
     max_lr = 0.4
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=max_lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=max_lr, total_steps=total, pct_start=pct, div_factor=div,
-        final_div_factor=final_div, anneal_strategy="cos", cycle_momentum=False,
+        opt,
+        max_lr=max_lr,
+        total_steps=total,
+        pct_start=pct,
+        div_factor=div,
+        final_div_factor=final_div,
+        anneal_strategy="cos",
+        cycle_momentum=False,
     )
     torch_lrs = []
     for _ in range(total):
@@ -98,7 +108,9 @@ def test_plateau_state_matches_reduce_on_plateau(mode: str) -> None:
     if mode == "max":
         values = [-v for v in values]
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    torch_sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode=mode, factor=0.5, patience=2, threshold=1e-4)
+    torch_sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        opt, mode=mode, factor=0.5, patience=2, threshold=1e-4
+    )
     ours = PlateauState(mode=mode, patience=2, threshold=1e-4)
     for v in values:
         torch_sched.step(v)

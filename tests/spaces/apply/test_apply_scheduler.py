@@ -86,7 +86,9 @@ def test_training_loop_freezes_then_trains_backbone(finetune_model, make_finetun
         opt.zero_grad(set_to_none=True)
         sched.step()
     # once unfrozen, the same optimizer (no rebuild) updates the backbone
-    assert not all(torch.equal(a, b) for a, b in zip(start, finetune_model.backbone.parameters(), strict=True))
+    assert not all(
+        torch.equal(a, b) for a, b in zip(start, finetune_model.backbone.parameters(), strict=True)
+    )
 
 
 def test_frozen_tower_stays_frozen_in_every_stage(finetune_model, make_finetune_config) -> None:
@@ -104,7 +106,9 @@ def test_frozen_tower_stays_frozen_in_every_stage(finetune_model, make_finetune_
 
 
 def test_epochs_use_steps_per_epoch(finetune_model, make_finetune_config) -> None:
-    cfg = make_finetune_config(stages=[StageConfig(name="a", epochs=2, train=("head",)), StageConfig(name="b", epochs=3)])
+    cfg = make_finetune_config(
+        stages=[StageConfig(name="a", epochs=2, train=("head",)), StageConfig(name="b", epochs=3)]
+    )
     sched = StagedScheduler(build_optimizer(finetune_model, cfg), cfg, steps_per_epoch=7)
     # stage lengths are epochs * steps_per_epoch
     assert sched.total_steps == 35 and sched.stage_bounds(1) == (14, 35)
@@ -120,7 +124,9 @@ def test_onecycle_through_scheduler_matches_torch(finetune_model, make_finetune_
     opt = build_optimizer(finetune_model, cfg)
     sched = StagedScheduler(opt, cfg, steps_per_epoch=1)
     ref_opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1e-3)
-    ref = torch.optim.lr_scheduler.OneCycleLR(ref_opt, max_lr=1e-3, total_steps=25, pct_start=0.2, div_factor=10.0, cycle_momentum=False)
+    ref = torch.optim.lr_scheduler.OneCycleLR(
+        ref_opt, max_lr=1e-3, total_steps=25, pct_start=0.2, div_factor=10.0, cycle_momentum=False
+    )
     for _ in range(25):
         # same LR as OneCycleLR at every step; warmup fields are ignored for onecycle
         assert _lrs(opt)["head"] == pytest.approx(ref_opt.param_groups[0]["lr"], rel=1e-12)
@@ -131,7 +137,10 @@ def test_onecycle_through_scheduler_matches_torch(finetune_model, make_finetune_
 
 def test_plateau_reduces_after_patience(finetune_model, make_finetune_config) -> None:
     cfg = make_finetune_config(
-        schedule={"kind": "plateau", "plateau": {"factor": 0.5, "patience": 2, "mode": "max", "threshold": 0.0}},
+        schedule={
+            "kind": "plateau",
+            "plateau": {"factor": 0.5, "patience": 2, "mode": "max", "threshold": 0.0},
+        },
         stages=[StageConfig(name="only", steps=20)],
     )
     opt = build_optimizer(finetune_model, cfg)
@@ -159,7 +168,11 @@ def test_step_metric_is_noop_for_other_kinds(finetune_model, make_finetune_confi
 
 def test_state_dict_round_trip_resumes_same_lrs(make_finetune_model, make_finetune_config) -> None:
     cfg = make_finetune_config(
-        schedule={"kind": "plateau", "warmup_steps": 3, "plateau": {"factor": 0.5, "patience": 0, "threshold": 0.0}},
+        schedule={
+            "kind": "plateau",
+            "warmup_steps": 3,
+            "plateau": {"factor": 0.5, "patience": 0, "threshold": 0.0},
+        },
     )
 
     def fresh() -> tuple[nn.Module, torch.optim.Optimizer, StagedScheduler]:

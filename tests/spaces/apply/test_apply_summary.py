@@ -17,7 +17,11 @@ def test_rows_per_group(two_tower, make_two_tower_config, capsys) -> None:
     rows = {r.group: r for r in summary.rows}
     # one row per optimizer group, in group order
     assert list(rows) == [
-        "video_backbone/decay", "video_backbone/no_decay", "text_encoder/decay", "text_encoder/no_decay", "temperature",
+        "video_backbone/decay",
+        "video_backbone/no_decay",
+        "text_encoder/decay",
+        "text_encoder/no_decay",
+        "temperature",
     ]
     # counts are tensors and elements: conv (4*3*3) + linear (8*24) weights decay in the video tower
     assert (rows["video_backbone/decay"].n_params, rows["video_backbone/decay"].n_elements) == (2, 36 + 192)
@@ -35,7 +39,10 @@ def test_text_and_rich_renderings(two_tower, make_two_tower_config) -> None:
     text = summary.as_text()
     # the text form has a header and one line per group like seed 000's block
     assert text.splitlines()[0] == "AdamW, 5 parameter groups"
-    assert "  temperature: 1 params (1 elements), lr=1.00e-04, base_lr=1.00e-04, wd=0.00e+00" in text.splitlines()
+    assert (
+        "  temperature: 1 params (1 elements), lr=1.00e-04, base_lr=1.00e-04, wd=0.00e+00"
+        in text.splitlines()
+    )
     # __rich__ returns a Table with one row per group
     table = summary.__rich__()
     assert isinstance(table, Table) and table.row_count == 5
@@ -53,7 +60,12 @@ def test_frozen_column_follows_stage(finetune_model, make_finetune_config) -> No
     sched = StagedScheduler(opt, cfg, steps_per_epoch=1)
     frozen = {r.group: r.frozen for r in optimizer_summary(opt, cfg).rows}
     # in the head-only stage the backbone groups show as frozen, the head's do not
-    assert frozen == {"backbone/decay": True, "backbone/no_decay": True, "head/decay": False, "head/no_decay": False}
+    assert frozen == {
+        "backbone/decay": True,
+        "backbone/no_decay": True,
+        "head/decay": False,
+        "head/no_decay": False,
+    }
     for _ in range(10):
         sched.step()
     # after the unfreeze nothing is frozen and the backbone LR is non-zero
