@@ -70,6 +70,34 @@ def run_dashboard(args: list[str], cwd: Path, env: dict[str, str]) -> None:
         proc.wait(timeout=30)
 
 
+def check_first_launch(cwd: Path, n_trials: int) -> None:
+    """What the tour says of its first sweep (the seed's before/after baselines), read from the store."""
+    import optuna
+    from optuna.trial import TrialState
+
+    url = f"sqlite:///{cwd / 'gradsweep.db'}"
+    trials = optuna.load_study(study_name="contrastive", storage=url).get_trials()
+    by_baseline = {t.user_attrs.get("gradsweep.baseline"): t for t in trials}
+    # the requested number of trials ran, each in a final state
+    assert len(trials) == n_trials and all(
+        t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL) for t in trials
+    )
+    before, after = by_baseline["before"], by_baseline["after"]
+    # the seed's "before" config (starved text tower, decay dominating) is pruned for health, its reason naming the tower
+    assert before.state == TrialState.PRUNED and before.user_attrs["gradsweep.prune.kind"] == "unstable"
+    assert "text_encoder" in before.user_attrs["gradsweep.prune.reason"]
+    # the "after" config completes with a recall in [0, 1]
+    assert after.state == TrialState.COMPLETE and 0.0 <= after.value <= 1.0
+    out = subprocess.run(
+        [str(BIN / "optuna"), "trials", "--study-name", "contrastive", "--storage", url, "-f", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    # Optuna's own CLI reads the study
+    assert out.returncode == 0 and out.stdout.count('"number"') == n_trials
+
+
 @pytest.mark.slow
 def test_readme_tour_runs(tmp_path: Path) -> None:
     lines = bash_lines((REPO / "README.md").read_text())
@@ -89,6 +117,8 @@ def test_readme_tour_runs(tmp_path: Path) -> None:
             result = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
             # each README command succeeds as written
             assert result.returncode == 0, f"{line}\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+            if args[1] == "launch" and "launch" not in ran:
+                check_first_launch(tmp_path, n_trials=int(args[args.index("-n") + 1]))
         ran.append(args[1])
     # the whole tour ran: launch, status, trials, best, export, try, report, dashboard, resume, validate
     assert {
