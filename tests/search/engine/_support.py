@@ -57,14 +57,20 @@ OBJECTIVES = textwrap.dedent(
 
 
     def where(config, ctx):
-        """Record the Ray node each trial ran on (one file per trial, next to this module)."""
+        """Record the Ray node each trial ran on (one file per trial, next to this module).
+
+        The first trial waits (up to 60 s) until a second one has started, so two trials overlap
+        however slowly a loaded machine starts them: with one CPU per node they must be on both.
+        """
         import ray
 
-        time.sleep(1.0)
         node = ray.get_runtime_context().get_node_id()
         out = Path(__file__).parent / "nodes"
         out.mkdir(exist_ok=True)
         (out / f"{os.getpid()}-{time.monotonic_ns()}").write_text(node)
+        deadline = time.monotonic() + 60
+        while len(list(out.iterdir())) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
         ctx.report(1.0, 0)
         return 1.0
 
