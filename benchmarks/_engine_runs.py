@@ -21,6 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from benchmarks._common import Report, TrialRecord
 from benchmarks._optuna_runs import RunSpec
+from gradsweep.search.attrs import HEALTH_HISTORY
 from gradsweep.search.engine.algorithms import DEFAULT_PRUNER, make_sampler
 from gradsweep.search.engine.outcome import R_STEP
 from gradsweep.search.engine.ray.bridge import StudyBridge
@@ -29,7 +30,6 @@ from gradsweep.search.engine.ray.runtime import Resources, start_ray
 from gradsweep.search.engine.setup import health_pruner
 from gradsweep.search.engine.storage import open_storage
 from gradsweep.search.engine.study import create_or_load, study_attrs
-from gradsweep.search.health_attrs import HEALTH_HISTORY
 
 
 class BudgetBridge(StudyBridge):

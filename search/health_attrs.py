@@ -26,15 +26,9 @@ import optuna
 from optuna.storages import BaseStorage
 
 from gradsweep.objectives.health.verdict import HealthReport
-from gradsweep.search.attrs import CONFIG, HEALTH_HISTORY, HEALTH_LATEST, PRUNE_KIND, PRUNE_REASON, PRUNE_STEP
+from gradsweep.search.attrs import HEALTH_HISTORY, HEALTH_LATEST
 
 __all__ = [
-    "CONFIG",
-    "HEALTH_HISTORY",
-    "HEALTH_LATEST",
-    "PRUNE_KIND",
-    "PRUNE_REASON",
-    "PRUNE_STEP",
     "read_health",
     "record_health",
     "write_health_attrs",

@@ -6,9 +6,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from gradsweep.search.attrs import TOTAL_STEPS
+from gradsweep.search.attrs import PRUNE_KIND, PRUNE_REASON, TOTAL_STEPS
 from gradsweep.search.catchup import CatchUpPruner, best_by
-from gradsweep.search.health_attrs import PRUNE_KIND, PRUNE_REASON
 from gradsweep.search.pruner import HealthPruner
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -13,14 +13,8 @@ import torch
 from torch import nn
 
 from gradsweep.objectives.health import HealthMonitor, HealthReport, Verdict
-from gradsweep.search.health_attrs import (
-    HEALTH_HISTORY,
-    HEALTH_LATEST,
-    PRUNE_KIND,
-    PRUNE_REASON,
-    PRUNE_STEP,
-    write_health_attrs,
-)
+from gradsweep.search.attrs import HEALTH_HISTORY, HEALTH_LATEST, PRUNE_KIND, PRUNE_REASON, PRUNE_STEP
+from gradsweep.search.health_attrs import write_health_attrs
 from gradsweep.search.pruner import HealthPruner, PruneKind
 from gradsweep.spaces.health import HealthConfig
 
