@@ -60,6 +60,11 @@ SPLIT_FILES = frozenset(
 )
 
 
+def _xdist_group(item: pytest.Item) -> str:
+    path = item.nodeid.split("::", 1)[0]
+    return item.nodeid if path in SPLIT_FILES else path
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Schedule for ``pytest -n N --dist loadgroup`` (``make test``); without xdist the marks do nothing.
 
@@ -67,15 +72,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     start once), except :data:`SPLIT_FILES`, whose tests are groups of their own. Groups with a
     ``slow`` test go first, so the longest work starts early and the workers finish together.
     """
-    slow_groups: set[str] = set()
     for item in items:
-        path = item.nodeid.split("::", 1)[0]
-        group = item.nodeid if path in SPLIT_FILES else path
-        item.add_marker(pytest.mark.xdist_group(group))
-        item.stash[_GROUP] = group
-        if item.get_closest_marker("slow") is not None:
-            slow_groups.add(group)
-    items.sort(key=lambda item: item.stash[_GROUP] not in slow_groups)  # stable: file order kept within
-
-
-_GROUP = pytest.StashKey[str]()
+        item.add_marker(pytest.mark.xdist_group(_xdist_group(item)))
+    slow = {_xdist_group(item) for item in items if item.get_closest_marker("slow") is not None}
+    items.sort(key=lambda item: _xdist_group(item) not in slow)  # stable: file order kept within

@@ -50,38 +50,20 @@ class PrivatePostgres:
         """A SQLAlchemy URL for ``role`` with ``password`` (the right one by default)."""
         return f"postgresql+psycopg://{role}:{password}@127.0.0.1:{self.port}/{database}"
 
-    def start(self) -> None:
+    def _pg_ctl(self, action: str, *options: str) -> None:
+        """``pg_ctl ACTION`` on this server's data directory, port and socket dir, waiting up to 60 s."""
+        server = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        log = str(self.root / "server.log")
         self._run(
-            _bin("pg_ctl"),
-            "-D",
-            str(self.data),
-            "-l",
-            str(self.root / "server.log"),
-            "-w",
-            "-t",
-            "60",
-            "-o",
-            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off",
-            "start",
+            _bin("pg_ctl"), "-D", str(self.data), "-l", log, "-w", "-t", "60", *options, "-o", server, action
         )
+
+    def start(self) -> None:
+        self._pg_ctl("start")
 
     def restart(self) -> None:
         """Restart the server (fast shutdown: every open connection is cut)."""
-        self._run(
-            _bin("pg_ctl"),
-            "-D",
-            str(self.data),
-            "-l",
-            str(self.root / "server.log"),
-            "-w",
-            "-t",
-            "60",
-            "-m",
-            "fast",
-            "-o",
-            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off",
-            "restart",
-        )
+        self._pg_ctl("restart", "-m", "fast")
 
     def stop(self) -> None:
         self._run(_bin("pg_ctl"), "-D", str(self.data), "-w", "-m", "immediate", "stop")
