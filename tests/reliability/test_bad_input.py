@@ -4,7 +4,9 @@ Issue 8, "Bad input". Each row of :data:`ROWS` is a command line (and the files 
 exit code and a fragment of the one ``error:`` line expected. All rows point at one store that
 already holds a finished study; after every row that store must read exactly as before, and
 the row's working directory must hold nothing new (no default ``gradsweep.db``, no run dir).
-The rows run as subprocesses, four at a time, in one module fixture.
+The rows run in-process through the console script's ``main`` (``tests/_cli.py``), one after
+another in one module fixture; the rows in :data:`CONSOLE_SCRIPT_ROWS` also run through the real
+``gradsweep`` executable as a subprocess, so the installed entry point's exit path stays covered.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from optuna.trial import TrialState
 
 from gradsweep.search.engine.local import optimize_local
 from gradsweep.spaces.space import load_space
+from tests._cli import CliResult, run_cli
 from tests.search.engine._support import space_data, subprocess_env
 
 GRADSWEEP = str(Path(sys.executable).parent / "gradsweep")
@@ -250,8 +252,14 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return base / "store.db"
 
 
-def _run_row(row: Row, root: Path, store: Path) -> tuple[subprocess.CompletedProcess[str], list[str]]:
-    work = root / row.id
+# Rows that also run through the installed console script (a subprocess each, ~2 s).
+CONSOLE_SCRIPT_ROWS = ("malformed-yaml", "unknown-objective-name")
+
+
+def _run_row(
+    row: Row, root: Path, store: Path, *, subprocess_run: bool = False
+) -> tuple[CliResult, list[str]]:
+    work = root / (row.id + ("-console-script" if subprocess_run else ""))
     work.mkdir()
     for name, text in row.files.items():
         (work / name).write_text(text)
@@ -261,14 +269,14 @@ def _run_row(row: Row, root: Path, store: Path) -> tuple[subprocess.CompletedPro
     (work / "space.yaml").write_text(yaml.safe_dump(data))
     before = sorted(p.name for p in work.iterdir())
     args = [a.format(dir=work, space=work / "space.yaml") for a in row.args]
-    result = subprocess.run(
-        [GRADSWEEP, *args, "--storage", f"sqlite:///{store}"],
-        cwd=work,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    args += ["--storage", f"sqlite:///{store}"]
+    if subprocess_run:
+        done = subprocess.run(
+            [GRADSWEEP, *args], cwd=work, env=subprocess_env(), capture_output=True, text=True, timeout=120
+        )
+        result = CliResult(done.returncode, done.stdout, done.stderr)
+    else:
+        result = run_cli(args, cwd=work)
     new = sorted(set(p.name for p in work.iterdir()) - set(before))
     return result, new
 
@@ -281,10 +289,10 @@ def outcomes(store: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     rows = [
         r for r in ROWS if not (r.id == "gpus-without-gpu" and _has_gpu())
     ]  # with a GPU it would run a sweep
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        results = dict(
-            zip([r.id for r in rows], pool.map(lambda r: _run_row(r, root, store), rows), strict=True)
-        )
+    results = {r.id: _run_row(r, root, store) for r in rows}
+    for r in rows:
+        if r.id in CONSOLE_SCRIPT_ROWS:
+            results[r.id + "-console-script"] = _run_row(r, root, store, subprocess_run=True)
     return {"rows": results, "before": before, "after": _snapshot(store)}
 
 
@@ -296,20 +304,25 @@ def _has_gpu() -> bool:
 
 def _params() -> list[Any]:
     no_gpu = pytest.mark.skipif(_has_gpu(), reason="this row needs a machine without a GPU")
-    return [pytest.param(r, id=r.id, marks=[no_gpu] if r.id == "gpus-without-gpu" else []) for r in ROWS]
+    params = [
+        pytest.param(r, r.id, id=r.id, marks=[no_gpu] if r.id == "gpus-without-gpu" else []) for r in ROWS
+    ]
+    by_id = {r.id: r for r in ROWS}
+    return params + [
+        pytest.param(by_id[i], i + "-console-script", id=i + "-console-script") for i in CONSOLE_SCRIPT_ROWS
+    ]
 
 
-@pytest.mark.slow  # its module fixture runs every bad input's CLI (~40 s)
-@pytest.mark.parametrize("row", _params())
-def test_bad_input_is_one_clear_line(row: Row, outcomes: dict[str, Any]) -> None:
-    result, new_files = outcomes["rows"][row.id]
+@pytest.mark.parametrize(("row", "key"), _params())
+def test_bad_input_is_one_clear_line(row: Row, key: str, outcomes: dict[str, Any]) -> None:
+    result, new_files = outcomes["rows"][key]
     lines = result.stderr.strip().splitlines()
     # the expected non-zero exit code
-    assert result.returncode == row.code, result.stderr
+    assert result.code == row.code, result.stderr
     # exactly one line on stderr, an `error:` line with the expected fragment
     assert len(lines) == 1 and lines[0].startswith("error: ") and row.fragment in lines[0], result.stderr
     # no traceback anywhere in the output
-    assert "Traceback" not in result.stderr + result.stdout
+    assert not result.traceback and "Traceback" not in result.stderr + result.stdout
     # nothing written in the working directory (no default store, no run directory)
     assert new_files == []
 
