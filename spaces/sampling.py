@@ -11,9 +11,13 @@
 
 Example:
     >>> import optuna
+    >>> from gradsweep.spaces.space import load_space
+    >>> optuna.logging.set_verbosity(optuna.logging.WARNING)
     >>> space = load_space("moco")
-    >>> trial = optuna.create_study().ask()
+    >>> trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
     >>> config = resolve(space, suggest(space, trial))
+    >>> [tower.name for tower in config.towers]
+    ['backbone', 'projector', 'predictor']
 """
 
 from __future__ import annotations

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,7 +10,6 @@ import torch
 import torch.nn.functional as F
 from _support import Interrupted
 
-from gradsweep.objectives import progress
 from gradsweep.objectives.api import CheckpointFormatError, Resumed, Trainer, TrialContext
 from gradsweep.objectives.progress import PROGRESS_FORMAT, planned_epochs, progress_state, restore_progress
 from gradsweep.spaces.trial_config import TrialConfig
@@ -50,12 +48,6 @@ def _train(
         if run.epoch == crash_after:
             raise Interrupted(f"after epoch {run.epoch}")
     return trainer, trained, losses
-
-
-def test_module_docstring_example_runs() -> None:
-    result = doctest.testmod(progress, optionflags=doctest.ELLIPSIS)
-    # the runnable example in the module docstring passes
-    assert result.attempted > 0 and result.failed == 0
 
 
 def test_round_trip_restores_model_trainer_modules_and_extra(
