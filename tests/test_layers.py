@@ -68,8 +68,16 @@ def test_nothing_imports_the_folders_by_their_bare_names() -> None:
 def test_no_module_patches_sys_path() -> None:
     paths = [
         p
-        for folder in ("gradsweep", *BARE, "benchmarks", "scripts", "examples")
+        for folder in ("gradsweep", *BARE, "benchmarks", "scripts", "examples", "tests")
         for p in (ROOT / folder).rglob("*.py")
+        if p != Path(__file__).resolve()
     ]
-    # benchmarks run as `python -m benchmarks.NAME` and find gradsweep installed: no sys.path edits
+    # benchmarks run as `python -m benchmarks.NAME` and find gradsweep installed; tests share
+    # helpers as `tests.*` modules: no sys.path edits anywhere
     assert [str(p.relative_to(ROOT)) for p in paths if "sys.path.insert" in p.read_text()] == []
+
+
+def test_every_test_folder_is_a_package() -> None:
+    folders = [d for d in (ROOT / "tests").rglob("*") if d.is_dir() and d.name != "__pycache__"]
+    # so a test imports a shared helper by its full name (`tests.objectives._support`), never a bare one
+    assert [str(d.relative_to(ROOT)) for d in folders if not (d / "__init__.py").exists()] == []

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from _support import Interrupted, StopAfter, run_on_cpu
 
 from gradsweep.objectives import contrastive
 from gradsweep.objectives.api import NullReporter, TrialContext
@@ -18,6 +17,7 @@ from gradsweep.objectives.health import Verdict
 from gradsweep.spaces.sampling import baseline_config
 from gradsweep.spaces.space import SearchSpace, load_space
 from gradsweep.spaces.trial_config import MetricConfig, StageConfig, TrialConfig
+from tests.objectives._support import Interrupted, StopAfter, run_on_cpu
 
 
 def _run(config: TrialConfig, checkpoint_dir: Path | None = None) -> tuple[float, NullReporter]:

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 import torch
-from _support import Interrupted, StopAfter, run_on_cpu
 
 from gradsweep.objectives import finetune
 from gradsweep.objectives.api import NullReporter, TrialContext
@@ -17,6 +16,7 @@ from gradsweep.spaces.apply import StagedScheduler, build_optimizer
 from gradsweep.spaces.sampling import baseline_config
 from gradsweep.spaces.space import load_space
 from gradsweep.spaces.trial_config import TrialConfig
+from tests.objectives._support import Interrupted, StopAfter, run_on_cpu
 
 STAGE1_EPOCHS, STAGE2_EPOCHS = 3, 12  # the preset's head_only / unfrozen stages
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from _support import Interrupted, StopAfter, run_on_cpu
 
 from gradsweep.objectives import moco
 from gradsweep.objectives.api import NullReporter, TrialContext
@@ -16,6 +15,7 @@ from gradsweep.objectives.health import Verdict
 from gradsweep.spaces.sampling import baseline_config
 from gradsweep.spaces.space import load_space
 from gradsweep.spaces.trial_config import TrialConfig
+from tests.objectives._support import Interrupted, StopAfter, run_on_cpu
 
 
 def _run(config: TrialConfig, checkpoint_dir: Path) -> tuple[float, NullReporter]:

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from _support import Interrupted, StopAfter, run_on_cpu
 
 from gradsweep.objectives import multitower
 from gradsweep.objectives.api import NullReporter, TrialContext
@@ -17,6 +16,7 @@ from gradsweep.objectives.health import Verdict
 from gradsweep.spaces.sampling import baseline_config
 from gradsweep.spaces.space import SearchSpace, load_space
 from gradsweep.spaces.trial_config import StageConfig, TrialConfig
+from tests.objectives._support import Interrupted, StopAfter, run_on_cpu
 
 
 def _run(config: TrialConfig, checkpoint_dir: Path | None = None) -> tuple[float, NullReporter]:

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from _support import Interrupted
 
 from gradsweep.objectives.api import CheckpointFormatError, Resumed, Trainer, TrialContext
 from gradsweep.objectives.progress import PROGRESS_FORMAT, planned_epochs, progress_state, restore_progress
 from gradsweep.spaces.trial_config import TrialConfig
+from tests.objectives._support import Interrupted
 
 STEPS, STEPS_PER_EPOCH = 8, 2  # four epochs of two steps
 

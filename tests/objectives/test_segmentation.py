@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from _support import Interrupted, StopAfter, run_on_cpu
 
 from gradsweep.objectives import segmentation
 from gradsweep.objectives.api import NullReporter, TrialContext
@@ -20,6 +19,7 @@ from gradsweep.objectives.health import Verdict
 from gradsweep.spaces.sampling import baseline_config
 from gradsweep.spaces.space import load_space
 from gradsweep.spaces.trial_config import TrialConfig
+from tests.objectives._support import Interrupted, StopAfter, run_on_cpu
 
 EPOCHS = 4 + 8  # the preset's decoder_only + all stages
 

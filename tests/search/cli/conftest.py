@@ -3,16 +3,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import optuna
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "views"))
-
-from study_factory import build_pruned_only, build_study
-
 from gradsweep.search.cli import main
+from tests.search.views.study_factory import build_pruned_only, build_study
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 

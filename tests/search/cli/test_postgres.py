@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy
-from study_factory import build_study
+
+from tests.search.views.study_factory import build_study
 
 ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 

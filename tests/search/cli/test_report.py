@@ -7,7 +7,8 @@ from pathlib import Path
 
 import matplotlib.image
 import pytest
-from study_factory import NONFINITE_REASON, TEXT_REASON_1
+
+from tests.search.views.study_factory import NONFINITE_REASON, TEXT_REASON_1
 
 
 class _Figures(HTMLParser):

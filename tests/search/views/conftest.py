@@ -1,14 +1,9 @@
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import optuna
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from study_factory import build_study
+from tests.search.views.study_factory import build_study
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
