@@ -120,3 +120,19 @@ def test_installed_presets_and_console_script_work(fresh_env: Path) -> None:
     )
     # the console script points at gradsweep.search.cli
     assert done.returncode == 0 and done.stdout.startswith("gradsweep "), done.stderr
+
+
+def test_a_wheel_install_used_from_the_checkout_root_imports_whole(fresh_env: Path) -> None:
+    done = subprocess.run(
+        [
+            str(fresh_env / "bin" / "python"),
+            "-c",
+            "import gradsweep.search.cli, gradsweep.spaces; print('ok')",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,  # the checkout's gradsweep/ folder comes first on sys.path and shadows the wheel's
+        check=False,
+    )
+    # the layers beside the folder are found, rather than "No module named 'gradsweep.search'"
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
