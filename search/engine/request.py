@@ -124,7 +124,7 @@ def validate_request(request: SweepRequest) -> CheckedRequest:
         raise UserError(f"--scale must be one of tiny, small, full, got {scale!r}")
     parse_sampler(request.sampler)
     parse_pruner(request.pruner)
-    objective = normalize_objective(request.objective or request.space.objective)
-    check_objective(objective)
     baselines = resolve_baselines(request.space, request.baselines)
+    objective = normalize_objective(request.objective or request.space.objective)
+    check_objective(objective)  # last: it imports (runs) the objective's code
     return CheckedRequest(request.study or request.space.name, scale, objective, baselines)
