@@ -24,6 +24,7 @@ from typing import Any
 
 from gradsweep.errors import UserError
 from gradsweep.objectives.api import Objective
+from gradsweep.objectives.origin import announce, is_file_spec
 
 BUILTINS: tuple[str, ...] = ("contrastive", "moco", "finetune", "multitower", "segmentation")
 _FORMS = "a built-in name, package.module:function, or path/to/file.py:function"
@@ -107,10 +108,6 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
-def _is_file_spec(target: str) -> bool:
-    return target.endswith(".py") or "/" in target or "\\" in target
-
-
 def load_objective(spec: str) -> Objective:
     """Resolve an objective spec to a callable ``(config, ctx) -> float``.
 
@@ -122,6 +119,9 @@ def load_objective(spec: str) -> Objective:
     Returns:
         The objective callable.
 
+    Under :func:`gradsweep.objectives.origin.announcing` (the command line), code that is not a
+    built-in is announced with its file before it is imported.
+
     Raises:
         UserError: one line naming what is wrong: an unknown name (listing the built-ins), a
             missing module or file, a missing attribute, or an attribute that is not callable.
@@ -130,13 +130,15 @@ def load_objective(spec: str) -> Objective:
     if not spec:
         raise UserError(f"empty objective; give {_FORMS}")
     if ":" not in spec:
-        if _is_file_spec(spec):
+        if is_file_spec(spec):
             raise UserError(f"objective {spec!r} names no function; give {spec}:function")
         return builtin_module(spec).run
     target, _, attr = spec.rpartition(":")
     if not target or not attr:
         raise UserError(f"bad objective {spec!r}; give {_FORMS}")
-    module = _import_file(target) if _is_file_spec(target) else _import_module(target)
+    if not is_file_spec(target) or Path(target).expanduser().is_file():
+        announce(spec)  # the command line names the code before it runs (gradsweep.objectives.origin)
+    module = _import_file(target) if is_file_spec(target) else _import_module(target)
     if not hasattr(module, attr):
         raise UserError(f"{target} has no function {attr!r}")
     obj: Any = getattr(module, attr)

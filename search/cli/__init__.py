@@ -12,6 +12,7 @@ import sys
 from rich.markup import escape
 
 from gradsweep.errors import UserError
+from gradsweep.objectives.origin import announcing
 
 # Command modules register themselves on `app` when imported.
 from gradsweep.search.cli import dashboard as _dashboard  # noqa: F401
@@ -25,10 +26,21 @@ from gradsweep.search.cli._app import app, console_err
 from gradsweep.spaces.space import SpaceError
 
 
+def _note_objective_code(origin: str) -> None:
+    console_err.print(
+        f"note: running objective code from {origin}", highlight=False, soft_wrap=True, markup=False
+    )
+
+
 def main() -> None:
-    """Run the CLI; usage errors exit 2 (click), user errors exit 1 with one line."""
+    """Run the CLI; usage errors exit 2 (click), user errors exit 1 with one line.
+
+    Objective code that is not a built-in (a file or module named by ``--objective``, a space
+    file, a stored study or an exported config) is named on stderr before it runs.
+    """
     try:
-        app()  # standalone mode: click handles usage errors (exit 2) and typer.Exit codes
+        with announcing(_note_objective_code):
+            app()  # standalone mode: click handles usage errors (exit 2) and typer.Exit codes
     except UserError as exc:
         console_err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -90,6 +91,15 @@ def resources_from(params: Mapping[str, Any]) -> Resources:
         UserError: a value out of range (the message names the flag).
     """
     return Resources(**{field: params[option] for option, field in RESOURCE_OPTIONS.items()})
+
+
+def keep_storage_from_workers() -> None:
+    """Drop ``GRADSWEEP_STORAGE`` from this process's environment once the option has been read.
+
+    Every process of a local Ray (GCS, raylet, workers, agents) starts with the environment of
+    the process that starts it; without the variable there, no trial can read the store URL.
+    """
+    os.environ.pop(STORAGE_ENV, None)
 
 
 def _progress(off: bool) -> Any:
@@ -181,6 +191,7 @@ def launch_cmd(
 
     Example: [bold]gradsweep launch contrastive --scale tiny -n 8 --baseline before --seed 0[/]
     """
+    keep_storage_from_workers()
     try:
         loaded = load_space(space)
     except SpaceError as exc:
@@ -239,6 +250,7 @@ def resume_cmd(
 
     Example: [bold]gradsweep resume --study contrastive --storage sqlite:///gradsweep.db --retry-failed[/]
     """
+    keep_storage_from_workers()
     from gradsweep.search.engine.ray.resume import ResumeRequest
 
     request = ResumeRequest(

@@ -20,7 +20,7 @@ import yaml
 from gradsweep.errors import UserError
 from gradsweep.objectives.registry import load_objective
 from gradsweep.search.engine.algorithms import DEFAULT_PRUNER, parse_pruner, parse_sampler
-from gradsweep.search.engine.storage import DEFAULT_STORAGE
+from gradsweep.search.engine.storage import DEFAULT_STORAGE, check_url
 from gradsweep.search.engine.study import Baseline
 from gradsweep.spaces.sampling import check_params
 from gradsweep.spaces.space import SearchSpace, SpaceError
@@ -124,7 +124,8 @@ def validate_request(request: SweepRequest) -> CheckedRequest:
         raise UserError(f"--scale must be one of tiny, small, full, got {scale!r}")
     parse_sampler(request.sampler)
     parse_pruner(request.pruner)
-    objective = normalize_objective(request.objective or request.space.objective)
-    check_objective(objective)
     baselines = resolve_baselines(request.space, request.baselines)
+    check_url(request.storage)  # its form only; the store is opened later
+    objective = normalize_objective(request.objective or request.space.objective)
+    check_objective(objective)  # last: it imports (runs) the objective's code
     return CheckedRequest(request.study or request.space.name, scale, objective, baselines)

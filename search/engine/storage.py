@@ -14,12 +14,15 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import unquote_plus
 
 import optuna
 import sqlalchemy
@@ -40,14 +43,30 @@ _OPEN_RETRY_ON = (
     sqlalchemy.exc.IntegrityError,
     sqlalchemy.exc.ProgrammingError,
 )
-_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)(?P<tail>@)")
+# ``scheme://user:password@host``: the password runs to the last ``@`` before the host, so an
+# unencoded ``@`` or ``/`` in it (or an ``@`` in the user name) does not leave part of it in clear.
+_USERINFO = re.compile(
+    r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/\s]*:)(?P<pw>\S*)(?P<tail>@[^@\s/?#]*(?=[/?#\s]|$))"
+)
+# ``key=value`` as in a URL's query (``?password=...&sslpassword=...``) or libpq's conninfo
+# (``host=h password='...'``), the value bare or quoted.
+_PARAM = re.compile(
+    r"(?P<head>(?:^|(?<=[?&;\s]))(?P<key>[\w.%+-]+)\s*=\s*)"
+    r"(?P<value>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^&;#\s]*)"
+)
+# A parameter is a credential when its name (percent-decoded, any case) contains one of these:
+# password, passwd, sslpassword, pwd, secret, token, a key, or a whole connection string.
+_SECRET_KEYS = ("pass", "pwd", "secret", "token", "credential", "key", "dsn", "conninfo")
 _T = TypeVar("_T")
 
 
 def mask_url(text: str) -> str:
     """``text`` with the password of every URL in it replaced by ``***``.
 
-    Works on a bare URL and on any message that embeds one (driver errors often do).
+    Works on a bare URL and on any message that embeds one (driver errors often do). Masked:
+    the password of the user info (``user:***@host``, also when it holds an unencoded ``@`` or
+    ``/``) and every credential parameter, in a URL's query (``?password=***``,
+    ``&sslpassword=***``, any case, percent-encoded names too) or in libpq's ``key=value`` form.
 
     Args:
         text: a URL such as ``postgresql+psycopg://user:secret@host/db`` or a message.
@@ -55,7 +74,24 @@ def mask_url(text: str) -> str:
     Returns:
         The text with passwords masked; text without a password is unchanged.
     """
-    return _PASSWORD.sub(r"\g<head>***\g<tail>", text)
+    return _PARAM.sub(_mask_param, _USERINFO.sub(r"\g<head>***\g<tail>", text))
+
+
+def _mask_param(match: re.Match[str]) -> str:
+    key = unquote_plus(match["key"]).lower()
+    if any(word in key for word in _SECRET_KEYS):
+        return f"{match['head']}***"
+    return match[0]
+
+
+def is_memory_sqlite(url: str) -> bool:
+    """Whether ``url`` names an in-memory SQLite database (``sqlite://``, ``:memory:``, ``mode=memory``)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.split("+", 1)[0].lower() != "sqlite":
+        return False
+    path, _, query = rest.partition("?")
+    path = path[1:] if path.startswith("/") else path  # sqlite:///name.db -> name.db
+    return path in ("", ":memory:", "file::memory:") or "mode=memory" in query
 
 
 def sqlite_file(url: str) -> Path | None:
@@ -91,6 +127,33 @@ def check_sqlite_writable(path: Path) -> None:
         raise UserError(f"study store {path} is read-only; pass a writable --storage")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise UserError(f"study store directory {parent} is read-only; pass a writable --storage")
+
+
+def check_url(url: str) -> None:
+    """Refuse a store URL that would go wrong before anything is opened (one line, no password).
+
+    Raises:
+        UserError: not a URL; an in-memory SQLite database (every result would be lost when the
+            command ends); an unencoded ``@`` in the user name or password (what follows it
+            would be taken for the host).
+    """
+    masked = mask_url(url)
+    if "://" not in url:
+        raise UserError(f"storage must be a URL such as sqlite:///gradsweep.db, got {masked!r}")
+    if is_memory_sqlite(url):
+        raise UserError(
+            f"storage {masked} is an in-memory SQLite database: every result would be lost when "
+            "the command ends; pass a file URL such as sqlite:///gradsweep.db"
+        )
+    try:
+        host = sqlalchemy.engine.make_url(url).host
+    except (sqlalchemy.exc.ArgumentError, ValueError) as exc:
+        raise UserError(f"storage {masked} is not a valid URL: {_first_line(exc)}") from None
+    if host and "@" in host:
+        raise UserError(
+            f"storage URL {url.split('://', 1)[0]}://... has an unencoded '@' in its user name or "
+            "password: percent-encode it as %40 (for example user:p%40ss@host)"
+        )
 
 
 def engine_kwargs_for(url: str) -> dict[str, object]:
@@ -153,35 +216,75 @@ def _enable_wal(storage: optuna.storages.RDBStorage) -> None:
     with storage.engine.connect() as conn:
         mode = conn.exec_driver_sql("PRAGMA journal_mode=WAL").scalar()
     if str(mode).lower() != "wal":  # e.g. a file on a filesystem without shared memory
-        raise UserError(f"cannot switch study store {storage.url} to WAL mode (journal mode is {mode})")
+        raise UserError(
+            f"cannot switch study store {mask_url(str(storage.url))} to WAL mode (journal mode is {mode})"
+        )
 
 
-def open_storage(url: str = DEFAULT_STORAGE, *, create: bool = True) -> optuna.storages.RDBStorage:
+def _read_only_creator(path: Path) -> Callable[[], sqlite3.Connection]:
+    """Connections to ``path`` that never write: ``mode=ro``, or ``immutable=1`` where SQLite
+    could not open it read-only (a WAL store in a read-only directory without its ``-shm`` file)."""
+    uri = path.resolve().as_uri()
+    try:
+        with contextlib.closing(sqlite3.connect(f"{uri}?mode=ro", uri=True)) as probe:
+            probe.execute("SELECT count(*) FROM sqlite_master").fetchall()
+        query = "mode=ro"
+    except sqlite3.Error:
+        # a WAL store whose -shm file is missing and cannot be made here: no writer has it
+        # open, so the file holds every commit; read it as it is
+        query = "immutable=1"
+
+    def connect() -> sqlite3.Connection:
+        return sqlite3.connect(
+            f"{uri}?{query}", uri=True, timeout=SQLITE_BUSY_TIMEOUT_S, check_same_thread=False
+        )
+
+    return connect
+
+
+def _sqlite_writable(path: Path) -> bool:
+    parent = path.parent if str(path.parent) else Path(".")
+    return os.access(path, os.W_OK) and os.access(parent, os.W_OK | os.X_OK)
+
+
+def open_storage(
+    url: str = DEFAULT_STORAGE, *, create: bool = True, read_only: bool = False
+) -> optuna.storages.RDBStorage:
     """Open (and if needed create) the study store at ``url``.
 
     Args:
         url: SQLAlchemy URL: ``sqlite:///path.db`` or ``postgresql+psycopg://user:pw@host/db``.
         create: when False, a missing SQLite file is an error instead of a new store.
+        read_only: the caller only reads (``status``, ``best``, ``trials``, ``export``): an
+            existing SQLite file this process cannot write is opened read-only (no WAL switch, no
+            schema creation) instead of refused. Implies ``create=False``.
 
     Returns:
         An ``optuna.storages.RDBStorage`` (WAL + busy timeout on SQLite; pre-ping on PostgreSQL).
 
     Raises:
-        UserError: one line (password masked) when the store is unreachable, read-only,
-            missing (``create=False``), or holds an older Optuna schema (the message says to run
-            ``optuna storage upgrade``; nothing is upgraded here).
+        UserError: one line (password masked) when the URL is malformed or in-memory, or the
+            store is unreachable, read-only (unless ``read_only``), missing (``create=False``), or
+            holds an older Optuna schema (the message says to run ``optuna storage upgrade``;
+            nothing is upgraded here).
     """
     masked = mask_url(url)
-    if "://" not in url:
-        raise UserError(f"storage must be a URL such as sqlite:///gradsweep.db, got {masked!r}")
+    check_url(url)
+    create = create and not read_only
     path = sqlite_file(url)
+    kwargs = engine_kwargs_for(url)
+    wal = path is not None
     if path is not None:
         if not create and not path.is_file():
             raise UserError(f"no study store at {path}; run `gradsweep launch` first or pass --storage URL")
-        check_sqlite_writable(path)
+        if read_only and not _sqlite_writable(path):
+            kwargs = {"creator": _read_only_creator(path)}
+            wal = False
+        else:
+            check_sqlite_writable(path)
     try:
         storage = with_retries(
-            lambda: optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs_for(url)),
+            lambda: optuna.storages.RDBStorage(url, engine_kwargs=kwargs),
             attempts=1 if path is not None else CONNECT_ATTEMPTS,
             retry_on=_OPEN_RETRY_ON,
         )
@@ -198,7 +301,7 @@ def open_storage(url: str = DEFAULT_STORAGE, *, create: bool = True) -> optuna.s
         ) from exc
     except (sqlalchemy.exc.SQLAlchemyError, OSError, ValueError) as exc:
         raise UserError(f"cannot open study store {masked}: {_first_line(exc)}") from exc
-    if path is not None:
+    if wal:
         try:
             _enable_wal(storage)
         except sqlalchemy.exc.SQLAlchemyError as exc:

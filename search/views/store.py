@@ -15,7 +15,10 @@ from gradsweep.search.engine.storage import open_storage as _engine_open_storage
 
 
 def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """Open an existing study store without creating one.
+    """Open an existing study store to read it, without creating one.
+
+    A SQLite store this process cannot write (a read-only file system, directory or file) is
+    opened read-only: reading needs no write access.
 
     Args:
         url: SQLAlchemy URL of the store (``sqlite:///gradsweep.db``, ``postgresql+psycopg://...``).
@@ -27,7 +30,7 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         UserError: the SQLite file does not exist, or the store cannot be opened (one line,
             password masked).
     """
-    return _engine_open_storage(url, create=False)
+    return _engine_open_storage(url, create=False, read_only=True)
 
 
 def study_names(storage: optuna.storages.BaseStorage) -> list[str]:
