@@ -32,6 +32,8 @@ from gradsweep.spaces.trial_config import TrialConfig
 
 METRICS = ("accuracy",)
 DEFAULT_METRIC = "accuracy"
+#: Other names it accepts for its default metric ("value": TrialConfig\'s unnamed default).
+METRIC_ALIASES = ("value",)
 DIRECTION = "maximize"
 PRESET = "finetune.yaml"
 PRETRAIN_CLASSES = (0, 1, 2, 3, 4)
@@ -134,7 +136,7 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
     # 1. settings
     if config.scale not in SCALES:
         raise ValueError(f"scale must be one of {', '.join(SCALES)}, got {config.scale!r}")
-    if config.metric.name not in (*METRICS, "value"):  # "value": TrialConfig's unnamed default
+    if config.metric.name not in (*METRICS, *METRIC_ALIASES):
         raise ValueError(f"metric.name must be one of {', '.join(METRICS)}, got {config.metric.name!r}")
     s = SCALES[config.scale]
     tower_names = [t.name for t in config.towers]

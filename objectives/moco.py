@@ -35,6 +35,8 @@ from gradsweep.spaces.trial_config import TrialConfig
 
 METRICS = ("knn_accuracy",)
 DEFAULT_METRIC = "knn_accuracy"
+#: Other names it accepts for its default metric ("value": TrialConfig\'s unnamed default).
+METRIC_ALIASES = ("value",)
 DIRECTION = "maximize"
 PRESET = "moco.yaml"
 LOSS_REDUCTIONS = ("sum", "mean")
@@ -182,7 +184,7 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
     # 1. settings
     if config.scale not in SCALES:
         raise ValueError(f"scale must be one of {', '.join(SCALES)}, got {config.scale!r}")
-    if config.metric.name not in (*METRICS, "value"):  # "value": TrialConfig's unnamed default
+    if config.metric.name not in (*METRICS, *METRIC_ALIASES):
         raise ValueError(f"metric.name must be one of {', '.join(METRICS)}, got {config.metric.name!r}")
     s = SCALES[config.scale]
     reduction = str(config.extra("loss_reduction", "mean"))

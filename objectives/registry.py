@@ -1,8 +1,10 @@
 """Objective names -> callables: built-ins, ``package.module:function`` and ``path/file.py:function``.
 
 Built-in objective modules are imported lazily (only the one asked for). Each exposes
-``run(config, ctx) -> float`` and the metadata ``METRICS``, ``DEFAULT_METRIC``, ``DIRECTION``
-and ``PRESET`` (the preset file name under ``spaces/presets``).
+``run(config, ctx) -> float`` and the metadata ``METRICS`` (the metric names it reports),
+``DEFAULT_METRIC``, ``DIRECTION`` and ``PRESET`` (the preset file name under ``spaces/presets``),
+and optionally ``METRIC_ALIASES`` (other names it accepts for its default metric).
+:func:`check_metric` refuses a metric a built-in never reports before any trial runs.
 
 Example:
     >>> fn = load_objective("contrastive")
@@ -65,6 +67,29 @@ def describe(name: str) -> ObjectiveInfo:
         direction=module.DIRECTION,
         preset=module.PRESET,
     )
+
+
+def accepted_metrics(spec: str) -> tuple[str, ...] | None:
+    """The metric names objective ``spec`` accepts: a built-in's ``METRICS`` and ``METRIC_ALIASES``.
+
+    None for a user objective (``module:fn``, ``file.py:fn``): what it reports is known only when it runs.
+    """
+    if spec not in BUILTINS:
+        return None
+    module = builtin_module(spec)
+    return (*module.METRICS, *getattr(module, "METRIC_ALIASES", ()))
+
+
+def check_metric(spec: str, metric: str, *, where: str = "metric.name") -> None:
+    """Refuse a metric that built-in objective ``spec`` never reports (every trial would fail).
+
+    Raises:
+        UserError: one line naming ``where`` and the metrics the objective reports.
+    """
+    accepted = accepted_metrics(spec)
+    if accepted is not None and metric not in accepted:
+        reported = ", ".join(builtin_module(spec).METRICS)
+        raise UserError(f"{where}: objective {spec!r} reports {reported}; it never reports {metric!r}")
 
 
 def list_objectives() -> list[ObjectiveInfo]:

@@ -35,6 +35,8 @@ from gradsweep.spaces.trial_config import TrialConfig
 
 METRICS = ("iou", "dice")
 DEFAULT_METRIC = "iou"
+#: Other names it accepts for its default metric ("value": TrialConfig\'s unnamed default).
+METRIC_ALIASES = ("value",)
 DIRECTION = "maximize"
 PRESET = "segmentation.yaml"
 
@@ -180,7 +182,7 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
     if config.scale not in SCALES:
         raise ValueError(f"scale must be one of {', '.join(SCALES)}, got {config.scale!r}")
     s = SCALES[config.scale]
-    if config.metric.name not in (*METRICS, "value"):  # "value": TrialConfig's unnamed default
+    if config.metric.name not in (*METRICS, *METRIC_ALIASES):
         raise ValueError(f"metric.name must be one of {', '.join(METRICS)}, got {config.metric.name!r}")
     metric = DEFAULT_METRIC if config.metric.name == "value" else config.metric.name
 

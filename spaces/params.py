@@ -20,13 +20,35 @@ from optuna.distributions import (
     FloatDistribution,
     IntDistribution,
 )
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 Scalar = bool | int | float | str
 
 
 class _Param(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_step(step: float | None, info: ValidationInfo) -> float | None:
+    """A step wider than ``high - low`` leaves one value (Optuna pins the knob to ``low``)."""
+    low, high = info.data.get("low"), info.data.get("high")
+    if step is None or low is None or high is None or not low < high:
+        return step
+    if step > (high - low) * (1 + 1e-9):  # float bounds: 0.3 - 0.1 < 0.2
+        raise ValueError(
+            f"step {step:g} is larger than the range high - low = {high - low:g}, so the knob could "
+            f"only take low ({low:g}); use a step of at most {high - low:g}, or a plain value"
+        )
+    return step
 
 
 class FloatParam(_Param):
@@ -37,6 +59,8 @@ class FloatParam(_Param):
     high: float
     log: bool = False
     step: float | None = Field(default=None, gt=0.0)
+
+    _step_fits = field_validator("step")(_check_step)
 
     @model_validator(mode="after")
     def _check(self) -> FloatParam:
@@ -71,6 +95,8 @@ class IntParam(_Param):
     log: bool = False
     step: int = Field(default=1, ge=1)
 
+    _step_fits = field_validator("step")(_check_step)
+
     @model_validator(mode="after")
     def _check(self) -> IntParam:
         if not self.low < self.high:
@@ -103,10 +129,12 @@ class CategoricalParam(_Param):
     def _check(self) -> CategoricalParam:
         if not self.choices:
             raise ValueError("choices must list at least one value")
-        seen = [repr(c) for c in self.choices]
-        dupes = sorted({c for c in seen if seen.count(c) > 1})
+        dupes = _colliding(self.choices)
         if dupes:
-            raise ValueError(f"choices repeat {', '.join(dupes)}")
+            raise ValueError(
+                f"choices repeat {', '.join(dupes)} (equal values, or equal once written as text, "
+                "are one choice to the study store); give each choice once"
+            )
         return self
 
     def to_distribution(self) -> BaseDistribution:
@@ -117,6 +145,21 @@ class CategoricalParam(_Param):
 
     def describe(self) -> str:
         return "one of " + ", ".join(str(c) for c in self.choices)
+
+
+def _colliding(choices: list[Scalar]) -> list[str]:
+    """The choices that collide with another one: ``==`` (``1``, ``True``, ``1.0``) or the same text (``16``, ``"16"``).
+
+    Optuna keeps a categorical value as its index, but compares choices with ``==`` and a
+    YAML or JSON export writes ``16`` and ``"16"`` alike, so both kinds of twins are one choice.
+    """
+    out: list[str] = []
+    for i, c in enumerate(choices):
+        for other in choices[:i]:
+            if c == other or str(c) == str(other):
+                out.append(f"{other!r} and {c!r}" if repr(c) != repr(other) else repr(c))
+                break
+    return out
 
 
 class FixedParam(_Param):

@@ -17,15 +17,25 @@ Example:
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gradsweep.spaces.health import HealthConfig
 from gradsweep.spaces.params import TAGS, Knob, LrKnob, Param, Scalar, TieParam
 from gradsweep.spaces.trial_config import MetricConfig, NoDecayRule
+from gradsweep.spaces.yaml_io import YamlFileError, read_yaml_file
+
+#: The longest name a space may give a study, tower, stage or extra. Names end up in Optuna
+#: parameter names (``stages.<stage>.lr_multipliers.<tower>``), which the study store keeps in
+#: 512-character columns (PostgreSQL enforces it), and in the run directory's name.
+MAX_NAME_LENGTH = 200
+
+
+def _name() -> Any:
+    return Field(min_length=1, max_length=MAX_NAME_LENGTH)
 
 
 class SpaceError(ValueError):
@@ -51,7 +61,7 @@ class _Section(BaseModel):
 
 
 class TowerSpace(_Section):
-    name: str = Field(min_length=1)
+    name: str = _name()
     patterns: list[str] = Field(min_length=1)
     pattern_kind: Literal["glob", "regex"] = "glob"
     lr: LrKnob
@@ -114,7 +124,7 @@ class AmpSpace(_Section):
 
 
 class StageSpace(_Section):
-    name: str = Field(min_length=1)
+    name: str = _name()
     epochs: Knob | None = None
     steps: Knob | None = None
     train: list[str] = Field(default_factory=lambda: ["*"])
@@ -125,7 +135,7 @@ class StageSpace(_Section):
 class SearchSpace(_Section):
     """A validated search space. See the module docstring and ``spaces/presets/`` for examples."""
 
-    name: str = Field(min_length=1)
+    name: str = _name()
     objective: str = Field(min_length=1)
     description: str = ""
     metric: MetricConfig
@@ -228,17 +238,101 @@ def _cross_field_errors(space: SearchSpace) -> list[str]:
             low = _knob_low(mult)
             if low is not None and low < 0:
                 errors.append(f"stages[{i}].lr_multipliers.{ref}: multipliers must be >= 0, got {low:g}")
-    warmup = space.schedule.warmup_steps
-    if warmup is not None and all(s.steps is not None for s in space.stages):
-        total = sum(_knob_low(s.steps) or 0 for s in space.stages)
-        longest = _knob_high(warmup)
-        if longest is not None and longest >= total:
+    for i, stage in enumerate(space.stages):
+        trained = [
+            t.name for t in space.towers if ("*" in stage.train or t.name in stage.train) and not t.frozen
+        ]
+        if not trained:
+            why = "it lists no tower" if not stage.train else "every tower it names is frozen"
             errors.append(
-                f"schedule.warmup_steps: {longest:g} is not shorter than training "
-                f"({total:g} steps over {len(space.stages)} stage(s)); use fewer warmup steps"
+                f"stages[{i}].train: trains no tower ({why}); every step would fail with "
+                "'does not require grad'; name a tower that is not frozen, or '*'"
             )
+    for key in space.extras:
+        if len(key) > MAX_NAME_LENGTH:
+            errors.append(
+                f"extras.{key[:20]}...: names are at most {MAX_NAME_LENGTH} characters, got {len(key)}"
+            )
+    errors.extend(_warmup_errors(space))
     if space.schedule.warmup_steps is not None and space.schedule.warmup_fraction is not None:
         errors.append("schedule: give warmup_steps or warmup_fraction, not both")
+    return errors
+
+
+def _warmup_errors(space: SearchSpace) -> list[str]:
+    """A warmup that cannot fit the schedule it warms (the scheduler would cut it silently).
+
+    Known only when every stage's length is in steps. A schedule runs from step 0 over all of
+    training, and a stage with ``schedule: restart`` starts a new one over the rest of training
+    (warmup included), so the shortest horizon is the one that counts.
+    """
+    warmup = space.schedule.warmup_steps
+    if warmup is None or not all(s.steps is not None for s in space.stages):
+        return []
+    lengths = [_knob_low(s.steps) or 0 for s in space.stages]
+    horizons = [(sum(lengths), f"{sum(lengths):g} steps over {len(space.stages)} stage(s)")]
+    for i, stage in enumerate(space.stages):
+        if i > 0 and stage.schedule == "restart":
+            rest = sum(lengths[i:])
+            horizons.append((rest, f"{rest:g} steps from stage {stage.name!r}, whose schedule restarts"))
+    longest = _knob_high(warmup)
+    total, what = min(horizons, key=lambda h: h[0])
+    if longest is not None and longest >= total:
+        return [
+            f"schedule.warmup_steps: {longest:g} is not shorter than training ({what}); "
+            "use fewer warmup steps"
+        ]
+    return []
+
+
+def space_warnings(space: SearchSpace) -> list[str]:
+    """Things that may go wrong but cannot be known from the space alone (one line each).
+
+    A ``warmup_steps`` with stage lengths in epochs: training's length depends on the
+    objective's steps per epoch, so a warmup longer than training is found (and cut to
+    training's length) only when a trial runs.
+    """
+    warmup = _knob_high(space.schedule.warmup_steps)
+    if warmup is None or all(s.steps is not None for s in space.stages):
+        return []
+    return [
+        f"schedule.warmup_steps: stage lengths in epochs make training's length known only when a "
+        f"trial runs; a warmup of {warmup:g} steps longer than training is cut to training's length "
+        "(give stages in steps, or use warmup_fraction)"
+    ]
+
+
+#: The one field that may be infinite: ``clip.norm_type: .inf`` is the max-norm.
+_INFINITE_OK = "clip.norm_type"
+
+
+def _may_be_infinite(path: str, value: float) -> bool:
+    if value != math.inf:
+        return False
+    for suffix in (".value", ".choices"):
+        if suffix in path:
+            path = path[: path.rindex(suffix)]
+    return path.endswith(_INFINITE_OK)
+
+
+def nonfinite_errors(data: Any, path: str = "") -> list[str]:
+    """One line per non-finite number (``.inf``, ``-.inf``, ``.nan``) in a space, raw or validated.
+
+    Every number of a space must be finite (an LR, a bound, a multiplier, a clip value...), except
+    ``clip.norm_type``, which may be ``.inf`` (the max-norm). Walks dicts, lists and Pydantic models.
+    """
+    errors: list[str] = []
+    if isinstance(data, float) and not math.isfinite(data) and not _may_be_infinite(path, data):
+        errors.append(f"{path or '(top level)'}: {data} is not a finite number; give a finite value")
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            errors += nonfinite_errors(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(data, list | tuple):
+        for i, value in enumerate(data):
+            errors += nonfinite_errors(value, f"{path}[{i}]")
+    elif isinstance(data, BaseModel):
+        for name in type(data).model_fields:
+            errors += nonfinite_errors(getattr(data, name), f"{path}.{name}" if path else name)
     return errors
 
 
@@ -273,6 +367,10 @@ def format_validation_error(exc: ValidationError, data: Any = None) -> list[str]
             msg = "a parameter needs `type:` (float, int, categorical or fixed)"
         elif err["type"] == "missing":
             msg = "required field is missing"
+        elif err["type"] == "string_too_long":
+            msg = (
+                f"at most {err['ctx']['max_length']} characters, got {len(err['input'])}; use a shorter name"
+            )
         for line in msg.splitlines():
             lines.append(f"{path}: {line}" if path else line)
     return lines
@@ -288,11 +386,14 @@ def parse_space(data: Any, *, source: str | None = None) -> SearchSpace:
 
     if not isinstance(data, dict):
         raise SpaceError([f"a search space must be a YAML mapping, got {type(data).__name__}"], source)
+    errors = nonfinite_errors(data)  # before Pydantic, whose messages about NaN mislead
+    if errors:
+        raise SpaceError(errors, source)
     try:
         space = SearchSpace.model_validate(data)
     except ValidationError as exc:
         raise SpaceError(format_validation_error(exc, data), source) from None
-    errors = probe_errors(space)
+    errors = nonfinite_errors(space) or probe_errors(space)  # "inf" as text parses as a float
     if errors:
         raise SpaceError(errors, source)
     return space
@@ -317,15 +418,20 @@ def load_space(path_or_preset: str | Path) -> SearchSpace:
             )
     source = str(path_or_preset)
     try:
-        data = yaml.safe_load(text_path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SpaceError([f"not valid YAML: {where}{problem}"], source) from None
-    except OSError as exc:
-        raise SpaceError([f"cannot read the file: {exc.strerror}"], source) from None
+        data = read_yaml_file(text_path)
+    except YamlFileError as exc:
+        raise SpaceError([str(exc)], source) from None
     return parse_space(data, source=source)
 
 
-__all__ = ["Param", "SearchSpace", "SpaceError", "format_validation_error", "load_space", "parse_space"]
+__all__ = [
+    "MAX_NAME_LENGTH",
+    "Param",
+    "SearchSpace",
+    "SpaceError",
+    "format_validation_error",
+    "load_space",
+    "nonfinite_errors",
+    "parse_space",
+    "space_warnings",
+]

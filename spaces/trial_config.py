@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gradsweep.spaces.health import HealthConfig
+from gradsweep.spaces.yaml_io import load_yaml_text, read_text_file
 
 Scalar = bool | int | float | str
 
@@ -256,13 +257,18 @@ class TrialConfig(_Frozen):
 
     @classmethod
     def from_yaml(cls, text: str) -> TrialConfig:
-        return cls.model_validate(yaml.safe_load(text))
+        return cls.model_validate(load_yaml_text(text))
 
     @classmethod
     def load(cls, path: str | Path) -> TrialConfig:
-        """Read a TrialConfig from a ``.yaml``/``.yml``/``.json`` file (export writes these)."""
-        text = Path(path).read_text()
-        data = json.loads(text) if str(path).endswith(".json") else yaml.safe_load(text)
+        """Read a TrialConfig from a ``.yaml``/``.yml``/``.json`` file (export writes these).
+
+        Raises:
+            gradsweep.spaces.yaml_io.YamlFileError: unreadable, not UTF-8, not valid YAML, or an alias bomb.
+            pydantic.ValidationError: the data is not a TrialConfig.
+        """
+        text = read_text_file(path)
+        data = json.loads(text) if str(path).endswith(".json") else load_yaml_text(text)
         if isinstance(data, dict) and "config" in data and "objective" not in data:
             data = data["config"]  # an export file with a top-level "config" key
         return cls.model_validate(data)

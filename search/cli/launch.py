@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from gradsweep.errors import UserError
 from gradsweep.search.cli._app import app, console, console_err
 from gradsweep.search.engine.algorithms import DEFAULT_PRUNER, sampler_warning
 from gradsweep.search.engine.ray.runtime import DEFAULT_CHECKPOINT_EVERY_S, Resources
 from gradsweep.search.engine.storage import DEFAULT_STORAGE
-from gradsweep.spaces.space import SpaceError, load_space
+from gradsweep.spaces.space import SpaceError, load_space, space_warnings
 
 if TYPE_CHECKING:
     from gradsweep.search.engine.summary import SweepSummary
@@ -196,9 +197,9 @@ def launch_cmd(
         loaded = load_space(space)
     except SpaceError as exc:
         raise UserError(exc.first_line()) from None
-    warning = sampler_warning(sampler)  # an unknown name is the usual one-line error
-    if warning:
-        console_err.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+    warnings = [sampler_warning(sampler), *space_warnings(loaded)]  # an unknown sampler: one error line
+    for warning in filter(None, warnings):
+        console_err.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
     from gradsweep.search.engine.ray.launcher import LaunchRequest
 
     request = LaunchRequest(

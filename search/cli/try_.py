@@ -20,6 +20,7 @@ from gradsweep.objectives.run import NonFiniteValue
 from gradsweep.search.cli._app import app, console, console_err
 from gradsweep.search.cli._study_args import JsonOpt, echo_json
 from gradsweep.spaces.trial_config import TrialConfig
+from gradsweep.spaces.yaml_io import YamlFileError
 
 # Absolute tolerance for "same seed, same scale -> same metric" on CPU. Runs are seeded and
 # deterministic on one machine (the metric is usually bit-identical); the slack covers float
@@ -41,12 +42,15 @@ def load_config_file(path: Path) -> TrialConfig:
     """Read a TrialConfig (or an export file) with one-line errors.
 
     Raises:
-        UserError: missing file, unreadable YAML/JSON, or a config that does not validate.
+        UserError: missing file, not UTF-8, unreadable YAML/JSON, an alias bomb, or a config that
+            does not validate.
     """
     if not path.is_file():
         raise UserError(f"config file not found: {path}")
     try:
         return TrialConfig.load(path)
+    except YamlFileError as exc:
+        raise UserError(f"{path}: not a valid config file: {exc}") from None
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"
@@ -54,6 +58,29 @@ def load_config_file(path: Path) -> TrialConfig:
     except (yaml.YAMLError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"{path}: not a valid config file: {first}") from exc
+
+
+def check_config_objective(path: Path, config: TrialConfig, objective: str) -> None:
+    """Refuse running ``config`` with a built-in objective it was not made for.
+
+    A config names its objective; ``--objective`` may override it (another implementation of the
+    same training, a user objective). Two different built-ins, or a built-in that never reports
+    the config's metric, fail in the objective's first lines: say so in one line instead.
+
+    Raises:
+        UserError: naming the config's objective and the one asked for, or the metric.
+    """
+    from gradsweep.objectives.registry import BUILTINS, check_metric
+
+    if objective in BUILTINS and config.objective in BUILTINS and objective != config.objective:
+        raise UserError(
+            f"{path}: the config is for objective {config.objective!r}, not {objective!r}; "
+            f"drop --objective to run {config.objective!r}, or give a config of {objective!r}"
+        )
+    try:
+        check_metric(objective, config.metric.name)
+    except UserError as exc:
+        raise UserError(f"{path}: {exc}") from None
 
 
 def recommended_config(objective: str, *, scale: str | None, seed: int | None) -> TrialConfig:
@@ -176,6 +203,8 @@ def try_(
     else:
         cfg = recommended_config(str(objective), scale=scale, seed=seed)
     spec = objective or cfg.objective
+    if config is not None:
+        check_config_objective(config, cfg, spec)
     fn = load_objective(spec)
     reporter = NullReporter()
     ctx = TrialContext(cfg, reporter=reporter, device=device)

@@ -6,9 +6,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from gradsweep.errors import UserError
 from gradsweep.search.cli._app import app, console, console_err
 from gradsweep.spaces.sampling import knobs
-from gradsweep.spaces.space import SearchSpace, SpaceError, load_space
+from gradsweep.spaces.space import SearchSpace, SpaceError, load_space, space_warnings
 
 
 def space_summary(space: SearchSpace) -> Table:
@@ -41,6 +42,7 @@ def validate(
 
     Example: [bold]gradsweep validate spaces/presets/contrastive.yaml[/]
     """
+    from gradsweep.objectives.registry import check_metric
     from gradsweep.search.preflight import tower_errors  # imports torch: only when a command runs
 
     failed = False
@@ -48,6 +50,10 @@ def validate(
         try:
             loaded = load_space(item)
             errors = tower_errors(loaded)
+            try:
+                check_metric(loaded.objective, loaded.metric.name)
+            except UserError as exc:
+                errors.append(str(exc))
             if errors:
                 raise SpaceError(errors, item)
         except SpaceError as exc:
@@ -57,6 +63,10 @@ def validate(
                     f"[bold red]error:[/] {escape(f'{item}: {line}')}", highlight=False, soft_wrap=True
                 )
             continue
+        for line in space_warnings(loaded):
+            console_err.print(
+                f"[bold yellow]warning:[/] {escape(f'{item}: {line}')}", highlight=False, soft_wrap=True
+            )
         console.print(
             f"ok {item}", highlight=False, soft_wrap=True
         )  # one line a script can read, however long the path

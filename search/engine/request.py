@@ -11,19 +11,23 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from gradsweep.errors import UserError
-from gradsweep.objectives.registry import load_objective
+from gradsweep.objectives.registry import check_metric, load_objective
 from gradsweep.search.engine.algorithms import DEFAULT_PRUNER, parse_pruner, parse_sampler
 from gradsweep.search.engine.storage import DEFAULT_STORAGE, check_url
 from gradsweep.search.engine.study import Baseline
 from gradsweep.spaces.sampling import check_params
-from gradsweep.spaces.space import SearchSpace, SpaceError
+from gradsweep.spaces.space import MAX_NAME_LENGTH, SearchSpace, SpaceError
+from gradsweep.spaces.yaml_io import YamlFileError, read_yaml_file
+
+#: Longest run-directory name kept as the study name itself (bytes; file systems allow 255).
+_MAX_DIR_NAME = 100
 
 
 @dataclass(frozen=True)
@@ -62,11 +66,52 @@ def normalize_objective(spec: str) -> str:
     return spec
 
 
+def run_dir_name(study: str) -> str:
+    """The directory under ``--runs-dir`` that holds a study's Ray results: one safe path component.
+
+    A study name that is a plain file name (no ``/`` or ``\\``, not starting with ``.``, printable,
+    at most 100 bytes) is used as is. Any other (``../../x``, ``/tmp/x``, a very long name) keeps
+    its letters, digits, ``.``, ``_`` and ``-`` (others become ``_``), cut to 64 bytes, plus ``-``
+    and 10 hex digits of the name's SHA-1, so two names never share a directory and nothing is
+    written outside ``--runs-dir``. The study keeps its name in the store.
+
+    Example:
+        >>> run_dir_name("contrastive"), run_dir_name("../../x")[:2]
+        ('contrastive', 'x-')
+    """
+    plain = (
+        study
+        and "/" not in study
+        and "\\" not in study
+        and not study.startswith(".")
+        and study.isprintable()
+        and len(study.encode()) <= _MAX_DIR_NAME
+    )
+    if plain:
+        return study
+    stem = re.sub(r"[^\w.-]+", "_", study).strip("._-")
+    stem = stem.encode()[:64].decode(errors="ignore").rstrip("._-") or "study"
+    return f"{stem}-{hashlib.sha1(study.encode()).hexdigest()[:10]}"
+
+
+def run_dir(runs_dir: Path, study: str) -> Path:
+    """``runs_dir / run_dir_name(study)``, absolute."""
+    return (runs_dir / run_dir_name(study)).resolve()
+
+
+def check_study_name(name: str) -> None:
+    """Refuse a study name the store cannot hold (PostgreSQL keeps 512 characters; we allow 200)."""
+    if len(name) > MAX_NAME_LENGTH:
+        raise UserError(
+            f"--study: at most {MAX_NAME_LENGTH} characters, got {len(name)}; use a shorter study name"
+        )
+
+
 def _params_from_file(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise UserError(f"cannot read baseline {path}: {str(exc).splitlines()[0]}") from exc
+        data = read_yaml_file(path)
+    except YamlFileError as exc:
+        raise UserError(f"baseline {path}: {exc}") from None
     if isinstance(data, dict) and isinstance(data.get("config"), dict) and "params" not in data:
         data = data["config"]  # an export file
     params = data.get("params") if isinstance(data, dict) else None
@@ -124,8 +169,11 @@ def validate_request(request: SweepRequest) -> CheckedRequest:
         raise UserError(f"--scale must be one of tiny, small, full, got {scale!r}")
     parse_sampler(request.sampler)
     parse_pruner(request.pruner)
+    study = request.study or request.space.name
+    check_study_name(study)
     baselines = resolve_baselines(request.space, request.baselines)
     check_url(request.storage)  # its form only; the store is opened later
     objective = normalize_objective(request.objective or request.space.objective)
+    check_metric(objective, request.space.metric.name)  # built-ins only: imports no user code
     check_objective(objective)  # last: it imports (runs) the objective's code
-    return CheckedRequest(request.study or request.space.name, scale, objective, baselines)
+    return CheckedRequest(study, scale, objective, baselines)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from gradsweep.spaces.space import SpaceError, parse_space
+from gradsweep.spaces.space import SpaceError, parse_space, space_warnings
 
 BASE = yaml.safe_load(
     """
@@ -101,6 +101,35 @@ CASES = [
     ("baselines/before/towers.vid.lr", 1e-4, "baselines.before.towers.vid.lr: unknown parameter"),
     ("baselines/before/extras.depth", _DELETE, "baselines.before.extras.depth: missing"),
     ("baselines/before/extras.depth", 2.5, "baselines.before.extras.depth: 2.5 is outside the space"),
+    # issue 18: input that passed validation and then broke a run
+    ("extras/depth/step", 5, "extras.depth.step: step 5 is larger than the range high - low = 3"),
+    (
+        "stages/1/lr_multipliers/*/step",
+        2.0,
+        "stages[1].lr_multipliers.*.step: step 2 is larger than the range",
+    ),
+    ("batch_size/choices", [32, True, 32.0], "batch_size: choices repeat 32 and 32.0"),
+    ("batch_size/choices", [1, True], "batch_size: choices repeat 1 and True"),
+    ("batch_size/choices", [16, "16"], "batch_size: choices repeat 16 and '16'"),
+    ("stages/0/train", [], "stages[0].train: trains no tower (it lists no tower)"),
+    ("towers/1/frozen", True, "stages[0].train: trains no tower (every tower it names is frozen)"),
+    ("towers/0/lr", float("inf"), "towers[0].lr: inf is not a finite number"),
+    ("towers/0/lr", float("nan"), "towers[0].lr: nan is not a finite number"),
+    ("towers/0/lr/high", float("inf"), "towers[0].lr.high: inf is not a finite number"),
+    ("towers/1/lr/ratio", "inf", "towers[1].lr.ratio: inf is not a finite number"),
+    ("clip", {"norm_type": {"type": "float", "low": 1.0, "high": float("inf")}}, "clip.norm_type.high: inf"),
+    (
+        "health",
+        {"exploding": {"threshold": float("inf")}},
+        "health.exploding.threshold: inf is not a finite number",
+    ),
+    (
+        "baselines/before/towers.video.lr",
+        float("nan"),
+        "baselines.before.towers.video.lr: nan is not a finite",
+    ),
+    ("towers/0/name", "v" * 201, "towers[0].name: at most 200 characters, got 201"),
+    ("stages/0/name", "s" * 201, "stages[0].name: at most 200 characters, got 201"),
 ]
 
 
@@ -124,6 +153,33 @@ def test_warmup_longer_than_training_is_refused() -> None:
     assert "schedule.warmup_steps: 30 is not shorter than training (30 steps over 2 stage(s))" in str(
         info.value
     )
+
+
+def test_warmup_longer_than_a_restarted_schedule_is_refused() -> None:
+    bad = _set(_set(BASE, "schedule/warmup_fraction", _DELETE), "schedule/warmup_steps", 25)
+    bad = _set(bad, "stages/1/schedule", "restart")
+    with pytest.raises(SpaceError) as info:
+        parse_space(bad)
+    # 25 warmup steps fit the 30 of training, but not the 20 of the schedule that restarts at 'full'
+    assert (
+        "schedule.warmup_steps: 25 is not shorter than training (20 steps from stage 'full', "
+        "whose schedule restarts)" in str(info.value)
+    )
+
+
+def test_warmup_with_epoch_stages_is_a_warning_not_an_error() -> None:
+    data = _set(_set(BASE, "schedule/warmup_fraction", _DELETE), "schedule/warmup_steps", 1000)
+    data = _set(_set(data, "stages", [{"name": "all", "epochs": 2}]), "baselines", {})
+    # the length of training depends on the objective's steps per epoch: valid, with one warning
+    assert [w.split(":")[0] for w in space_warnings(parse_space(data))] == ["schedule.warmup_steps"]
+
+
+def test_only_norm_type_may_be_infinite() -> None:
+    for norm in (float("inf"), {"type": "categorical", "choices": [2.0, float("inf")]}):
+        # clip.norm_type: .inf is the max-norm, as a value or a choice
+        assert parse_space(_set(_set(BASE, "clip", {"norm_type": norm}), "baselines", {})).clip is not None
+    with pytest.raises(SpaceError):
+        parse_space(_set(BASE, "clip", {"norm_type": float("nan")}))
 
 
 def test_base_space_is_valid() -> None:

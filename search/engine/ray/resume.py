@@ -20,6 +20,7 @@ from gradsweep.search.engine.ray.runtime import (
     start_ray,
     stop_ray,
 )
+from gradsweep.search.engine.request import run_dir
 from gradsweep.search.engine.setup import reopen_sweep
 from gradsweep.search.engine.storage import DEFAULT_STORAGE, mask_url
 from gradsweep.search.engine.study import count_finished
@@ -70,7 +71,7 @@ def resume(request: ResumeRequest, *, progress: ProgressFactory | None = None) -
             interrupted=False,
             aborted=None,
             elapsed_s=time.monotonic() - started,
-            results_dir=str((request.runs_dir / request.study).resolve()),
+            results_dir=str(run_dir(request.runs_dir, request.study)),
         )
     info = start_ray(request.resources)
     try:

@@ -26,6 +26,7 @@ from gradsweep.search.engine.ray.runtime import RayInfo, Resources
 from gradsweep.search.engine.ray.scheduler import PruningScheduler
 from gradsweep.search.engine.ray.searcher import StudySearcher
 from gradsweep.search.engine.ray.trainable import gradsweep_trainable
+from gradsweep.search.engine.request import run_dir
 
 
 class _StopFlag(Stopper):
@@ -106,7 +107,7 @@ def run_trials(
         bridge: the study owner (samples, records, prunes).
         info: device and concurrency from ``start_ray``.
         resources: per-trial CPUs, failure retries and how often checkpoints are persisted.
-        runs_dir: Ray results go to ``runs_dir / study_name / run-<time>``.
+        runs_dir: Ray results go to ``runs_dir / run_dir_name(study_name) / run-<time>``.
         study_name: the study (names the results directory).
         timeout_s: wall-clock budget; trials still running then are stored ``interrupted``.
         callbacks: extra Ray Tune callbacks (the progress view).
@@ -116,7 +117,7 @@ def run_trials(
     """
     started = time.monotonic()
     flag = _StopFlag()
-    storage_path = (runs_dir / study_name).resolve()
+    storage_path = run_dir(runs_dir, study_name)  # one safe directory, whatever the study's name
     storage_path.mkdir(parents=True, exist_ok=True)
     run_name = time.strftime("run-%Y%m%d-%H%M%S") + f"-{os.getpid()}"  # two launches in one second differ
     trainable = tune.with_resources(
