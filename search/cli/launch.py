@@ -117,7 +117,7 @@ def _report(summary: SweepSummary, *, quiet: bool, as_json: bool) -> None:
         pruned = ", ".join(f"{k} {n}" for k, n in sorted(summary.pruned.items())) or "0"
         console.print(
             f"{summary.finished}/{summary.target} finished: complete {summary.complete}, pruned {pruned}, "
-            f"failed {summary.failed}",
+            f"{summary.counts(', ')}",
             highlight=False,
         )
         console.print(f"study {summary.study!r} in {summary.storage}", highlight=False)
@@ -130,10 +130,8 @@ def _report(summary: SweepSummary, *, quiet: bool, as_json: bool) -> None:
         console_err.print(
             f"interrupted; continue with: {summary.resume_command}", highlight=False, soft_wrap=True
         )
-    if summary.interrupted:
-        raise typer.Exit(130)
-    if summary.aborted:
-        raise typer.Exit(1)
+    if summary.exit_code:
+        raise typer.Exit(summary.exit_code)
 
 
 @app.command("launch")
