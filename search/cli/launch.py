@@ -56,7 +56,10 @@ CheckpointEvery = Annotated[
 ]
 Address = Annotated[
     str | None,
-    typer.Option(help="Running Ray cluster to use (default: start a local Ray).", rich_help_panel=_RES),
+    typer.Option(
+        help="Running Ray cluster to use (default: $RAY_ADDRESS if set and not 'local', else start a new local Ray).",
+        rich_help_panel=_RES,
+    ),
 ]
 Timeout = Annotated[float | None, typer.Option(help="Wall-clock budget in seconds.", rich_help_panel=_RES)]
 RunsDir = Annotated[Path, typer.Option(help="Where Ray keeps trial directories.", rich_help_panel=_OUT)]
