@@ -267,24 +267,21 @@ def test_local_launches_at_once_each_start_their_own_ray(space, tmp_path: Path) 
     # A Ray temp dir of their own (short: Ray's socket paths are limited), holding what a `ray start`
     # cluster that is gone (or another user's test cluster) leaves: its address in ray_current_cluster.
     ray_tmp = Path(tempfile.mkdtemp(prefix="gs18-"))
+    procs: list[tuple[Path, subprocess.Popen[bytes]]] = []
     try:
         (ray_tmp / "ray").mkdir()
         (ray_tmp / "ray" / "ray_current_cluster").write_text(f"127.0.0.1:{free_port()}")
         env = subprocess_env(ENGINE_TEST_SLEEP="0", RAY_TMPDIR=str(ray_tmp))
         env.pop("RAY_ADDRESS", None)  # as a user runs it (the suite's conftest sets RAY_ADDRESS=local)
         fast = space("lr_quality")
-        procs = []
         for i in range(3):
             cwd = tmp_path / f"l{i}"
             cwd.mkdir()
             procs.append((cwd, _launch(fast, f"sqlite:///{cwd / 's.db'}", cwd / "runs", cwd, n=2, env=env)))
-        codes = []
-        for _cwd, proc in procs:
-            try:
-                codes.append(proc.wait(timeout=240))
-            finally:
-                _kill_group(proc)
+        codes = [proc.wait(timeout=240) for _cwd, proc in procs]
     finally:
+        for _cwd, proc in procs:
+            _kill_group(proc)
         shutil.rmtree(ray_tmp, ignore_errors=True)
     errors = [(cwd / "launch.err").read_text() for cwd, _ in procs]
     # every launch started its own local Ray and finished its two trials
