@@ -4,8 +4,9 @@ On the first SIGINT (or SIGTERM) the runner asks Tune to stop every trial; trial
 not finish are stored FAIL with reason ``interrupted``, and the signal is kept for the exit
 status (128 + its number). A second signal raises ``KeyboardInterrupt`` at once. A local Ray
 runs in sessions of its own (:func:`~gradsweep.search.engine.ray.runtime.own_session`), so a
-SIGTERM to the launch's process group (``timeout``, schedulers) reaches the driver only. Whatever happens, no trial this run started is left RUNNING
-(``finally`` reconciliation).
+SIGTERM to the launch's process group (``timeout``, schedulers) reaches the driver only.
+Whatever happens, no trial this run started is left RUNNING (``finally`` reconciliation, or
+the cut-off watchdog of :class:`_Signals` when the signal ended the local Ray too).
 """
 
 from __future__ import annotations
@@ -103,7 +104,11 @@ class _Signals:
     def _watch(self) -> None:
         while not self.done.wait(0.5):
             if local_ray_lost() and not self.done.is_set() and self.cut_off is not None:
-                os._exit(self.cut_off())
+                code = 128 + (self.flag.signum or signal.SIGINT)
+                try:
+                    code = self.cut_off()
+                finally:  # Ray is gone: waiting on would only end in Ray's own abort
+                    os._exit(code)
 
     def __enter__(self) -> _Signals:
         if threading.current_thread() is threading.main_thread():
@@ -179,6 +184,10 @@ def run_trials(
     reconciled: list[int] = []
 
     def cut_off() -> int:
+        for cb in callbacks or []:  # the live view gives the terminal back first
+            close = getattr(cb, "close", None)
+            if callable(close):
+                close()
         done = bridge.reconcile(INTERRUPTED)
         result = RunResult(True, done, storage_path / run_name, time.monotonic() - started, flag.signum)
         return abandon(result) if abandon is not None else 128 + (flag.signum or signal.SIGINT)
