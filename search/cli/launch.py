@@ -58,7 +58,10 @@ CheckpointEvery = Annotated[
 ]
 Address = Annotated[
     str | None,
-    typer.Option(help="Running Ray cluster to use (default: start a local Ray).", rich_help_panel=_RES),
+    typer.Option(
+        help="Running Ray cluster to use (default: $RAY_ADDRESS if set and not 'local', else start a new local Ray).",
+        rich_help_panel=_RES,
+    ),
 ]
 Timeout = Annotated[float | None, typer.Option(help="Wall-clock budget in seconds.", rich_help_panel=_RES)]
 RunsDir = Annotated[Path, typer.Option(help="Where Ray keeps trial directories.", rich_help_panel=_OUT)]
@@ -128,7 +131,7 @@ def _report(summary: SweepSummary, *, quiet: bool, as_json: bool) -> None:
         pruned = ", ".join(f"{k} {n}" for k, n in sorted(summary.pruned.items())) or "0"
         console.print(
             f"{summary.finished}/{summary.target} finished: complete {summary.complete}, pruned {pruned}, "
-            f"failed {summary.failed}",
+            f"{summary.counts(', ')}",
             highlight=False,
         )
         console.print(f"study {summary.study!r} in {summary.storage}", highlight=False)
@@ -141,10 +144,8 @@ def _report(summary: SweepSummary, *, quiet: bool, as_json: bool) -> None:
         console_err.print(
             f"interrupted; continue with: {summary.resume_command}", highlight=False, soft_wrap=True
         )
-    if summary.interrupted:
-        raise typer.Exit(130)
-    if summary.aborted:
-        raise typer.Exit(1)
+    if summary.exit_code:
+        raise typer.Exit(summary.exit_code)
 
 
 @app.command("launch")

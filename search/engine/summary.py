@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -11,6 +12,19 @@ from optuna.trial import TrialState
 
 from gradsweep.search.attrs import PRUNE_KIND
 from gradsweep.search.engine.study import count_finished, is_interrupted
+
+
+def resume_command(study: str, storage: str, runs_dir: str | None = None) -> str:
+    """The command that continues a sweep (``storage`` masked: a masked password is left to
+    ``$GRADSWEEP_STORAGE``; ``runs_dir`` is repeated when given).
+
+    Example:
+        >>> resume_command("s", "sqlite:///g.db", "/tmp/runs")
+        "gradsweep resume --study s --storage 'sqlite:///g.db' --runs-dir /tmp/runs"
+    """
+    where = '"$GRADSWEEP_STORAGE"' if "***" in storage else f"'{storage}'"
+    runs = f" --runs-dir {shlex.quote(runs_dir)}" if runs_dir else ""
+    return f"gradsweep resume --study {shlex.quote(study)} --storage {where}{runs}"
 
 
 @dataclass(frozen=True)
@@ -38,6 +52,8 @@ class SweepSummary:
     elapsed_s: float
     results_dir: str
     first_failures: list[str] = field(default_factory=list)
+    runs_dir: str | None = None  # ``--runs-dir`` when not the default (the resume command repeats it)
+    signal: int | None = None  # the signal that interrupted the sweep (2 SIGINT, 15 SIGTERM)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -45,8 +61,21 @@ class SweepSummary:
     @property
     def resume_command(self) -> str:
         """The command that continues this sweep (a masked password is left to ``$GRADSWEEP_STORAGE``)."""
-        storage = '"$GRADSWEEP_STORAGE"' if "***" in self.storage else f"'{self.storage}'"
-        return f"gradsweep resume --study {self.study} --storage {storage}"
+        return resume_command(self.study, self.storage, self.runs_dir)
+
+    @property
+    def exit_code(self) -> int:
+        """The CLI's status: 128 + the signal after an interrupt (130 for Ctrl-C or a time budget),
+        1 when stopped early, else 0."""
+        if self.interrupted:
+            return 128 + (self.signal or 2)
+        return 1 if self.aborted else 0
+
+    def counts(self, sep: str = "  ") -> str:
+        """``failed N`` plus, when the study holds any, ``interrupted M``: the trials stored FAIL
+        with reason "interrupted", which ``failed`` leaves out (``resume`` may run them again)."""
+        text = f"failed {self.failed}"
+        return text + (f"{sep}interrupted {self.interrupted_trials}" if self.interrupted_trials else "")
 
     def line(self) -> str:
         """One summary line (``--quiet`` prints just this)."""
@@ -59,7 +88,7 @@ class SweepSummary:
         state = "interrupted" if self.interrupted else ("stopped early" if self.aborted else "done")
         return (
             f"{state}: study {self.study}  {self.finished}/{self.target} finished  complete {self.complete}  "
-            f"pruned {pruned}  failed {self.failed}  {best}  store {self.storage}"
+            f"pruned {pruned}  {self.counts()}  {best}  store {self.storage}"
         )
 
 
@@ -73,6 +102,8 @@ def summarize(
     elapsed_s: float,
     results_dir: str,
     first_failures: list[str] | None = None,
+    runs_dir: str | None = None,
+    signal: int | None = None,
 ) -> SweepSummary:
     """Build the :class:`SweepSummary` of ``study`` (``storage`` must already be masked)."""
     trials = study.get_trials(deepcopy=False)
@@ -101,4 +132,6 @@ def summarize(
         elapsed_s=round(elapsed_s, 3),
         results_dir=results_dir,
         first_failures=list(first_failures or []),
+        runs_dir=runs_dir,
+        signal=signal,
     )

@@ -10,4 +10,5 @@ starts it, so the CLI can read :class:`~gradsweep.search.engine.ray.runtime.Reso
 - ``runner``: the Tuner wiring, Ctrl-C handling and final reconciliation.
 - ``launcher`` / ``resume``: ``launch`` (validate everything, then write) and ``resume``.
 - ``progress``: the live view, a Ray Tune callback.
+- ``reaper``: a standard-library script that ends a local Ray's process groups if the driver dies.
 """

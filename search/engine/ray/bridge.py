@@ -6,6 +6,12 @@ result (intermediate value, health attrs, prune decision) and every error, and t
 tells it when a trial ended (one final Optuna state). The driver is therefore the only
 process that writes the study, which keeps SQLite safe and keeps storage URLs off workers.
 
+If the store stops taking writes (a read-only file system, a full disk, a database gone for
+longer than the retries wait), the bridge stops the sweep instead of raising into Ray Tune:
+it remembers the first error in :attr:`StudyBridge.store_error`, asks for no more trials,
+stops the running ones (through ``on_store_error``) and records which trials it could not
+finish in the store (:attr:`StudyBridge.unrecorded`; ``gradsweep resume`` reconciles them).
+
 A trial's health report arrives as JSON in its Ray result (Ray results must be plain data) and
 becomes a :class:`HealthReport` once; the bridge stores it (Contract 4) and hands that same
 object to the pruner's decision, instead of the pruner reading it back from the study.
@@ -13,12 +19,15 @@ object to the pruner's decision, instead of the pruner reading it back from the 
 
 from __future__ import annotations
 
+import functools
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 import optuna
+import sqlalchemy.exc
 from optuna.trial import TrialState
 
 from gradsweep.objectives.health.verdict import HealthReport
@@ -47,7 +56,40 @@ C_CONFIG = "gs_config"
 C_OBJECTIVE = "gs_objective"
 C_DEVICE = "gs_device"
 _RETRY_ON = (optuna.exceptions.StorageInternalError,)
+#: What a store that stopped taking writes raises (after the retries).
+STORE_ERRORS = (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError, OSError)
 _T = TypeVar("_T")
+
+
+class _InvalidConfig(Exception):
+    """A sampled combination the space refuses (already stored FAIL)."""
+
+
+def store_error_line(exc: BaseException) -> str:
+    """The first line of the root cause of a store error (Optuna's own wrapper says only "commit")."""
+    root: BaseException = exc
+    while root.__cause__ is not None or (root.__context__ is not None and not root.__suppress_context__):
+        root = root.__cause__ or root.__context__  # type: ignore[assignment]
+    text = str(getattr(root, "orig", None) or root).strip()
+    return text.splitlines()[0] if text else type(root).__name__
+
+
+def _store_guarded(fallback: Any) -> Callable[[Callable[..., _T]], Callable[..., _T]]:
+    """Run a bridge entry point under the bridge's lock; a store error stops the sweep instead of raising."""
+
+    def wrap(method: Callable[..., _T]) -> Callable[..., _T]:
+        @functools.wraps(method)
+        def guarded(self: StudyBridge, *args: Any, **kwargs: Any) -> _T:
+            with self._lock:
+                try:
+                    return method(self, *args, **kwargs)
+                except STORE_ERRORS as exc:
+                    self._store_failed(exc)
+                    return fallback  # type: ignore[no-any-return]
+
+        return guarded
+
+    return wrap
 
 
 class Decider(Protocol):
@@ -81,6 +123,7 @@ class StudyBridge:
         seed: seed written into every resolved config (None keeps the space's).
         device: ``cuda`` or ``cpu`` for the workers.
         abort_after: stop asking when this many first trials all failed (0 disables).
+        on_store_error: called once when the store stops taking writes (the runner stops Tune).
 
     Raises:
         ValueError: if ``n_trials`` < 0 or ``abort_after`` < 0.
@@ -98,6 +141,7 @@ class StudyBridge:
         seed: int | None = None,
         device: str = "cpu",
         abort_after: int = 5,
+        on_store_error: Callable[[], None] | None = None,
     ) -> None:
         if n_trials < 0:
             raise ValueError(f"n_trials must be >= 0 but got {n_trials}")
@@ -114,6 +158,10 @@ class StudyBridge:
         self.abort_after = abort_after
         self.tally = Tally(target=n_trials, direction=study.direction.name.lower())
         self.aborted: str | None = None
+        self.on_store_error = on_store_error
+        self.store_error: str | None = None  # the first store error that stopped the sweep
+        self.unrecorded: set[int] = set()  # trials left RUNNING in the store because it refused the write
+        self._lock = threading.RLock()  # Tune's thread and the runner's cut-off watchdog
         self._asked = 0
         self._live: dict[str, _Live] = {}
         self._pending: dict[str, PruneRecord] = {}
@@ -126,6 +174,15 @@ class StudyBridge:
         mid-sweep costs a pause, not the sweep."""
         return with_retries(fn, retry_on=_RETRY_ON)
 
+    def _store_failed(self, exc: BaseException) -> None:
+        """Stop the sweep on the first store error; every trial still held stays unrecorded."""
+        self.unrecorded.update(live.trial.number for live in self._live.values())
+        if self.store_error is not None:
+            return
+        self.store_error = store_error_line(exc)
+        if self.on_store_error is not None:
+            self.on_store_error()
+
     @property
     def storage(self) -> optuna.storages.BaseStorage:
         return self.study._storage
@@ -137,9 +194,10 @@ class StudyBridge:
 
     @property
     def done_asking(self) -> bool:
-        return self._asked >= self.n_trials or self.aborted is not None
+        return self._asked >= self.n_trials or self.aborted is not None or self.store_error is not None
 
     # --- ask ----------------------------------------------------------------------------
+    @_store_guarded(None)
     def ask(self, ray_trial_id: str) -> dict[str, Any] | None:
         """Start the next Optuna trial for Ray trial ``ray_trial_id``.
 
@@ -154,24 +212,34 @@ class StudyBridge:
             self._asked += 1
             trial = self.study.ask()  # not retried: a retry could create a second trial
             try:
-                # the sampler reads the study; a retry keeps the params already stored for this trial
-                params = self._retry(lambda t=trial: suggest(self.space, t))
-                config = resolve(self.space, params, scale=self.scale, seed=self.seed)
-            except ValueError as exc:  # SpaceError: a combination the space's rules refuse
-                self._tell(trial, failed(f"invalid config: {str(exc).splitlines()[0]}"))
+                return self._start(trial, ray_trial_id)
+            except STORE_ERRORS:
+                self.unrecorded.add(trial.number)  # created RUNNING, then the store refused
+                raise
+            except _InvalidConfig:
                 continue
-            config_dict = config.to_dict()
-            self._retry(lambda t=trial, c=config_dict: t.set_user_attr(CONFIG, c))
-            self._retry(lambda t=trial: t.set_user_attr(RAY_TRIAL_ID, ray_trial_id))
-            self._live[ray_trial_id] = _Live(trial, config.health.history)
-            self.tally.running += 1
-            return {
-                R_TRIAL: trial.number,
-                C_CONFIG: config_dict,
-                C_OBJECTIVE: self.objective,
-                C_DEVICE: self.device,
-            }
         return None
+
+    def _start(self, trial: optuna.Trial, ray_trial_id: str) -> dict[str, Any]:
+        """Sample and store the config of a new trial (raises ``_InvalidConfig`` after storing FAIL)."""
+        try:
+            # the sampler reads the study; a retry keeps the params already stored for this trial
+            params = self._retry(lambda t=trial: suggest(self.space, t))
+            config = resolve(self.space, params, scale=self.scale, seed=self.seed)
+        except ValueError as exc:  # SpaceError: a combination the space's rules refuse
+            self._tell(trial, failed(f"invalid config: {str(exc).splitlines()[0]}"))
+            raise _InvalidConfig from None
+        config_dict = config.to_dict()
+        self._retry(lambda t=trial, c=config_dict: t.set_user_attr(CONFIG, c))
+        self._retry(lambda t=trial: t.set_user_attr(RAY_TRIAL_ID, ray_trial_id))
+        self._live[ray_trial_id] = _Live(trial, config.health.history)
+        self.tally.running += 1
+        return {
+            R_TRIAL: trial.number,
+            C_CONFIG: config_dict,
+            C_OBJECTIVE: self.objective,
+            C_DEVICE: self.device,
+        }
 
     # --- report -------------------------------------------------------------------------
     def _store_health(self, live: _Live, health: dict[str, Any]) -> None:
@@ -186,6 +254,7 @@ class StudyBridge:
             )
         )
 
+    @_store_guarded(True)
     def on_result(self, ray_trial_id: str, result: dict[str, Any]) -> bool:
         """Record one intermediate result and decide whether to stop the trial.
 
@@ -194,8 +263,10 @@ class StudyBridge:
         and applied when the stopped trial completes.
 
         Returns:
-            True when the trial must stop (pruned).
+            True when the trial must stop (pruned, or the store stopped taking writes).
         """
+        if self.store_error is not None:
+            return True
         live = self._live.get(ray_trial_id)
         if live is None or result.get(R_FINAL) or ray_trial_id in self._pending:
             return ray_trial_id in self._pending
@@ -251,6 +322,7 @@ class StudyBridge:
         ):
             self.aborted = f"the first {self.tally.finished} trials all failed; stopping the sweep early"
 
+    @_store_guarded(None)
     def finish(
         self, ray_trial_id: str, result: dict[str, Any] | None, *, error: bool = False
     ) -> Outcome | None:
@@ -259,25 +331,45 @@ class StudyBridge:
         Returns:
             The outcome, or None when the trial is unknown or already finished.
         """
-        live = self._live.pop(ray_trial_id, None)
+        live = self._live.get(ray_trial_id)
         if live is None:
             return None
-        self.tally.running -= 1
+        if self.store_error is not None:  # no more writes: resume reconciles it
+            self.unrecorded.add(live.trial.number)
+            self._live.pop(ray_trial_id)
+            self.tally.running -= 1
+            return None
         error_text = self._errors.pop(ray_trial_id, None)  # also set by a failure Ray then retried
         if not error:
             error_text = None
         elif error_text is None:
             error_text = "the trial raised an error (see the Ray trial's error.txt)"
         outcome = classify(result, pending=self._pending.pop(ray_trial_id, None), error=error_text)
-        self._tell(live.trial, outcome)
+        self._tell(live.trial, outcome)  # a store error here keeps it live: reconcile tries again
+        self._live.pop(ray_trial_id)
+        self.tally.running -= 1
         return outcome
 
     def reconcile(self, reason: str) -> list[int]:
-        """Mark every trial this bridge still holds as FAIL with ``reason`` (e.g. ``interrupted``)."""
-        ids = {live.trial._trial_id for live in self._live.values()}
-        outcome = failed(reason)
-        for live in self._live.values():
-            self.tally.add(live.trial.number, outcome)
-        self.tally.running = 0
-        self._live.clear()
-        return reconcile_running(self.study, reason=reason, only=ids) if ids else []
+        """Mark every trial this bridge still holds as FAIL with ``reason`` (e.g. ``interrupted``).
+
+        Safe to call twice and from another thread (the second call finds nothing). When the
+        store refuses the writes, the trials are added to :attr:`unrecorded` and nothing raises.
+        """
+        with self._lock:
+            ids = {live.trial._trial_id for live in self._live.values()}
+            numbers = {live.trial.number for live in self._live.values()}
+            outcome = failed(reason)
+            for live in self._live.values():
+                self.tally.add(live.trial.number, outcome)
+            self.tally.running = 0
+            self._live.clear()
+            if not ids:
+                return []
+            try:  # even after a store error: the store may take writes again
+                return reconcile_running(self.study, reason=reason, only=ids)
+            except STORE_ERRORS as exc:
+                self.unrecorded.update(numbers)
+                if self.store_error is None:
+                    self.store_error = store_error_line(exc)
+                return []

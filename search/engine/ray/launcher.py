@@ -13,28 +13,33 @@ Example::
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from gradsweep.errors import UserError
 from gradsweep.search.engine.ray.bridge import StudyBridge
-from gradsweep.search.engine.ray.runner import run_trials
+from gradsweep.search.engine.ray.runner import RunResult, run_trials
 from gradsweep.search.engine.ray.runtime import (
     RayInfo,
     Resources,
     check_address,
     check_local_gpus,
+    cluster_address,
     start_ray,
     stop_ray,
 )
 from gradsweep.search.engine.request import SweepRequest, validate_request
 from gradsweep.search.engine.setup import Sweep, prepare_sweep
 from gradsweep.search.engine.storage import mask_url
-from gradsweep.search.engine.summary import SweepSummary, summarize
+from gradsweep.search.engine.summary import SweepSummary, resume_command, summarize
 from gradsweep.search.engine.tally import Tally
 
 ProgressFactory = Callable[[str, Tally], Any]
+#: ``--runs-dir`` when not given (the resume command leaves it out then).
+DEFAULT_RUNS_DIR = Path("gradsweep_runs")
 
 
 @dataclass(frozen=True)
@@ -43,7 +48,7 @@ class LaunchRequest(SweepRequest):
     the :class:`~gradsweep.search.engine.request.SweepRequest` plus where and how trials run."""
 
     resources: Resources = field(default_factory=Resources)
-    runs_dir: Path = Path("gradsweep_runs")
+    runs_dir: Path = DEFAULT_RUNS_DIR
     abort_after: int = 5
 
 
@@ -84,6 +89,30 @@ def execute_sweep(
         abort_after=settings.abort_after,
     )
     callbacks = [progress(study.study_name, bridge.tally)] if progress is not None else []
+    storage = mask_url(settings.storage)
+    runs_dir = None if settings.runs_dir == DEFAULT_RUNS_DIR else str(settings.runs_dir)
+
+    def summary_of(result: RunResult) -> SweepSummary:
+        return summarize(
+            study,
+            storage=storage,
+            target=plan.target,
+            interrupted=result.interrupted,
+            aborted=bridge.aborted,
+            elapsed_s=result.elapsed_s,
+            results_dir=str(result.experiment_dir),
+            first_failures=bridge.tally.first_failures,
+            runs_dir=runs_dir,
+            signal=result.signum,
+        )
+
+    def abandon(result: RunResult) -> int:
+        """The local Ray died with the driver's signal: say where the study stands, give the status."""
+        summary = summary_of(result)
+        print(summary.line(), file=sys.stderr)
+        print(f"interrupted; continue with: {summary.resume_command}", file=sys.stderr, flush=True)
+        return summary.exit_code
+
     result = run_trials(
         bridge,
         info=info,
@@ -92,17 +121,16 @@ def execute_sweep(
         study_name=study.study_name,
         timeout_s=settings.timeout_s,
         callbacks=callbacks,
+        abandon=abandon,
     )
-    return summarize(
-        study,
-        storage=mask_url(settings.storage),
-        target=plan.target,
-        interrupted=result.interrupted,
-        aborted=bridge.aborted,
-        elapsed_s=result.elapsed_s,
-        results_dir=str(result.experiment_dir),
-        first_failures=bridge.tally.first_failures,
-    )
+    if bridge.store_error is not None:
+        left = ", ".join(str(n) for n in sorted(bridge.unrecorded)) or "none"
+        raise UserError(
+            f"the study store {storage} stopped taking writes ({mask_url(bridge.store_error)}); "
+            f"the sweep was stopped; trials left RUNNING there: {left}; once it is writable again, "
+            f"{resume_command(study.study_name, storage, runs_dir)} records them as interrupted and goes on"
+        )
+    return summary_of(result)
 
 
 def launch(request: LaunchRequest, *, progress: ProgressFactory | None = None) -> SweepSummary:
@@ -120,7 +148,7 @@ def launch(request: LaunchRequest, *, progress: ProgressFactory | None = None) -
     """
     checked = validate_request(request)
     check_local_gpus(request.resources)
-    check_address(request.resources.address)
+    check_address(cluster_address(request.resources))
     prepared = prepare_sweep(request, checked)
     info = start_ray(request.resources)  # GPU / cluster problems surface before the study exists
     try:

@@ -17,6 +17,7 @@ from gradsweep.search.engine.ray.runtime import (
     Resources,
     check_address,
     check_local_gpus,
+    cluster_address,
     start_ray,
     stop_ray,
 )
@@ -57,7 +58,7 @@ def resume(request: ResumeRequest, *, progress: ProgressFactory | None = None) -
     if request.n_trials is not None and request.n_trials < 1:
         raise UserError(f"--n-trials must be at least 1, got {request.n_trials}")
     check_local_gpus(request.resources)
-    check_address(request.resources.address)
+    check_address(cluster_address(request.resources))
     sweep = reopen_sweep(
         request.storage, request.study, target=request.n_trials, retry_failed=request.retry_failed
     )

@@ -1,9 +1,12 @@
 """Run a bridge's trials with Ray Tune: Tuner wiring, Ctrl-C handling, reconciliation.
 
 On the first SIGINT (or SIGTERM) the runner asks Tune to stop every trial; trials that did
-not finish are stored FAIL with reason ``interrupted``. A second SIGINT raises
-``KeyboardInterrupt`` at once. Whatever happens, no trial this run started is left RUNNING
-(``finally`` reconciliation).
+not finish are stored FAIL with reason ``interrupted``, and the signal is kept for the exit
+status (128 + its number). A second signal raises ``KeyboardInterrupt`` at once. A local Ray
+runs in sessions of its own (:func:`~gradsweep.search.engine.ray.runtime.own_session`), so a
+SIGTERM to the launch's process group (``timeout``, schedulers) reaches the driver only.
+Whatever happens, no trial this run started is left RUNNING (``finally`` reconciliation, or
+the cut-off watchdog of :class:`_Signals` when the signal ended the local Ray too).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -22,7 +26,7 @@ from ray.tune.stopper import Stopper
 
 from gradsweep.search.engine.outcome import INTERRUPTED, R_TRIAL
 from gradsweep.search.engine.ray.bridge import StudyBridge
-from gradsweep.search.engine.ray.runtime import RayInfo, Resources
+from gradsweep.search.engine.ray.runtime import RayInfo, Resources, local_ray_lost
 from gradsweep.search.engine.ray.scheduler import PruningScheduler
 from gradsweep.search.engine.ray.searcher import StudySearcher
 from gradsweep.search.engine.ray.trainable import gradsweep_trainable
@@ -34,12 +38,14 @@ class _StopFlag(Stopper):
 
     def __init__(self) -> None:
         self.event = threading.Event()
+        self.signum: int | None = None  # the signal that set the flag (SIGINT, SIGTERM)
 
     def __getstate__(self) -> dict[str, Any]:
         return {}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.event = threading.Event()
+        self.signum = None
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
         return False
@@ -56,6 +62,7 @@ class RunResult:
     reconciled: list[int]
     experiment_dir: Path
     elapsed_s: float
+    signum: int | None = None  # the signal that interrupted it, if one did
 
 
 def trial_name(trial: Any) -> str:
@@ -68,17 +75,41 @@ def trial_dirname(trial: Any) -> str:
     return f"trial_{int(trial.config[R_TRIAL]):05d}_{trial.trial_id}"
 
 
-class _Signals:
-    """Route SIGINT/SIGTERM to the stop flag while a sweep runs; restore afterwards."""
+#: Called by the cut-off watchdog with the trials it recorded; prints and returns the exit status.
+Abandon = Callable[["RunResult"], int]
 
-    def __init__(self, flag: _StopFlag) -> None:
+
+class _Signals:
+    """Route SIGINT/SIGTERM to the stop flag while a sweep runs; restore afterwards.
+
+    After the first signal a watchdog thread checks whether the local Ray died too (a signal to
+    every process of the job). Then Tune cannot stop its trials, and Ray would end this process
+    a minute later without a word: the watchdog records the cut-off trials in the store itself,
+    hands the result to ``abandon`` (which prints the summary) and exits with its status.
+    """
+
+    def __init__(self, flag: _StopFlag, cut_off: Callable[[], int] | None = None) -> None:
         self.flag = flag
+        self.cut_off = cut_off
+        self.done = threading.Event()
         self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.flag.event.is_set():
             raise KeyboardInterrupt
+        self.flag.signum = signum
         self.flag.event.set()
+        if self.cut_off is not None:
+            threading.Thread(target=self._watch, name="gradsweep-cutoff", daemon=True).start()
+
+    def _watch(self) -> None:
+        while not self.done.wait(0.5):
+            if local_ray_lost() and not self.done.is_set() and self.cut_off is not None:
+                code = 128 + (self.flag.signum or signal.SIGINT)
+                try:
+                    code = self.cut_off()
+                finally:  # Ray is gone: waiting on would only end in Ray's own abort
+                    os._exit(code)
 
     def __enter__(self) -> _Signals:
         if threading.current_thread() is threading.main_thread():
@@ -87,6 +118,7 @@ class _Signals:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.done.set()
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
 
@@ -100,6 +132,7 @@ def run_trials(
     study_name: str,
     timeout_s: float | None = None,
     callbacks: list[Any] | None = None,
+    abandon: Abandon | None = None,
 ) -> RunResult:
     """Run the bridge's trials on the Ray that :func:`~gradsweep.search.engine.ray.runtime.start_ray` set up.
 
@@ -111,12 +144,15 @@ def run_trials(
         study_name: the study (names the results directory).
         timeout_s: wall-clock budget; trials still running then are stored ``interrupted``.
         callbacks: extra Ray Tune callbacks (the progress view).
+        abandon: after a signal that ended the local Ray too, called with the trials recorded
+            as interrupted; prints the summary and returns the exit status (see :class:`_Signals`).
 
     Returns:
         Whether the run was interrupted, and which trials were reconciled to FAIL.
     """
     started = time.monotonic()
     flag = _StopFlag()
+    bridge.on_store_error = flag.event.set  # a store that stops taking writes stops the sweep
     storage_path = run_dir(runs_dir, study_name)  # one safe directory, whatever the study's name
     storage_path.mkdir(parents=True, exist_ok=True)
     run_name = time.strftime("run-%Y%m%d-%H%M%S") + f"-{os.getpid()}"  # two launches in one second differ
@@ -147,9 +183,19 @@ def run_trials(
         ),
     )
     reconciled: list[int] = []
+
+    def cut_off() -> int:
+        for cb in callbacks or []:  # the live view gives the terminal back first
+            close = getattr(cb, "close", None)
+            if callable(close):
+                close()
+        done = bridge.reconcile(INTERRUPTED)
+        result = RunResult(True, done, storage_path / run_name, time.monotonic() - started, flag.signum)
+        return abandon(result) if abandon is not None else 128 + (flag.signum or signal.SIGINT)
+
     try:
         if bridge.n_trials > 0:
-            with _Signals(flag):
+            with _Signals(flag, cut_off):
                 tuner.fit()
     except KeyboardInterrupt:
         flag.event.set()
@@ -160,4 +206,6 @@ def run_trials(
             if callable(close):
                 close()
     interrupted = flag.event.is_set() or bool(reconciled)
-    return RunResult(interrupted, reconciled, storage_path / run_name, time.monotonic() - started)
+    return RunResult(
+        interrupted, reconciled, storage_path / run_name, time.monotonic() - started, flag.signum
+    )

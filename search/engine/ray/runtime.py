@@ -17,6 +17,8 @@ import logging
 import math
 import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -44,7 +46,8 @@ class Resources:
         gpus_per_trial: GPUs each trial reserves (fractions put several trials on one GPU).
         concurrency: trials at once; None for as many as the resources allow.
         cpu_fallback: run on CPU when GPUs were asked for but there are none.
-        address: a running Ray cluster (``ray://...`` or ``host:port``); None starts a local one.
+        address: a running Ray cluster (``ray://...`` or ``host:port``); None joins ``RAY_ADDRESS``
+            when that is set (and not ``local``), else starts a local Ray.
         max_failures: retries of a crashing trial, from its last persisted checkpoint.
         checkpoint_every_s: seconds between the checkpoints Ray persists for a retry (0: every
             checkpoint the objective saves). Each persisted checkpoint is copied into the trial's
@@ -125,7 +128,7 @@ def check_local_gpus(resources: Resources) -> None:
         UserError: ``gpus_per_trial`` > 0, no local GPU, no ``cpu_fallback``.
     """
     if (
-        resources.address is None
+        cluster_address(resources) is None
         and resources.gpus_per_trial > 0
         and _local_gpus() == 0
         and not resources.cpu_fallback
@@ -191,21 +194,159 @@ def loopback_only() -> Iterator[None]:
         ray_constants.ENABLE_RAY_CLUSTER = before
 
 
+@contextlib.contextmanager
+def own_session() -> Iterator[None]:
+    """While a local Ray starts, start its processes (GCS, raylet, their workers) in a session of their own.
+
+    ``timeout``, Slurm and job schedulers stop a job with SIGTERM to its whole process group.
+    Ray's processes in the driver's group would die with it, and the driver, still stopping
+    its trials through Ray, would wait a minute for a GCS that is gone and then be killed by
+    Ray before it could record anything. In their own session only the driver gets the
+    signal: it stops the trials, records them and shuts Ray down. Ray does the same on
+    Windows (a new process group), and only where the kernel ends the children with their
+    parent (``PR_SET_PDEATHSIG``), so a SIGKILLed driver still leaves no Ray process behind.
+    """
+    from ray._private import services, utils
+
+    if sys.platform == "win32" or not utils.detect_fate_sharing_support():
+        yield
+        return
+    base = services.ConsolePopen
+
+    class _OwnSession(base):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            kwargs.setdefault("start_new_session", True)
+            super().__init__(*args, **kwargs)
+
+    services.ConsolePopen = _OwnSession
+    try:
+        yield
+    finally:
+        services.ConsolePopen = base
+
+
+def cluster_address(resources: Resources) -> str | None:
+    """The Ray cluster a sweep joins: ``--address``, else ``RAY_ADDRESS``; None starts a local Ray.
+
+    ``RAY_ADDRESS`` empty or ``local`` means a local Ray, as it does for Ray itself.
+    """
+    if resources.address is not None:
+        return resources.address
+    env = os.environ.get("RAY_ADDRESS", "").strip()
+    return None if env in ("", "local") else env
+
+
+def unschedulable(resources: Resources, nodes: list[dict[str, float]]) -> str | None:
+    """Why no node of the cluster can ever hold one trial, or None when one can.
+
+    Args:
+        resources: the per-trial request (``gpus_per_trial`` after any ``--cpu-fallback``).
+        nodes: the total resources of each alive node (``ray.nodes()[i]["Resources"]``).
+
+    Example:
+        >>> unschedulable(Resources(cpus_per_trial=8), [{"CPU": 4.0}, {"CPU": 2.0}])
+        '--cpus-per-trial 8 but the largest Ray node has 4 CPUs'
+        >>> unschedulable(Resources(cpus_per_trial=2), [{"CPU": 4.0}]) is None
+        True
+    """
+    need_cpu, need_gpu = resources.cpus_per_trial, resources.gpus_per_trial
+    eps = 1e-9
+    if any(n.get("CPU", 0.0) + eps >= need_cpu and n.get("GPU", 0.0) + eps >= need_gpu for n in nodes):
+        return None
+    most_cpu = max((n.get("CPU", 0.0) for n in nodes), default=0.0)
+    most_gpu = max((n.get("GPU", 0.0) for n in nodes), default=0.0)
+    if most_cpu + eps < need_cpu:
+        return f"--cpus-per-trial {need_cpu:g} but the largest Ray node has {most_cpu:g} CPUs"
+    if most_gpu + eps < need_gpu:
+        return f"--gpus-per-trial {need_gpu:g} but the largest Ray node has {most_gpu:g} GPUs"
+    return f"--cpus-per-trial {need_cpu:g} with --gpus-per-trial {need_gpu:g}: no Ray node has both"
+
+
+def _autoscaling_limits() -> dict[str, float] | None:
+    """The largest node an autoscaler may add (its node groups' resources), or None.
+
+    An autoscaler that reports its configuration to the GCS (autoscaler v2, KubeRay) lists its
+    node groups there; a Ray started by ``ray.init`` or a fixed ``ray start`` cluster has none.
+    """
+    try:
+        from ray._private.state import state
+
+        config = state.get_cluster_config()
+    except Exception:  # private API moved or unreadable: treat as not autoscaling
+        return None
+    if config is None or not config.node_group_configs:
+        return None
+    limits: dict[str, float] = {}
+    for group in config.node_group_configs:
+        if group.max_count == 0:
+            continue
+        for key in ("CPU", "GPU"):
+            limits[key] = max(limits.get(key, 0.0), float(group.resources.get(key, 0)))
+    return limits
+
+
+def check_schedulable(
+    resources: Resources,
+    nodes: list[dict[str, float]],
+    *,
+    autoscaler_limits: dict[str, float] | None,
+    owned_local: bool,
+) -> str | None:
+    """Refuse a per-trial request that no node of the cluster can ever hold.
+
+    Ray would keep such a trial PENDING forever, silently. An autoscaling cluster that could
+    add a node big enough gets a warning instead, and so does a cluster joined by address that
+    reports no autoscaler configuration (an autoscaler of ``ray up`` reports none).
+
+    Args:
+        resources: the per-trial request.
+        nodes: the total resources of each alive node.
+        autoscaler_limits: the largest node the autoscaler may add (:func:`_autoscaling_limits`).
+        owned_local: the cluster is the local Ray this process started (it never grows).
+
+    Returns:
+        A warning line to print, or None.
+
+    Raises:
+        UserError: no node can hold one trial and none can be added.
+
+    Example:
+        >>> check_schedulable(Resources(cpus_per_trial=64), [{"CPU": 8.0}],
+        ...                   autoscaler_limits={"CPU": 96.0}, owned_local=False)
+        '--cpus-per-trial 64 but the largest Ray node has 8 CPUs; waiting for the autoscaler to add a larger node'
+    """
+    why = unschedulable(resources, nodes)
+    if why is None:
+        return None
+    if autoscaler_limits is not None:
+        if unschedulable(resources, [autoscaler_limits]) is None:
+            return f"{why}; waiting for the autoscaler to add a larger node"
+        raise UserError(f"{why}, and the autoscaler adds none larger; lower the request")
+    if owned_local:
+        raise UserError(f"{why} (the local Ray on this machine); lower the request")
+    return f"{why}; trials wait until a larger node joins the cluster"
+
+
 def start_ray(resources: Resources) -> RayInfo:
-    """Connect to ``resources.address`` or start a local Ray, and size the sweep.
+    """Connect to ``resources.address`` (or ``RAY_ADDRESS``) or start a local Ray, and size the sweep.
+
+    A local Ray is always a new one (``address="local"``): without it ``ray.init`` joins
+    whatever cluster the last ``ray start`` on this machine wrote to
+    ``<RAY_TMPDIR>/ray_current_cluster``, which may be gone, or another user's.
 
     Returns:
         The device trials use and how many run at once.
 
     Raises:
-        UserError: the cluster cannot be reached, or GPUs were asked for and there are none
-            (unless ``cpu_fallback``).
+        UserError: the cluster cannot be reached, GPUs were asked for and there are none
+            (unless ``cpu_fallback``), or no node can ever hold one trial.
     """
     import ray
 
     quiet_environment()
     check_local_gpus(resources)
-    check_address(resources.address)
+    address = cluster_address(resources)
+    check_address(address)
     kwargs: dict[str, object] = {
         "include_dashboard": False,
         "log_to_driver": False,
@@ -217,32 +358,115 @@ def start_ray(resources: Resources) -> RayInfo:
     try:
         if not owned:
             pass
-        elif resources.address is None:
-            with loopback_only():
-                ray.init(_node_ip_address="127.0.0.1", **kwargs)
+        elif address is None:
+            with loopback_only(), own_session():
+                ray.init(address="local", _node_ip_address="127.0.0.1", **kwargs)
+            start_reaper()
         else:
-            ray.init(address=resources.address, **kwargs)
+            ray.init(address=address, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        where = resources.address or "a local Ray"
+        where = address or "a local Ray"
         raise UserError(f"cannot start or reach Ray at {where}: {str(exc).strip().splitlines()[0]}") from exc
-    totals = ray.cluster_resources()
-    cpus, gpus = float(totals.get("CPU", 0.0)), float(totals.get("GPU", 0.0))
-    nodes = len([n for n in ray.nodes() if n.get("Alive")])
-    gpus_per_trial = resources.gpus_per_trial
-    if gpus_per_trial > 0 and gpus == 0:
-        if not resources.cpu_fallback:
-            stop_ray(owned)
-            raise UserError(
-                f"--gpus-per-trial {gpus_per_trial:g} but the Ray cluster has no GPU; pass --cpu-fallback to run on CPU"
-            )
-        gpus_per_trial = 0.0
+    try:
+        totals = ray.cluster_resources()
+        cpus, gpus = float(totals.get("CPU", 0.0)), float(totals.get("GPU", 0.0))
+
+        gpus_per_trial = resources.gpus_per_trial
+        if gpus_per_trial > 0 and gpus == 0:
+            if not resources.cpu_fallback:
+                raise UserError(
+                    f"--gpus-per-trial {gpus_per_trial:g} but the Ray cluster has no GPU; pass --cpu-fallback to run on CPU"
+                )
+            gpus_per_trial = 0.0
+        per_trial = Resources(
+            cpus_per_trial=resources.cpus_per_trial,
+            gpus_per_trial=gpus_per_trial,
+            concurrency=resources.concurrency,
+        )
+        alive = [dict(n.get("Resources", {})) for n in ray.nodes() if n.get("Alive")]
+        warning = check_schedulable(
+            per_trial,
+            alive,
+            autoscaler_limits=_autoscaling_limits(),
+            owned_local=owned and address is None,
+        )
+    except BaseException:
+        stop_ray(owned)
+        raise
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
     device = "cuda" if gpus_per_trial > 0 else "cpu"
-    concurrency = Resources(
-        cpus_per_trial=resources.cpus_per_trial,
-        gpus_per_trial=gpus_per_trial,
-        concurrency=resources.concurrency,
-    ).concurrency_for(cpus=cpus, gpus=gpus)
-    return RayInfo(device, concurrency, gpus_per_trial, cpus, gpus, nodes, owned)
+    concurrency = per_trial.concurrency_for(cpus=cpus, gpus=gpus)
+    return RayInfo(device, concurrency, gpus_per_trial, cpus, gpus, len(alive), owned)
+
+
+_reaper: subprocess.Popen[bytes] | None = None
+
+
+def start_reaper() -> None:
+    """Start :mod:`~gradsweep.search.engine.ray.reaper` for the local Ray this process just started.
+
+    It gets the process group of every Ray process the driver started (each leads its own, see
+    :func:`own_session`) and a pipe from this process: if the driver dies without
+    :func:`stop_ray`, the pipe closes and the reaper ends those groups. Nothing happens where
+    the groups are unknown (Ray's private API moved) or cannot be told apart.
+    """
+    global _reaper
+    try:
+        from ray._private import worker
+
+        node = worker._global_node
+        pids = [info.process.pid for infos in node.all_processes.values() for info in infos]
+        groups = sorted({os.getpgid(pid) for pid in pids} - {os.getpgrp()})
+    except Exception:  # private API moved or a process already gone: no reaper
+        return
+    if not groups:
+        return
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reaper.py")
+    _reaper = subprocess.Popen(
+        [sys.executable, "-I", script, *map(str, groups)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # a signal to the driver's group leaves it running
+        close_fds=True,
+    )
+
+
+def _stop_reaper() -> None:
+    """Tell the reaper Ray was shut down properly; it exits without touching anything."""
+    global _reaper
+    if _reaper is None:
+        return
+    reaper, _reaper = _reaper, None
+    try:
+        assert reaper.stdin is not None
+        reaper.stdin.write(b"stop\n")
+        reaper.stdin.close()
+        reaper.wait(timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        reaper.kill()
+
+
+def local_ray_lost() -> bool:
+    """True when the GCS or the raylet of the local Ray this process started has exited.
+
+    A signal sent to every process of a job (a scheduler's SIGTERM to the job's cgroup) ends
+    them together with the driver; the driver then cannot stop its trials through Ray. False
+    for a cluster joined by address (its processes are not this process's children).
+    """
+    try:
+        from ray._private import ray_constants, worker
+
+        node = worker._global_node
+        if node is None:
+            return False
+        kinds = (ray_constants.PROCESS_TYPE_GCS_SERVER, ray_constants.PROCESS_TYPE_RAYLET)
+        return any(
+            info.process.poll() is not None for kind in kinds for info in node.all_processes.get(kind, [])
+        )
+    except Exception:  # private API moved: assume Ray is there
+        return False
 
 
 def stop_ray(owned: bool = True) -> None:
@@ -251,3 +475,5 @@ def stop_ray(owned: bool = True) -> None:
 
     if owned and ray.is_initialized():
         ray.shutdown()
+    if owned:
+        _stop_reaper()
