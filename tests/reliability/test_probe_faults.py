@@ -173,7 +173,12 @@ def test_store_unwritable_mid_sweep_is_one_line_and_resume_reconciles(space, tmp
         _kill_group(proc)
         if frozen:
             subprocess.run(["chattr", "-i", *frozen], check=True)
-    err = (tmp_path / "launch.err").read_text()
+    # the note naming the objective's file (issue 18, item 4) comes first; the rest is one line
+    err = "".join(
+        line
+        for line in (tmp_path / "launch.err").read_text().splitlines(keepends=True)
+        if not line.startswith("note: ")
+    )
     # one clear line (before: ~290 lines and 10 tracebacks), status 1
     assert code == 1 and len(err.splitlines()) == 1 and err.startswith("error: the study store"), err
     assert "stopped taking writes" in err and f"--storage '{url}' --runs-dir {runs}" in err
