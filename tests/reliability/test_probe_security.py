@@ -21,12 +21,10 @@ import os
 import shutil
 import signal
 import sqlite3
-import subprocess
 import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -40,6 +38,7 @@ from gradsweep.search.engine.storage import mask_url, open_storage
 from gradsweep.search.engine.summary import SweepSummary
 from gradsweep.spaces.space import load_space
 from tests._cli import run_cli
+from tests._read_only import read_only_view
 from tests.search.engine._support import free_port, space_data
 
 SECRET = "S3cr3t-q7Zp-do-not-leak"
@@ -260,20 +259,6 @@ def test_objective_origin_names_module_files_and_not_builtins(tmp_path: Path) ->
 # Item 14: read-only stores are readable.
 
 
-@contextlib.contextmanager
-def _read_only_copy(src: Path, tmp_path: Path) -> Iterator[Path]:
-    """``src``'s directory, bind-mounted read-only (root ignores file modes, so a mount it is)."""
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    if subprocess.run(["mount", "--bind", str(src), str(ro)], capture_output=True).returncode != 0:
-        pytest.skip("cannot bind-mount here to make a read-only filesystem")
-    try:
-        subprocess.run(["mount", "-o", "remount,ro,bind", str(ro)], check=True, capture_output=True)
-        yield ro
-    finally:
-        subprocess.run(["umount", "-l", str(ro)], capture_output=True)
-
-
 @pytest.mark.parametrize("writer", ["closed", "open"])
 def test_read_only_store_is_readable_by_the_read_commands(tmp_path: Path, objs: Path, writer: str) -> None:
     data = tmp_path / "data"
@@ -286,7 +271,7 @@ def test_read_only_store_is_readable_by_the_read_commands(tmp_path: Path, objs: 
         holder.execute("SELECT count(*) FROM trials").fetchall()
     files = sorted(p.name for p in data.iterdir())
     assert files == (["s.db"] if writer == "closed" else ["s.db", "s.db-shm", "s.db-wal"])
-    with _read_only_copy(data, tmp_path) as ro:
+    with read_only_view(data, tmp_path / "ro") as ro:
         url = f"sqlite:///{ro / 's.db'}"
         for args in (["status"], ["best"], ["trials"], ["status", "--json"]):
             result = run_cli([*args, "--storage", url], cwd=tmp_path)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 
 from gradsweep.errors import UserError
 from gradsweep.search.engine.storage import mask_url, open_storage, sqlite_file, with_retries
+from tests._read_only import read_only_view
 
 
 def test_mask_url_hides_passwords_in_urls_and_messages() -> None:
@@ -58,17 +58,11 @@ def test_missing_store_is_refused_when_not_creating(tmp_path: Path) -> None:
 
 @contextlib.contextmanager
 def _read_only_dir(tmp_path: Path) -> Iterator[Path]:
-    src, ro = tmp_path / "src", tmp_path / "ro"
+    src = tmp_path / "src"
     src.mkdir()
-    ro.mkdir()
     open_storage(f"sqlite:///{src / 's.db'}")  # an existing store, then made read-only
-    if subprocess.run(["mount", "--bind", str(src), str(ro)], capture_output=True).returncode != 0:
-        pytest.skip("cannot bind-mount here to make a read-only filesystem")
-    try:
-        subprocess.run(["mount", "-o", "remount,ro,bind", str(ro)], check=True, capture_output=True)
+    with read_only_view(src, tmp_path / "ro") as ro:
         yield ro
-    finally:
-        subprocess.run(["umount", str(ro)], capture_output=True)
 
 
 def test_read_only_store_is_one_line(tmp_path: Path) -> None:
