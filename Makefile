@@ -2,6 +2,7 @@
 #   make sweep   set up .venv and run a real default sweep (contrastive, small scale, local Ray, SQLite)
 #   make test    set up .venv, lint, and run the test suite
 #   make bench   the benchmarks' quick modes (figures and commands in BENCHMARKS.md)
+#   make gpu-check   the <= 8-minute GPU check (needs CUDA; BENCHMARKS.md "The GPU check"); make gpu-wheels first
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -12,7 +13,7 @@ TEST_WORKERS ?= 2
 SWEEP_TRIALS ?= 8
 SWEEP_ARGS   ?=
 
-.PHONY: setup sweep test lint bench clean
+.PHONY: setup sweep test lint bench clean gpu-check gpu-wheels
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +46,20 @@ bench: setup
 	@if $(PY) -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then \
 		$(PY) -u -m benchmarks.gpu --quick; \
 	else echo "benchmarks/gpu.py: skipped (no CUDA GPU here)"; fi
+
+# The GPU check: one command, <= 8 minutes on one GPU; JSON + summary under $$OUT or gpu_check_out/.
+gpu-check:
+	scripts/gpu_check.sh
+
+# Wheels the GPU machine lacks (Python 3.12, torch there; no optuna, no pydantic; no network), for
+# scripts/gpu_check.sh to install: optuna and its small pure-Python needs, pydantic. No Ray.
+GPU_WHEELS ?= optuna==5.0.0 alembic==1.20.1 sqlalchemy==2.1.9 colorlog==6.12.0 mako==1.4.3 \
+	pydantic==2.14.4 pydantic-core==2.50.5 annotated-types==0.8.0 typing-extensions==4.16.0 typing-inspection==0.4.5
+gpu-wheels: setup
+	rm -rf .whl && $(PY) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+		--platform manylinux1_x86_64 -d .whl $(GPU_WHEELS)
+	@du -sh .whl
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from types import ModuleType
 
@@ -32,7 +33,12 @@ class StopAfter:
 def run_on_cpu(
     objective: ModuleType, config: TrialConfig, checkpoint_dir: Path | None = None
 ) -> tuple[float, NullReporter, TrialContext]:
-    """Run a built-in objective module on the CPU with a recording reporter."""
+    """Run a built-in objective module on the CPU with a recording reporter.
+
+    ``GRADSWEEP_TEST_DEVICE`` (set by ``benchmarks/gpu_check.py``'s ``tests`` part) runs it on another
+    device instead, e.g. ``cuda``.
+    """
     reporter = NullReporter()
-    ctx = TrialContext(config, reporter=reporter, device="cpu", checkpoint_dir=checkpoint_dir)
+    device = os.environ.get("GRADSWEEP_TEST_DEVICE", "cpu")
+    ctx = TrialContext(config, reporter=reporter, device=device, checkpoint_dir=checkpoint_dir)
     return objective.run(config, ctx), reporter, ctx
