@@ -32,6 +32,8 @@ from pydantic import (
 )
 
 Scalar = bool | int | float | str
+#: A parameter's value: a scalar, or None (YAML ``null``) for "none" where a setting allows it.
+ParamValue = Scalar | None
 
 
 class _Param(BaseModel):
@@ -120,10 +122,15 @@ class IntParam(_Param):
 
 
 class CategoricalParam(_Param):
-    """One of ``choices`` (scalars)."""
+    """One of ``choices``: scalars, or ``null`` for "none" where the setting allows it.
+
+    ``clip: {max_norm: {type: categorical, choices: [null, 1.0]}}`` searches "no clipping"
+    against a max-norm of 1; a setting that needs a value refuses ``null`` when the space is
+    validated (its probe), naming the setting.
+    """
 
     type: Literal["categorical"]
-    choices: list[Scalar]
+    choices: list[ParamValue]
 
     @model_validator(mode="after")
     def _check(self) -> CategoricalParam:
@@ -140,14 +147,14 @@ class CategoricalParam(_Param):
     def to_distribution(self) -> BaseDistribution:
         return CategoricalDistribution(self.choices)
 
-    def probe_values(self) -> list[Scalar]:
+    def probe_values(self) -> list[ParamValue]:
         return list(self.choices)
 
     def describe(self) -> str:
-        return "one of " + ", ".join(str(c) for c in self.choices)
+        return "one of " + ", ".join("null" if c is None else str(c) for c in self.choices)
 
 
-def _colliding(choices: list[Scalar]) -> list[str]:
+def _colliding(choices: list[ParamValue]) -> list[str]:
     """The choices that collide with another one: ``==`` (``1``, ``True``, ``1.0``) or the same text (``16``, ``"16"``).
 
     Optuna keeps a categorical value as its index, but compares choices with ``==`` and a

@@ -29,7 +29,7 @@ from typing import Any
 import optuna
 from pydantic import BaseModel, ValidationError
 
-from gradsweep.spaces.params import CategoricalParam, FixedParam, FloatParam, IntParam, Scalar, TieParam
+from gradsweep.spaces.params import CategoricalParam, FixedParam, FloatParam, IntParam, ParamValue, TieParam
 from gradsweep.spaces.space import SearchSpace, SpaceError, format_validation_error
 from gradsweep.spaces.trial_config import TrialConfig
 
@@ -147,9 +147,9 @@ def active_knobs(space: SearchSpace, params: dict[str, Any]) -> list[KnobSpec]:
     return [k for k in searched_knobs(space) if _condition_holds(space, k.condition, params)]
 
 
-def suggest(space: SearchSpace, trial: optuna.Trial) -> dict[str, Scalar]:
+def suggest(space: SearchSpace, trial: optuna.Trial) -> dict[str, ParamValue]:
     """Sample every active knob define-by-run; returns ``{param name: value}``."""
-    params: dict[str, Scalar] = {}
+    params: dict[str, ParamValue] = {}
     for k in searched_knobs(space):
         if not _condition_holds(space, k.condition, params):
             continue
@@ -239,7 +239,7 @@ def _contains(param: FloatParam | IntParam | CategoricalParam, value: Any) -> bo
     return param.low <= value <= param.high
 
 
-def check_params(space: SearchSpace, params: dict[str, Any], *, where: str = "") -> dict[str, Scalar]:
+def check_params(space: SearchSpace, params: dict[str, Any], *, where: str = "") -> dict[str, ParamValue]:
     """Validate a parameter set (a baseline) against ``space``; returns the active subset.
 
     Raises:
@@ -276,12 +276,19 @@ def probe_errors(space: SearchSpace) -> list[str]:
         return set()
 
     specs = searched_knobs(space)
-    base = {k.name: k.param.probe_values()[0] for k in specs}
+    # the base takes each knob's first value that is not null; every other value is a variation
+    values = {k.name: k.param.probe_values() for k in specs}
+    first = {name: next((i for i, v in enumerate(vs) if v is not None), 0) for name, vs in values.items()}
+    base = {name: vs[first[name]] for name, vs in values.items()}
     errors = sorted(attempt(base))
     for k in specs:
-        for value in k.param.probe_values()[1:] if not errors else []:
-            for line in sorted(attempt({**base, k.name: value}) - set(errors)):
-                errors.append(f"{k.yaml_path}: value {value!r} is not allowed here ({line})")
+        others = [v for i, v in enumerate(values[k.name]) if i != first[k.name]]
+        for value in others if not errors else []:
+            new = sorted(attempt({**base, k.name: value}) - set(errors))
+            if new:  # one line per bad value: the knob's own error, else the first one it caused
+                own = next((line for line in new if line.startswith(f"{k.yaml_path}:")), new[0])
+                shown = "null" if value is None else repr(value)
+                errors.append(f"{k.yaml_path}: value {shown} is not allowed here ({own})")
     for name, params in space.baselines.items():
         try:
             check_params(space, params, where=f"baselines.{name}")

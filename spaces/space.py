@@ -24,7 +24,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gradsweep.spaces.health import HealthConfig
-from gradsweep.spaces.params import TAGS, Knob, LrKnob, Param, Scalar, TieParam
+from gradsweep.spaces.params import TAGS, Knob, LrKnob, Param, ParamValue, TieParam
 from gradsweep.spaces.trial_config import MetricConfig, NoDecayRule
 from gradsweep.spaces.yaml_io import YamlFileError, read_yaml_file
 
@@ -150,7 +150,7 @@ class SearchSpace(_Section):
     stages: list[StageSpace] = Field(default_factory=lambda: [StageSpace(name="train", epochs=1)])
     extras: dict[str, Knob] = Field(default_factory=dict)
     health: HealthConfig = HealthConfig()
-    baselines: dict[str, dict[str, Scalar]] = Field(default_factory=dict)
+    baselines: dict[str, dict[str, ParamValue]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _cross_field(self) -> SearchSpace:
@@ -367,6 +367,12 @@ def format_validation_error(exc: ValidationError, data: Any = None) -> list[str]
             msg = "a parameter needs `type:` (float, int, categorical or fixed)"
         elif err["type"] == "missing":
             msg = "required field is missing"
+        elif (
+            err["type"] in ("float_parsing", "int_parsing")
+            and isinstance(err.get("input"), str)
+            and err["input"].strip().lower() in ("none", "nil")
+        ):
+            msg = f"{err['input']!r} is text in YAML; write null (unquoted) for no value"
         elif err["type"] == "string_too_long":
             msg = (
                 f"at most {err['ctx']['max_length']} characters, got {len(err['input'])}; use a shorter name"

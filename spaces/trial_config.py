@@ -203,7 +203,7 @@ class TrialConfig(_Frozen):
     stages: tuple[StageConfig, ...] = (StageConfig(name="train", epochs=1),)
     extras: dict[str, Scalar] = Field(default_factory=dict)
     health: HealthConfig = HealthConfig()
-    params: dict[str, Scalar] = Field(default_factory=dict)
+    params: dict[str, Scalar | None] = Field(default_factory=dict)
     provenance: dict[str, Any] | None = None
 
     @model_validator(mode="after")

@@ -7,6 +7,9 @@ same way:
 * a file that is not UTF-8 text (a binary, a latin-1 file): named as such, not a
   ``UnicodeDecodeError`` traceback;
 * YAML that does not parse: the line and column;
+* numbers written with an exponent but no sign or no dot (``1e6``, ``1.0e6``, ``3E-4``) are
+  numbers, as in YAML 1.2 and JSON; PyYAML follows YAML 1.1, where they are strings, so a
+  categorical choice or a baseline value ``1.0e6`` would otherwise reach the study as text;
 * an alias bomb: anchors and aliases that expand to more than :data:`MAX_EXPANDED_VALUES`
   values (``&a [x, x, ...]``, ``&b [*a, *a, ...]``, ...). PyYAML builds such a document cheaply,
   sharing one object per anchor, but anything that walks it (Pydantic, a YAML or JSON dump)
@@ -16,10 +19,13 @@ same way:
 Example:
     >>> load_yaml_text("a: &x [1, 2]\\nb: *x\\n")
     {'a': [1, 2], 'b': [1, 2]}
+    >>> load_yaml_text("[1e6, 1.0e6, 3E-4, .5e2, 16, '1e6']")
+    [1000000.0, 1000000.0, 0.0003, 50.0, 16, '1e6']
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +34,14 @@ import yaml
 #: The most values (scalars, lists and mappings) a document may expand to through its aliases.
 #: A search space or an exported config holds a few thousand at most.
 MAX_EXPANDED_VALUES = 100_000
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, plus YAML 1.2's floats with an exponent (``1e6``, ``1.0e6``, ``2E-3``)."""
+
+
+_EXPONENT_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$")
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+.0123456789"))
 
 
 class YamlFileError(ValueError):
@@ -73,7 +87,7 @@ def load_yaml_text(text: str) -> Any:
     Raises:
         YamlFileError: not valid YAML (line and column), or aliases that expand too far.
     """
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         try:
             node = loader.get_single_node()

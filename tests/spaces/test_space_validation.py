@@ -193,3 +193,68 @@ def test_not_a_mapping() -> None:
         parse_space(["a", "list"])
     # a YAML list at top level is named as such
     assert "must be a YAML mapping, got list" in info.value.errors[0]
+
+
+# Issue 19, point 4 (what tripped a new user): "no clipping" as a choice, YAML 1.1 exponents.
+
+
+def _with_clip_choices(choices: Any) -> dict[str, Any]:
+    data = copy.deepcopy(BASE)
+    data["clip"] = {"max_norm": {"type": "categorical", "choices": choices}}
+    return data
+
+
+def test_null_is_a_choice_where_the_setting_allows_none() -> None:
+    from gradsweep.spaces.sampling import check_params, resolve
+
+    data = _with_clip_choices([None, 1.0])
+    data["baselines"]["before"]["clip.max_norm"] = None
+    space = parse_space(data)
+    # the space validates, the baseline's null is accepted, and null resolves to "no clipping"
+    params = check_params(space, dict(space.baselines["before"]))
+    assert params["clip.max_norm"] is None and resolve(space, params).clip.max_norm is None
+    assert resolve(space, {**params, "clip.max_norm": 1.0}).clip.max_norm == 1.0
+
+
+def test_the_word_none_is_text_and_says_to_write_null() -> None:
+    data = _with_clip_choices(["none", 1.0])
+    data["baselines"] = {}
+    with pytest.raises(SpaceError) as info:
+        parse_space(data)
+    # one line, naming the field, telling what to write instead
+    assert len(info.value.errors) == 1
+    assert info.value.errors[0].startswith("clip.max_norm:") and "write null" in info.value.errors[0]
+
+
+def test_null_where_a_number_is_needed_is_one_line() -> None:
+    data = copy.deepcopy(BASE)
+    data["towers"][0]["lr"] = {"type": "categorical", "choices": [None, 1.0e-3]}
+    data["baselines"] = {}
+    with pytest.raises(SpaceError) as info:
+        parse_space(data)
+    # one line for the one bad value (not the tied tower's or the tower list's knock-on errors)
+    assert info.value.errors == [
+        "towers[0].lr: value null is not allowed here (towers[0].lr: Input should be a valid number)"
+    ]
+
+
+def test_exponent_numbers_without_a_sign_are_numbers(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from gradsweep.spaces.space import load_space
+
+    path = tmp_path / "space.yaml"
+    path.write_text(
+        "name: exp\nobjective: contrastive\nmetric: {name: recall_at_5_v2t, direction: maximize}\n"
+        "towers:\n  - name: all\n    patterns: ['*']\n"
+        "    lr: {type: float, low: 1e-5, high: 3E-3, log: true}\n"
+        "    weight_decay: {type: categorical, choices: [1e-4, 1.0e-2, 0.5]}\n"
+        "extras: {width: {type: categorical, choices: [1.0e6, 2e6]}}\n"
+    )
+    raw = yaml.safe_load(path.read_text())
+    # PyYAML alone (YAML 1.1) reads an exponent without a sign or without a dot as text ...
+    assert raw["towers"][0]["weight_decay"]["choices"] == ["1e-4", 0.01, 0.5]
+    assert raw["extras"]["width"]["choices"] == ["1.0e6", "2e6"]
+    # ... gradsweep's reader reads numbers, as YAML 1.2 and JSON do
+    space = load_space(path)
+    assert space.towers[0].weight_decay.choices == [1e-4, 1e-2, 0.5]
+    assert space.extras["width"].choices == [1e6, 2e6]
+    assert (space.towers[0].lr.low, space.towers[0].lr.high) == (1e-5, 3e-3)
