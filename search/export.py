@@ -1,4 +1,4 @@
-"""Export the best trial(s) of a study as resolved ``TrialConfig`` files with provenance.
+"""Export the best trial(s) of a study, or any finished trial, as resolved ``TrialConfig`` files with provenance.
 
 The file is what ``gradsweep try --config``, ``gradsweep launch --baseline`` and user code
 read back with :meth:`gradsweep.spaces.trial_config.TrialConfig.load`::
@@ -6,7 +6,7 @@ read back with :meth:`gradsweep.spaces.trial_config.TrialConfig.load`::
     config:        # the best trial's TrialConfig (params and provenance included)
       objective: contrastive
       ...
-    provenance:    # study, trial, value, metric, direction, gradsweep version, space, storage (masked)
+    provenance:    # study, trial, state, value, metric, direction, gradsweep version, space, storage (masked)
       study: demo
       trial: 7
       ...
@@ -60,6 +60,7 @@ def provenance(study: optuna.Study, trial: FrozenTrial, *, storage_url: str) -> 
         "direction": study_direction(study),
         "objective": attrs.get(_keys.OBJECTIVE),
         "baseline": trial.user_attrs.get(_keys.BASELINE),
+        "state": trial.state.name,
         "gradsweep_version": __version__,
         "space": attrs.get(_keys.SPACE),
         "storage": mask_url(storage_url),
@@ -89,22 +90,32 @@ def trial_config(trial: FrozenTrial, prov: dict[str, Any]) -> TrialConfig:
     return config.model_copy(update=update)
 
 
-def export_document(study: optuna.Study, *, storage_url: str, top: int = 1) -> dict[str, Any]:
-    """The export file's content for the ``top`` best COMPLETE trials.
+def export_document(
+    study: optuna.Study, *, storage_url: str, top: int = 1, trial: int | None = None
+) -> dict[str, Any]:
+    """The export file's content for the ``top`` best COMPLETE trials, or for trial number ``trial``.
 
     Args:
         study: the study.
         storage_url: its storage URL (masked in the provenance).
         top: how many configs (at least 1). With ``top > 1`` the list goes under ``configs``
             and the best one stays under ``config`` so the file still loads as one TrialConfig.
+        trial: export this trial, whatever its final state (a pruned or failed trial too, to
+            run it again with ``gradsweep try --config`` or enqueue it with ``--baseline``);
+            its state is in the provenance.
 
     Returns:
         A JSON-able dict with ``config`` and ``provenance`` (and ``configs`` when ``top > 1``).
 
     Raises:
-        UserError: no trial is COMPLETE, or a trial lacks a valid recorded config.
+        UserError: no trial is COMPLETE (or ``trial`` is unknown or still running), or a trial
+            lacks a valid recorded config.
         ValueError: ``top`` < 1.
     """
+    if trial is not None:
+        chosen = _numbered_trial(study, trial)
+        prov = provenance(study, chosen, storage_url=storage_url)
+        return {"config": trial_config(chosen, prov).to_dict(), "provenance": prov}
     best = best_trials(study.trials, study_direction(study), top=top)
     if not best:
         counts = _state_counts(study.trials)
@@ -117,6 +128,22 @@ def export_document(study: optuna.Study, *, storage_url: str, top: int = 1) -> d
     if top > 1:
         doc["configs"] = entries
     return doc
+
+
+def _numbered_trial(study: optuna.Study, number: int) -> FrozenTrial:
+    trials = study.get_trials(deepcopy=False)
+    match = [t for t in trials if t.number == number]
+    if not match:
+        last = max((t.number for t in trials), default=None)
+        have = f"0..{last}" if last is not None else "none"
+        raise UserError(
+            f"--trial {number}: study {study.study_name!r} has no trial {number} (trials: {have})"
+        )
+    if not match[0].state.is_finished():
+        raise UserError(
+            f"--trial {number} is {match[0].state.name}; export a finished trial (complete, pruned or failed)"
+        )
+    return match[0]
 
 
 def resolve_format(out: Path, fmt: ExportFormat | str | None) -> ExportFormat:

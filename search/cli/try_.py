@@ -149,6 +149,8 @@ def key_metrics(metrics: dict[str, float], limit: int = _KEY_METRICS) -> dict[st
 def reproduction(config: TrialConfig, value: float) -> dict[str, Any] | None:
     """Compare ``value`` with the exported trial's value in ``config.provenance``, if any."""
     prov = config.provenance or {}
+    if prov.get("state", "COMPLETE") != "COMPLETE":
+        return None  # a pruned or failed trial's value is not a finished run's: nothing to reproduce
     expected = prov.get("value")
     if not isinstance(expected, int | float) or not math.isfinite(expected):
         return None

@@ -144,3 +144,56 @@ def test_exported_config_applies_to_a_model(gradsweep: Callable, demo_url: str, 
         "video_backbone": config.params["towers.video_backbone.lr"],
         "text_encoder": config.params["towers.text_encoder.lr"],
     }
+
+
+def test_export_any_finished_trial_by_number(gradsweep: Callable, demo_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "t3.yaml"
+    ran = gradsweep("export", "--storage", demo_url, "--out", out, "--trial", "3")
+    # a pruned trial (3: non-finite loss) exports, and the line says which state it was in
+    assert ran.code == 0 and "trial #3" in ran.out and "(pruned)" in ran.out, ran.err
+    config = TrialConfig.load(out)
+    study = optuna.load_study(study_name="demo", storage=demo_url)
+    # its own resolved config and params, with its state in the provenance
+    assert config.params == study.trials[3].params and config.provenance["state"] == "PRUNED"
+    from gradsweep.search.engine.request import _params_from_file
+
+    # it works as --baseline (to enqueue the pruned config again)
+    assert _params_from_file(out) == study.trials[3].params
+    # the best-trial export records COMPLETE
+    best = tmp_path / "best.yaml"
+    assert gradsweep("export", "--storage", demo_url, "--out", best).code == 0
+    assert TrialConfig.load(best).provenance["state"] == "COMPLETE"
+
+
+def test_export_trial_refusals(gradsweep: Callable, demo_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "t.yaml"
+    # an unknown number names the trials there are
+    ran = gradsweep("export", "--storage", demo_url, "--out", out, "--trial", "42")
+    assert ran.code == 1 and "no trial 42 (trials: 0..9)" in ran.err and ran.err.count("\n") == 1
+    # a RUNNING trial (9) is not a finished config
+    ran = gradsweep("export", "--storage", demo_url, "--out", out, "--trial", "9")
+    assert ran.code == 1 and "--trial 9 is RUNNING" in ran.err
+    # --trial with --top is one line too
+    ran = gradsweep("export", "--storage", demo_url, "--out", out, "--trial", "2", "--top", "2")
+    assert ran.code == 1 and "leave out --top" in ran.err
+    # nothing was written
+    assert not out.exists()
+
+
+def test_try_does_not_compare_a_pruned_trials_value() -> None:
+    from gradsweep.search.cli.try_ import reproduction
+    from tests.search.views.study_factory import config_for
+
+    base = config_for(
+        {"towers.video_backbone.lr": 1e-3, "towers.text_encoder.lr": 1e-4, "loss_variant": "einsum"}, seed=0
+    )
+    pruned = base.model_copy(
+        update={"provenance": {"state": "PRUNED", "value": 0.1, "trial": 3, "study": "s"}}
+    )
+    complete = pruned.model_copy(update={"provenance": {**pruned.provenance, "state": "COMPLETE"}})
+    # a pruned trial's value is where it stopped, not a finished run's: no verdict either way
+    assert reproduction(pruned, 0.5) is None
+    # a complete one (or an export from before the state was recorded) is compared
+    assert reproduction(complete, 0.5)["reproduced"] is False
+    legacy = pruned.model_copy(update={"provenance": {"value": 0.5, "trial": 3, "study": "s"}})
+    assert reproduction(legacy, 0.5)["reproduced"] is True
