@@ -52,12 +52,27 @@ def load_config_file(path: Path) -> TrialConfig:
     except YamlFileError as exc:
         raise UserError(f"{path}: not a valid config file: {exc}") from None
     except ValidationError as exc:
+        if _params_only(path):
+            raise UserError(
+                f"{path} holds only `params:` (a baseline); run it with --space SPACE --baseline {path}"
+            ) from None
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"
         raise UserError(f"{path}: {where}: {err['msg']}") from exc
     except (yaml.YAMLError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"{path}: not a valid config file: {first}") from exc
+
+
+def _params_only(path: Path) -> bool:
+    """Whether ``path`` is a ``params:`` file (what ``--baseline`` reads), not a TrialConfig."""
+    from gradsweep.spaces.yaml_io import read_yaml_file
+
+    try:
+        data = read_yaml_file(path)
+    except YamlFileError:
+        return False
+    return isinstance(data, dict) and set(data) == {"params"}
 
 
 def check_config_objective(path: Path, config: TrialConfig, objective: str) -> None:
@@ -105,6 +120,41 @@ def recommended_config(objective: str, *, scale: str | None, seed: int | None) -
         return baseline_config(space, "after", **overrides)
     except SpaceError as exc:
         raise UserError(f"preset {name!r} of objective {objective!r}: {exc.first_line()}") from exc
+
+
+def space_config(
+    space_spec: str, baseline: str | None, *, scale: str | None, seed: int | None
+) -> TrialConfig:
+    """One of a space's configs, resolved: a baseline named in the space, or a ``params:`` file.
+
+    With no ``baseline``, a space with exactly one baseline runs that one.
+
+    Raises:
+        UserError: the space does not load, the baseline is unknown or outside the space, or
+            there is no single baseline to pick.
+    """
+    from gradsweep.search.engine.request import resolve_baselines
+    from gradsweep.spaces.sampling import resolve
+    from gradsweep.spaces.space import SpaceError, load_space
+
+    try:
+        space = load_space(space_spec)
+    except SpaceError as exc:
+        raise UserError(exc.first_line()) from None
+    if baseline is None:
+        if len(space.baselines) != 1:
+            have = ", ".join(space.baselines) or "none in the space"
+            raise UserError(
+                f"--space {space_spec}: give --baseline NAME or a params file to say which config to run "
+                f"(baselines: {have})"
+            )
+        baseline = next(iter(space.baselines))
+    (chosen,) = resolve_baselines(space, (baseline,))
+    overrides: dict[str, Any] = {k: v for k, v in (("scale", scale), ("seed", seed)) if v is not None}
+    try:
+        return resolve(space, chosen.params, **overrides)
+    except SpaceError as exc:
+        raise UserError(exc.first_line()) from None
 
 
 def health_summary(reports: list[Any]) -> dict[str, Any]:
@@ -179,6 +229,17 @@ def try_(
         Path | None,
         typer.Option("--config", help="TrialConfig or export file (default: the preset's 'after')."),
     ] = None,
+    space: Annotated[
+        str | None,
+        typer.Option("--space", help="A space file or preset: run one of its baselines (see --baseline)."),
+    ] = None,
+    baseline: Annotated[
+        str | None,
+        typer.Option(
+            "--baseline",
+            help="With --space: a baseline name of the space, or a params file (default: its only baseline).",
+        ),
+    ] = None,
     scale: Annotated[Scale | None, typer.Option("--scale", help="Override the config's scale.")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Override the config's seed.")] = None,
     device: Annotated[
@@ -188,16 +249,22 @@ def try_(
 ) -> None:
     """Run one config without a search; print its metric and gradient-health report.
 
-    Without --config it runs the objective's recommended preset config. With an exported config it also says whether the exported value is reproduced (same seed and scale, within 1e-4 on CPU).
+    Without --config it runs the objective's recommended preset config. With an exported config it also says whether the exported value is reproduced (same seed and scale, within 1e-4 on CPU). With --space it runs one of the space's baselines (or a params file), e.g. your own objective's starting config.
 
-    Example: [bold]gradsweep try --config best.yaml --scale tiny[/]
+    Example: [bold]gradsweep try --config best.yaml --scale tiny[/]; [bold]gradsweep try --space space.yaml --baseline start[/]
     """
     from gradsweep.objectives.api import NullReporter, TrialContext, run_objective
     from gradsweep.objectives.registry import load_objective
 
-    if config is None and objective is None:
-        raise UserError("give --objective NAME, --config FILE, or both")
-    if config is not None:
+    if config is not None and space is not None:
+        raise UserError("give --config FILE or --space SPACE, not both")
+    if baseline is not None and space is None:
+        raise UserError("--baseline needs --space SPACE (the space its params belong to)")
+    if config is None and objective is None and space is None:
+        raise UserError("give --objective NAME, --config FILE or --space SPACE")
+    if space is not None:
+        cfg = space_config(space, baseline, scale=scale, seed=seed)
+    elif config is not None:
         cfg = load_config_file(config)
         update = {k: v for k, v in (("scale", scale), ("seed", seed)) if v is not None}
         if update:
@@ -205,8 +272,8 @@ def try_(
     else:
         cfg = recommended_config(str(objective), scale=scale, seed=seed)
     spec = objective or cfg.objective
-    if config is not None:
-        check_config_objective(config, cfg, spec)
+    if config is not None or space is not None:
+        check_config_objective(config or Path(str(space)), cfg, spec)
     fn = load_objective(spec)
     reporter = NullReporter()
     ctx = TrialContext(cfg, reporter=reporter, device=device)

@@ -140,7 +140,7 @@ def test_try_bad_inputs(gradsweep: Callable, swept: tuple[str, str, Path], tmp_p
     _, spec, _ = swept
     # neither --objective nor --config
     ran = gradsweep("try")
-    assert ran.code == 1 and "error: give --objective NAME, --config FILE, or both" in ran.err
+    assert ran.code == 1 and "error: give --objective NAME, --config FILE or --space SPACE" in ran.err
     # a missing config file
     ran = gradsweep("try", "--config", tmp_path / "nope.yaml")
     assert ran.code == 1 and "error: config file not found" in ran.err and ran.err.count("\n") == 1
@@ -189,3 +189,50 @@ def test_health_summary_and_key_metrics() -> None:
     }
     # the glance shows loss, global norm and tower norms in that order, not window bookkeeping
     assert list(key_metrics(metrics)) == ["health/loss", "health/grad_norm_global", "health/t/grad_norm_pre"]
+
+
+def _space_with_quick_objective(tmp_path: Path) -> Path:
+    import yaml
+
+    from tests.search.engine._support import space_data
+
+    objs = tmp_path / "objs.py"
+    objs.write_text((Path(__file__).parents[2] / "reliability" / "_faulty.py").read_text())
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump(space_data(f"{objs}:quick")))
+    return path
+
+
+def test_try_runs_a_baseline_of_a_space(gradsweep: Callable, tmp_path: Path) -> None:
+    space = _space_with_quick_objective(tmp_path)
+    # a baseline named in the space (the quick objective scores -|log10(lr) + 2|: good has lr 1e-2)
+    ran = gradsweep("try", "--space", space, "--baseline", "good", "--json")
+    assert ran.code == 0, ran.err
+    assert json.loads(ran.out)["value"] == 0.0
+    # a params file (what --baseline of launch reads) runs the same way
+    params = tmp_path / "p.yaml"
+    params.write_text("params:\n  towers.all.lr: 0.1\n")
+    ran = gradsweep("try", "--space", space, "--baseline", params, "--json")
+    assert ran.code == 0 and json.loads(ran.out)["value"] == -1.0, ran.err
+    # given to --config, the params file is refused with the command that runs it
+    ran = gradsweep("try", "--config", params)
+    assert ran.code == 1 and f"run it with --space SPACE --baseline {params}" in ran.err
+
+
+def test_try_space_refusals(gradsweep: Callable, tmp_path: Path) -> None:
+    space = _space_with_quick_objective(tmp_path)
+    cases = {
+        # two baselines and none named: say which exist
+        (
+            "--space",
+            space,
+        ): "give --baseline NAME or a params file to say which config to run (baselines: bad, good)",
+        ("--space", space, "--baseline", "nope"): "--baseline 'nope' is neither a file nor a baseline",
+        ("--baseline", "good"): "--baseline needs --space SPACE",
+        ("--space", space, "--config", tmp_path / "x.yaml"): "give --config FILE or --space SPACE, not both",
+    }
+    for args, fragment in cases.items():
+        ran = gradsweep("try", *args)
+        errors = [line for line in ran.err.splitlines() if line.startswith("error:")]
+        # exit 1, one error line with the expected words
+        assert ran.code == 1 and len(errors) == 1 and fragment in errors[0], (args, ran.err)
