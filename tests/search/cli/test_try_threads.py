@@ -59,3 +59,13 @@ def test_try_follows_omp_num_threads_when_set_like_a_trial(threads_config: Path)
     assert _threads(threads_config, env={"OMP_NUM_THREADS": "2"}) == 2.0
     # after the command, the process's own thread count is back to what it was
     assert torch.get_num_threads() == 3
+
+
+def test_try_refuses_cpus_that_are_not_positive(threads_config: Path) -> None:
+    result = run_cli(["try", "--config", str(threads_config), "--cpus", "0"])
+    # one line naming the option and what is allowed, no traceback
+    assert (
+        result.code == 1
+        and result.error_lines == ["error: --cpus must be > 0, got 0"]
+        and not result.traceback
+    )
