@@ -107,6 +107,7 @@ def _import_file(path_text: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(module_name, resolved)
     if spec is None or spec.loader is None:
         raise UserError(f"cannot import objective file {path_text}: not a Python module")
+    _put_first_on_path(resolved.parent)
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module  # dataclasses and pickling need the module registered
     try:
@@ -115,6 +116,22 @@ def _import_file(path_text: str) -> ModuleType:
         sys.modules.pop(module_name, None)
         raise UserError(f"error importing objective file {path_text}: {_one_line(exc)}") from exc
     return module
+
+
+def _put_first_on_path(folder: Path) -> None:
+    """Make modules beside an objective file importable, as ``python file.py`` does.
+
+    The folder goes first on ``sys.path`` (Python puts a script's folder there), unless it is
+    already on it, and stays: an objective that imports inside its function, when a trial runs
+    it, finds its modules too. Ray workers load the objective through here as well.
+    Modules already imported (the standard library's, gradsweep's) are not replaced by
+    same-named files in the folder; later imports of a name the folder also holds get the
+    folder's file, as under ``python file.py``.
+    """
+    entry = str(folder)
+    if entry not in sys.path:  # already there (the working directory, a second load): leave the order
+        sys.path.insert(0, entry)
+        importlib.invalidate_caches()
 
 
 def _import_module(name: str) -> ModuleType:

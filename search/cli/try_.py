@@ -245,16 +245,27 @@ def try_(
     device: Annotated[
         str | None, typer.Option("--device", help="cpu, cuda, cuda:1 (default: cuda if present).")
     ] = None,
+    cpus: Annotated[
+        float | None,
+        typer.Option(
+            "--cpus",
+            help="CPUs to train with, as launch's --cpus-per-trial: torch threads = CPUs rounded down, "
+            "at least 1 (default: what a trial gets, OMP_NUM_THREADS if set, else 1).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run one config without a search; print its metric and gradient-health report.
 
-    Without --config it runs the objective's recommended preset config. With an exported config it also says whether the exported value is reproduced (same seed and scale, within 1e-4 on CPU). With --space it runs one of the space's baselines (or a params file), e.g. your own objective's starting config.
+    Without --config it runs the objective's recommended preset config. With an exported config it also says whether the exported value is reproduced (same seed and scale, within 1e-4 on CPU). With --space it runs one of the space's baselines (or a params file), e.g. your own objective's starting config. It trains with a trial's torch threads (one by default, as launch's default --cpus-per-trial 1), not torch's default of one per core, so its time and metric match the sweep's.
 
     Example: [bold]gradsweep try --config best.yaml --scale tiny[/]; [bold]gradsweep try --space space.yaml --baseline start[/]
     """
+    import torch
+
     from gradsweep.objectives.api import NullReporter, TrialContext, run_objective
     from gradsweep.objectives.registry import load_objective
+    from gradsweep.search.engine.ray.runtime import trial_threads
 
     if config is not None and space is not None:
         raise UserError("give --config FILE or --space SPACE, not both")
@@ -262,6 +273,8 @@ def try_(
         raise UserError("--baseline needs --space SPACE (the space its params belong to)")
     if config is None and objective is None and space is None:
         raise UserError("give --objective NAME, --config FILE or --space SPACE")
+    if cpus is not None and not (math.isfinite(cpus) and cpus > 0):
+        raise UserError(f"--cpus must be > 0, got {cpus:g}")
     if space is not None:
         cfg = space_config(space, baseline, scale=scale, seed=seed)
     elif config is not None:
@@ -277,11 +290,15 @@ def try_(
     fn = load_objective(spec)
     reporter = NullReporter()
     ctx = TrialContext(cfg, reporter=reporter, device=device)
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(trial_threads(1.0) if cpus is None else trial_threads(cpus, env={}))
     started = time.perf_counter()
     try:
         value = run_objective(fn, cfg, ctx)
     except NonFiniteValue as exc:
         raise UserError(f"{spec}: {exc}") from exc
+    finally:
+        torch.set_num_threads(threads_before)
     elapsed = time.perf_counter() - started
     health = health_summary(reporter.health_reports)
     result = {

@@ -103,6 +103,25 @@ class RayInfo:
     owned: bool = True
 
 
+def trial_threads(cpus_per_trial: float, env: dict[str, str] | None = None) -> int:
+    """The torch (OpenMP) threads a trial with ``cpus_per_trial`` CPUs trains with.
+
+    Ray sets ``OMP_NUM_THREADS`` in its workers to the CPUs a trial reserves, rounded down, at
+    least 1, unless the user set it (Ray's ``set_omp_num_threads_if_unset``); torch takes its
+    thread count from it. ``gradsweep try`` uses this to train as a trial would.
+
+    Example:
+        >>> trial_threads(1.0, env={}), trial_threads(0.5, env={}), trial_threads(2.0, env={})
+        (1, 1, 2)
+        >>> trial_threads(1.0, env={"OMP_NUM_THREADS": "4"})
+        4
+    """
+    given = (os.environ if env is None else env).get("OMP_NUM_THREADS", "").strip()
+    if given.isdigit() and int(given) > 0:
+        return int(given)
+    return max(math.floor(cpus_per_trial + 1e-9), 1)
+
+
 def quiet_environment() -> None:
     """Set Ray Tune's environment switches for a quiet driver (only where the user did not)."""
     for key, value in QUIET_ENV.items():

@@ -142,3 +142,31 @@ def test_timeout_stops_the_sweep_and_records_interrupted_trials(make_space, tmp_
     assert not [t for t in trials if t.state == TrialState.RUNNING]
     # the trial cut off by the budget is FAIL "interrupted"
     assert any(t.user_attrs.get("gradsweep.fail.reason") == "interrupted" for t in trials)
+
+
+def test_a_file_objective_imports_modules_beside_it_in_the_workers(tmp_path: Path) -> None:
+    # issue 19: `objective: charlm.py:train` beside charlm_core.py failed with "No module named ..."
+    import uuid
+
+    import yaml
+
+    from ._support import space_data
+
+    top, lazy = f"core_top_{uuid.uuid4().hex[:8]}", f"core_lazy_{uuid.uuid4().hex[:8]}"
+    code = tmp_path / "user_code"
+    code.mkdir()
+    (code / f"{top}.py").write_text("BASE = 1.0\n")
+    (code / f"{lazy}.py").write_text("BONUS = 0.5\n")
+    (code / "charlm.py").write_text(
+        f"import {top}\n\ndef train(config, ctx):\n    import {lazy}\n"
+        f"    ctx.report({top}.BASE, 0)\n    return {top}.BASE + {lazy}.BONUS\n"
+    )
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump(space_data(f"{code / 'charlm.py'}:train")))
+    request = _request(space, tmp_path, n_trials=1, study="imports")
+    launch(request)
+    trials = load(request.storage, "imports").get_trials()
+    # the worker imported the file (top-level import) and ran it (import inside the function)
+    assert [(t.state, t.value) for t in trials] == [(TrialState.COMPLETE, 1.5)], [
+        t.user_attrs.get("gradsweep.fail.reason") for t in trials
+    ]
