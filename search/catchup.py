@@ -66,7 +66,8 @@ class CatchUpVerdict:
         best: the trial's best finite value so far.
         gain: the largest later improvement a finished trial made from this step (0 if none did),
             times the pruner's ``gain_factor``.
-        bar: the quantile of the finished trials' final values the trial must still be able to reach.
+        bar: the quantile (in the study's direction: 0.75 is the best quartile's edge) of the finished
+            trials' final values the trial must still be able to reach.
         finished: how many finished trials the bar and the gain come from.
         step: the step judged.
         pruned: how many pruned trials the bar's quantile also counted (``bar_counts_pruned``).
@@ -80,17 +81,31 @@ class CatchUpVerdict:
     step: int
     pruned: int = 0
 
-    def reason(self, quantile: float, maximize: bool) -> str:
-        """One line: the comparison that pruned (or kept) the trial."""
-        label = "median" if quantile == 0.5 else f"{quantile:g} quantile"
+    def reason(self, quantile: float, maximize: bool, gain_factor: float = 1.0) -> str:
+        """One line: the comparison that pruned (or kept) the trial, worded for the direction.
+
+        The bar is the ``quantile`` of the results counted in the study's direction, so 0.75 is
+        the edge of the best quartile: the 75th percentile of a maximized metric, the 25th of a
+        minimized one (a loss). The line names it that way, e.g. ``best-quartile final value``.
+
+        Args:
+            quantile: the pruner's ``quantile``.
+            maximize: the study's direction.
+            gain_factor: the pruner's ``gain_factor`` (:attr:`gain` is already multiplied by it;
+                the line shows the factor and the finished trial's own gain).
+        """
+        share = (1.0 - quantile) * 100.0
+        label = "median" if quantile == 0.5 else "best-quartile" if quantile == 0.75 else f"best-{share:.3g}%"
         of = f"{self.finished} finished trials" + (
             f" and {self.pruned} pruned ones at their best" if self.pruned else ""
         )
+        times = f"{gain_factor:g} x " if gain_factor != 1.0 else ""
+        raw = self.gain / gain_factor
         if maximize:
-            return (f"best {self.best:.4g} by step {self.step} + the largest later gain of a finished trial "
-                    f"{self.gain:.4g} < {label} final {self.bar:.4g} of {of}")  # fmt: skip
-        return (f"best {self.best:.4g} by step {self.step} - the largest later drop of a finished trial "
-                f"{self.gain:.4g} > {label} final {self.bar:.4g} of {of}")  # fmt: skip
+            return (f"best {self.best:.4g} by step {self.step} + {times}the largest later gain of a finished "
+                    f"trial {raw:.4g} < {self.bar:.4g}, the {label} final value of {of} (higher is better)")  # fmt: skip
+        return (f"best {self.best:.4g} by step {self.step} - {times}the largest later drop of a finished "
+                f"trial {raw:.4g} > {self.bar:.4g}, the {label} final value of {of} (lower is better)")  # fmt: skip
 
 
 def best_by(values: Mapping[int, float], step: int, sign: float) -> float | None:

@@ -197,7 +197,9 @@ class HealthPruner(BasePruner):
             verdict = base.judge(study, view)  # judged once: its comparison is the reason
             if verdict is None or not verdict.prune:
                 return keep
-            reason = verdict.reason(base.quantile, study.direction == StudyDirection.MAXIMIZE)
+            reason = verdict.reason(
+                base.quantile, study.direction == StudyDirection.MAXIMIZE, base.gain_factor
+            )
             return PruneDecision(True, PruneKind.UNDERPERFORMING, f"{reason} ({name})")
         if not base.prune(study, view):
             return keep

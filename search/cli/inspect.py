@@ -64,10 +64,16 @@ def _print_status(s: StudySummary) -> None:
     console.print(f"  {counts}", highlight=False)
     if s.prune_groups:
         table = Table(title=f"pruned ({s.counts['PRUNED']})", title_justify="left")
-        for col in ("kind", "count", "reason", "trials", "example"):
+        for col in ("kind", "rule", "count", "trials", "example"):
             table.add_column(col, overflow="fold")
         for g in s.prune_groups:
-            table.add_row(escape(g.kind), str(g.count), escape(g.key), _numbers(g.trials), escape(g.example))
+            table.add_row(
+                escape(g.kind),
+                escape(g.rule_label),
+                str(g.count),
+                _numbers(g.trials),
+                escape(g.example_label),
+            )
         console.print(table)
     if s.failures:
         table = Table(title=f"failed ({len(s.failures)})", title_justify="left")

@@ -73,12 +73,12 @@ def render_html(data: ReportData) -> str:
     if data.prune_groups:
         parts.append(
             "<h2>Pruned trials by reason</h2><table><tr><th>kind</th><th>count</th>"
-            "<th>reason</th><th>trials</th><th>example</th></tr>"
+            "<th>rule</th><th>trials</th><th>example</th></tr>"
         )
         for g in data.prune_groups:
             parts.append(
-                f"<tr><td>{esc(g.kind)}</td><td>{g.count}</td><td>{esc(g.key)}</td>"
-                f"<td>{esc(', '.join(map(str, g.trials)))}</td><td>{esc(g.example)}</td></tr>"
+                f"<tr><td>{esc(g.kind)}</td><td>{g.count}</td><td>{esc(g.rule_label)}</td>"
+                f"<td>{esc(', '.join(map(str, g.trials)))}</td><td>{esc(g.example_label)}</td></tr>"
             )
         parts.append("</table>")
     if s.failures:

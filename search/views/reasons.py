@@ -1,16 +1,19 @@
 """Group prune reasons by the rule (and tower) they come from.
 
 Reasons are human lines with numbers in them, e.g.
-``text_encoder grad norm 3.1e-07 < 1e-06 for 5 checks (steps 400-500)``. Two trials pruned
-by the same rule on the same tower differ only in the numbers, so the group key is the text
-before the first number (``text_encoder grad norm``); when that is a single word, the whole
-line with its numbers masked (``value # at step # worse than median # of # trials (MedianPruner)``).
+``text_encoder grad norm 3.1e-07 < 1e-06 for 5 checks (steps 400-500)``. A group is one rule:
+:func:`reason_rule` names it (a health rule's name from objectives/health/rules.py, such as
+``vanishing``, or the base pruner's class, such as ``CatchUpPruner``), and :func:`reason_key`
+adds the tower for a health rule (the text before the first number, ``text_encoder grad norm``).
+Each group keeps one real reason, numbers included, and the trial it came from.
 
 Example:
     >>> reason_key("text_encoder grad norm 3.1e-07 < 1e-06 for 5 checks (steps 400-500)")
     'text_encoder grad norm'
-    >>> reason_key("non-finite loss at step 312")
-    'non-finite loss'
+    >>> reason_rule("text_encoder grad norm 3.1e-07 < 1e-06 for 5 checks (steps 400-500)")
+    'vanishing'
+    >>> reason_key("best 1.9 by step 2 - the largest later drop ... (lower is better) (CatchUpPruner)")
+    'CatchUpPruner'
 """
 
 from __future__ import annotations
@@ -31,6 +34,42 @@ _NUMBER = re.compile(
 )
 # Words and symbols that only glue the rule name to its first number.
 _TRAILING = re.compile(r"(?:\s+|[:=<>(,]|\b(?:at|step|steps|of|for|is|was|below|above|over|under|best)\b)+$")
+# The base pruner a HealthPruner reason names: "... (CatchUpPruner)" or "... pruned by HyperbandPruner".
+_PRUNER = re.compile(r"(?:\((\w+Pruner)\)|pruned by (\w+))\s*$")
+_NUM = r"\S+"
+# The health rules' lines (objectives/health/rules.py), first match wins; the name is the rule's.
+_HEALTH_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("nonfinite", re.compile(r"^non-finite (?:loss|gradients)\b")),
+    ("exploding", re.compile(rf"\bgrad norm {_NUM} > ")),
+    ("vanishing", re.compile(rf"\bgrad norm {_NUM} < ")),
+    ("decay_dominance", re.compile(r"\bdecay-to-grad ratio\b")),
+    ("scaler_overflow", re.compile(r"^GradScaler (?:skipped|scale)\b")),
+    ("loss_spike", re.compile(r"^loss spike\b")),
+    ("loss_stall", re.compile(r"^loss stalled\b")),
+)
+
+
+def reason_rule(reason: str | None) -> str:
+    """The stable name of the rule a prune reason comes from.
+
+    Args:
+        reason: a reason line (None or empty gives ``"(no reason)"``).
+
+    Returns:
+        A health rule's name (``nonfinite``, ``exploding``, ``vanishing``, ``decay_dominance``,
+        ``scaler_overflow``, ``loss_spike``, ``loss_stall``), the base pruner's class name
+        (``CatchUpPruner``, ``MedianPruner``, ...), or else :func:`reason_key` of the line.
+    """
+    line = first_line(reason)
+    if not line:
+        return "(no reason)"
+    pruner = _PRUNER.search(line)
+    if pruner:
+        return pruner.group(1) or pruner.group(2)
+    for name, pattern in _HEALTH_RULES:
+        if pattern.search(line):
+            return name
+    return reason_key(line)
 
 
 def reason_key(reason: str | None) -> str:
@@ -45,26 +84,32 @@ def reason_key(reason: str | None) -> str:
     line = first_line(reason)
     if not line:
         return "(no reason)"
+    pruner = _PRUNER.search(line)
+    if pruner:  # a base pruner's comparison: its numbers and wording vary, the pruner is the rule
+        return pruner.group(1) or pruner.group(2)
     match = _NUMBER.search(line)
     head = line[: match.start()] if match else line
     head = _TRAILING.sub("", head).strip()
     if len(head.split()) >= 2:
         return head
-    # One word before the first number ("value -3.4 at step 1 worse than median ...") says too
-    # little: keep the whole line with its numbers masked, so one pruner's lines share a key.
+    # One word before the first number in a line that names no pruner says too little: keep
+    # the whole line with its numbers masked, so lines that differ only in numbers share a key.
     return _NUMBER.sub("#", line)
 
 
 @dataclass(frozen=True)
 class PruneGroup:
-    """Pruned trials sharing a kind and a reason key.
+    """Pruned trials sharing a kind, a rule and a reason key.
 
     Attributes:
         kind: ``unstable``, ``underperforming`` or ``unknown``.
-        key: the reason key (see :func:`reason_key`).
+        key: the reason key (see :func:`reason_key`): the rule with its tower, e.g.
+            ``text_encoder grad norm``, or the base pruner's name.
         count: how many trials.
         trials: their numbers, ascending.
-        example: the full reason of the first of them.
+        example: the full first line of one real reason, numbers included (the first trial's).
+        rule: the rule's stable name (see :func:`reason_rule`).
+        example_trial: the trial ``example`` comes from.
     """
 
     kind: str
@@ -72,13 +117,25 @@ class PruneGroup:
     count: int
     trials: list[int]
     example: str
+    rule: str = ""
+    example_trial: int | None = None
+
+    @property
+    def rule_label(self) -> str:
+        """The rule, with its tower when the key names one: ``vanishing (text_encoder grad norm)``."""
+        return self.rule if self.key in (self.rule, "") else f"{self.rule} ({self.key})"
+
+    @property
+    def example_label(self) -> str:
+        """The example with its trial: ``#4: text_encoder grad norm 3.1e-07 < 1e-06 ...``."""
+        return self.example if self.example_trial is None else f"#{self.example_trial}: {self.example}"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def group_prunes(trials: list[FrozenTrial]) -> list[PruneGroup]:
-    """Group the PRUNED trials by (kind, reason key), largest group first.
+    """Group the PRUNED trials by (kind, rule, reason key), largest group first.
 
     Args:
         trials: the study's trials (non-pruned ones are ignored).
@@ -86,16 +143,19 @@ def group_prunes(trials: list[FrozenTrial]) -> list[PruneGroup]:
     Returns:
         The groups, sorted by kind, then count (descending), then key.
     """
-    buckets: dict[tuple[str, str], list[FrozenTrial]] = defaultdict(list)
+    buckets: dict[tuple[str, str, str], list[FrozenTrial]] = defaultdict(list)
     for trial in trials:
         if trial.state != TrialState.PRUNED:
             continue
         kind = str(trial.user_attrs.get(_keys.PRUNE_KIND) or "unknown")
-        buckets[(kind, reason_key(trial.user_attrs.get(_keys.PRUNE_REASON)))].append(trial)
+        reason = trial.user_attrs.get(_keys.PRUNE_REASON)
+        buckets[(kind, reason_rule(reason), reason_key(reason))].append(trial)
     groups = []
-    for (kind, key), members in buckets.items():
+    for (kind, rule, key), members in buckets.items():
         members.sort(key=lambda t: t.number)
-        example = first_line(members[0].user_attrs.get(_keys.PRUNE_REASON)) or "(no reason recorded)"
-        groups.append(PruneGroup(kind, key, len(members), [t.number for t in members], example))
+        first = members[0]
+        example = first_line(first.user_attrs.get(_keys.PRUNE_REASON)) or "(no reason recorded)"
+        numbers = [t.number for t in members]
+        groups.append(PruneGroup(kind, key, len(members), numbers, example, rule, first.number))
     groups.sort(key=lambda g: (g.kind, -g.count, g.key))
     return groups

@@ -59,8 +59,8 @@ def test_a_trial_no_finished_trial_could_have_caught_up_from_is_pruned_with_the_
     assert t.user_attrs[PRUNE_KIND] == "underperforming"
     # the reason spells out the comparison
     assert t.user_attrs[PRUNE_REASON] == (
-        "best 0.12 by step 2 + the largest later gain of a finished trial 0.3 < 0.75 quantile final 0.7 "
-        "of 5 finished trials (CatchUpPruner)"
+        "best 0.12 by step 2 + the largest later gain of a finished trial 0.3 < 0.7, the best-quartile "
+        "final value of 5 finished trials (higher is better) (CatchUpPruner)"
     )
 
 
@@ -124,7 +124,9 @@ def test_bar_counts_pruned_lowers_the_bar_the_finished_trials_alone_set_too_high
         .decide(counted, counted.trials[7])
         .reason
     )
-    assert reason.endswith("of 6 finished trials and 3 pruned ones at their best (CatchUpPruner)"), reason
+    assert reason.endswith(
+        "of 6 finished trials and 3 pruned ones at their best (higher is better) (CatchUpPruner)"
+    ), reason
 
 
 def test_minimizing_mirrors_the_rule() -> None:
@@ -206,3 +208,39 @@ def test_best_by_ignores_later_and_non_finite_values() -> None:
 def test_bad_arguments_are_refused_with_the_value(kwargs: dict[str, float], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         CatchUpPruner(**kwargs)
+
+
+def test_the_reason_names_the_bar_for_the_direction() -> None:
+    from gradsweep.search.catchup import CatchUpVerdict
+
+    # minimizing: the bar is the 25th percentile of the losses, i.e. the best quartile's edge
+    low = CatchUpVerdict(True, best=1.9, gain=0.15, bar=1.794, finished=5, step=2, pruned=2)
+    assert low.reason(0.75, maximize=False, gain_factor=1.5) == (
+        "best 1.9 by step 2 - 1.5 x the largest later drop of a finished trial 0.1 > 1.794, the "
+        "best-quartile final value of 5 finished trials and 2 pruned ones at their best (lower is better)"
+    )
+    # maximizing: the same words with higher is better
+    high = CatchUpVerdict(True, best=0.12, gain=0.3, bar=0.7, finished=5, step=2)
+    assert high.reason(0.75, maximize=True) == (
+        "best 0.12 by step 2 + the largest later gain of a finished trial 0.3 < 0.7, the "
+        "best-quartile final value of 5 finished trials (higher is better)"
+    )
+    # other quantiles: the median, or the best share of trials the bar marks
+    assert ", the median final value of" in high.reason(0.5, maximize=True)
+    assert ", the best-10% final value of" in low.reason(0.9, maximize=False)
+    assert "quantile" not in low.reason(0.75, maximize=False)
+
+
+def test_a_minimized_prune_stores_the_best_quartile_loss_as_the_bar() -> None:
+    finished = [[-v for v in curve] for curve in FINISHED]
+    study = _study(
+        HealthPruner(CatchUpPruner(0.75, gain_factor=1.0)),
+        [*finished, [-0.1, -0.12, -0.13]],
+        direction="minimize",
+    )
+    # the bar is the 25th percentile of the finished losses (-0.8, -0.7 x 4): -0.7, the best quartile's edge
+    reason = study.trials[5].user_attrs[PRUNE_REASON]
+    assert reason == (
+        "best -0.12 by step 2 - the largest later drop of a finished trial 0.3 > -0.7, the best-quartile "
+        "final value of 5 finished trials (lower is better) (CatchUpPruner)"
+    ), reason

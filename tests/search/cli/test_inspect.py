@@ -139,3 +139,25 @@ def test_help_has_an_example(gradsweep: Callable, command: str) -> None:
     ran = gradsweep(command, "--help")
     # every command documents itself with an example
     assert ran.code == 0 and "Example:" in ran.out and f"gradsweep {command}" in ran.out
+
+
+def test_status_names_each_rule_once_with_a_real_example_and_its_trial(
+    gradsweep: Callable, demo_url: str
+) -> None:
+    ran = gradsweep("status", "--storage", demo_url)
+    # no reason is shown with its numbers masked
+    assert "value # at step #" not in ran.out and " # " not in ran.out, ran.out
+    # one row per rule, named by the rule, with the count and a real example from a named trial
+    median = [line for line in ran.out.splitlines() if "MedianPruner" in line]
+    assert len(median) == 1 and "#5: value 0.1 at step 40 worse than median 0.45" in median[0], ran.out
+    vanishing = [line for line in ran.out.splitlines() if "vanishing" in line]
+    assert (
+        len(vanishing) == 1 and " 2 " in vanishing[0] and "#1: text_encoder grad norm 3.1e-07" in vanishing[0]
+    )
+    # --json carries the rule and the example's trial next to the existing keys
+    data = json.loads(gradsweep("status", "--storage", demo_url, "--json").out)
+    assert {(g["rule"], g["key"], g["count"], g["example_trial"]) for g in data["prune_groups"]} == {
+        ("vanishing", "text_encoder grad norm", 2, 1),
+        ("nonfinite", "non-finite loss", 1, 3),
+        ("MedianPruner", "MedianPruner", 1, 5),
+    }
