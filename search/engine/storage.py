@@ -242,11 +242,6 @@ def _read_only_creator(path: Path) -> Callable[[], sqlite3.Connection]:
     return connect
 
 
-def _sqlite_writable(path: Path) -> bool:
-    parent = path.parent if str(path.parent) else Path(".")
-    return os.access(path, os.W_OK) and os.access(parent, os.W_OK | os.X_OK)
-
-
 def open_storage(
     url: str = DEFAULT_STORAGE, *, create: bool = True, read_only: bool = False
 ) -> optuna.storages.RDBStorage:
@@ -277,11 +272,12 @@ def open_storage(
     if path is not None:
         if not create and not path.is_file():
             raise UserError(f"no study store at {path}; run `gradsweep launch` first or pass --storage URL")
-        if read_only and not _sqlite_writable(path):
-            kwargs = {"creator": _read_only_creator(path)}
-            wal = False
-        else:
+        try:
             check_sqlite_writable(path)
+        except UserError:
+            if not read_only:
+                raise
+            kwargs, wal = {"creator": _read_only_creator(path)}, False  # a reader needs no write access
     try:
         storage = with_retries(
             lambda: optuna.storages.RDBStorage(url, engine_kwargs=kwargs),
