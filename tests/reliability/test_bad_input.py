@@ -11,7 +11,6 @@ another in one module fixture; the rows in :data:`CONSOLE_SCRIPT_ROWS` also run 
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from optuna.trial import TrialState
 from gradsweep.search.engine.local import optimize_local
 from gradsweep.spaces.space import load_space
 from tests._cli import CliResult, run_cli
+from tests.reliability._store_rows import store_rows
 from tests.search.engine._support import space_data, subprocess_env
 
 GRADSWEEP = str(Path(sys.executable).parent / "gradsweep")
@@ -226,21 +226,6 @@ ROWS = [  # one row per bad input: id, command line, exit code, message fragment
 ]
 
 
-def _snapshot(db: Path) -> list[tuple[Any, ...]]:
-    """Every row of the store's study and trial tables, to compare before and after."""
-    with sqlite3.connect(db) as conn:
-        tables = [
-            "studies",
-            "study_user_attributes",
-            "trials",
-            "trial_params",
-            "trial_values",
-            "trial_user_attributes",
-            "trial_intermediate_values",
-        ]
-        return [(t, *r) for t in tables for r in conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()]
-
-
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A store holding one finished study ``engine-test`` (three trials, run in-process)."""
@@ -286,7 +271,7 @@ def _run_row(
 def outcomes(store: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Every row run against the store; plus the store's snapshot before and after all of them."""
     root = tmp_path_factory.mktemp("bad_input_rows")
-    before = _snapshot(store)
+    before = store_rows(store)
     rows = [
         r for r in ROWS if not (r.id == "gpus-without-gpu" and _has_gpu())
     ]  # with a GPU it would run a sweep
@@ -294,7 +279,7 @@ def outcomes(store: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     for r in rows:
         if r.id in CONSOLE_SCRIPT_ROWS:
             results[r.id + "-console-script"] = _run_row(r, root, store, subprocess_run=True)
-    return {"rows": results, "before": before, "after": _snapshot(store)}
+    return {"rows": results, "before": before, "after": store_rows(store)}
 
 
 def _has_gpu() -> bool:

@@ -12,7 +12,6 @@ like a path (item 10) is checked through ``resume`` (no Ray) and one tiny real s
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from gradsweep.search.engine.local import optimize_local
 from gradsweep.spaces.space import load_space, parse_space
 from gradsweep.spaces.trial_config import MetricConfig, TowerConfig, TrialConfig
 from tests._cli import run_cli
+from tests.reliability._store_rows import store_rows
 from tests.search.engine._support import space_data
 
 Edit = Callable[[dict[str, Any]], None]
@@ -176,13 +176,6 @@ ROWS = [
 ]
 
 
-def _snapshot(db: Path) -> list[tuple[Any, ...]]:
-    """Every row of the store's study and trial tables."""
-    with sqlite3.connect(db) as conn:
-        tables = ["studies", "study_user_attributes", "trials", "trial_params", "trial_user_attributes"]
-        return [(t, *r) for t in tables for r in conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()]
-
-
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A store holding one finished study (one trial, run in-process), and the objective file."""
@@ -220,7 +213,7 @@ def test_bad_input_is_refused_in_one_line(row: Row, command: str, store: Path, t
     work = tmp_path / "work"
     space = _write_row(row, work, store.parent / "objs.py")
     before_files = sorted(p.name for p in work.iterdir())
-    before_store = _snapshot(store)
+    before_store = store_rows(store)
     args = [command, str(space)]
     if command == "launch":
         extra = [a.format(dir=work) for a in row.launch_args]
@@ -233,7 +226,7 @@ def test_bad_input_is_refused_in_one_line(row: Row, command: str, store: Path, t
     # nothing new in the working directory (no store, no run directory)
     assert sorted(p.name for p in work.iterdir()) == before_files
     # the store holds exactly what it held (no study, no trial left behind)
-    assert _snapshot(store) == before_store
+    assert store_rows(store) == before_store
 
 
 def _export(tmp_path: Path, provenance: str = "") -> Path:
