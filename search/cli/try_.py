@@ -98,6 +98,11 @@ def check_config_objective(path: Path, config: TrialConfig, objective: str) -> N
         raise UserError(f"{path}: {exc}") from None
 
 
+def overrides(scale: str | None, seed: int | None) -> dict[str, Any]:
+    """The config fields ``--scale`` and ``--seed`` replace (those given)."""
+    return {k: v for k, v in (("scale", scale), ("seed", seed)) if v is not None}
+
+
 def recommended_config(objective: str, *, scale: str | None, seed: int | None) -> TrialConfig:
     """The built-in objective's recommended config: its preset's ``after`` baseline, resolved.
 
@@ -116,8 +121,7 @@ def recommended_config(objective: str, *, scale: str | None, seed: int | None) -
     name = preset[: -len(".yaml")] if preset.endswith(".yaml") else preset
     try:
         space = load_space(name)
-        overrides: dict[str, Any] = {k: v for k, v in (("scale", scale), ("seed", seed)) if v is not None}
-        return baseline_config(space, "after", **overrides)
+        return baseline_config(space, "after", **overrides(scale, seed))
     except SpaceError as exc:
         raise UserError(f"preset {name!r} of objective {objective!r}: {exc.first_line()}") from exc
 
@@ -150,9 +154,8 @@ def space_config(
             )
         baseline = next(iter(space.baselines))
     (chosen,) = resolve_baselines(space, (baseline,))
-    overrides: dict[str, Any] = {k: v for k, v in (("scale", scale), ("seed", seed)) if v is not None}
     try:
-        return resolve(space, chosen.params, **overrides)
+        return resolve(space, chosen.params, **overrides(scale, seed))
     except SpaceError as exc:
         raise UserError(exc.first_line()) from None
 
@@ -279,7 +282,7 @@ def try_(
         cfg = space_config(space, baseline, scale=scale, seed=seed)
     elif config is not None:
         cfg = load_config_file(config)
-        update = {k: v for k, v in (("scale", scale), ("seed", seed)) if v is not None}
+        update = overrides(scale, seed)
         if update:
             cfg = TrialConfig.from_dict({**cfg.to_dict(), **update})
     else:
