@@ -63,13 +63,19 @@ def reason_rule(reason: str | None) -> str:
     line = first_line(reason)
     if not line:
         return "(no reason)"
-    pruner = _PRUNER.search(line)
+    pruner = _pruner_name(line)
     if pruner:
-        return pruner.group(1) or pruner.group(2)
+        return pruner
     for name, pattern in _HEALTH_RULES:
         if pattern.search(line):
             return name
     return reason_key(line)
+
+
+def _pruner_name(line: str) -> str | None:
+    """The base pruner a reason line names at its end (``(CatchUpPruner)``, ``pruned by X``)."""
+    match = _PRUNER.search(line)
+    return (match.group(1) or match.group(2)) if match else None
 
 
 def reason_key(reason: str | None) -> str:
@@ -84,9 +90,9 @@ def reason_key(reason: str | None) -> str:
     line = first_line(reason)
     if not line:
         return "(no reason)"
-    pruner = _PRUNER.search(line)
+    pruner = _pruner_name(line)
     if pruner:  # a base pruner's comparison: its numbers and wording vary, the pruner is the rule
-        return pruner.group(1) or pruner.group(2)
+        return pruner
     match = _NUMBER.search(line)
     head = line[: match.start()] if match else line
     head = _TRAILING.sub("", head).strip()
