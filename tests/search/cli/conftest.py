@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import optuna
 import pytest
 
-from gradsweep.search.cli import main
+from tests._cli import run_cli
 from tests.search.views.study_factory import build_pruned_only, build_study
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -21,8 +20,12 @@ class Ran:
 
 
 @pytest.fixture
-def gradsweep(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., Ran]:
-    """Run ``gradsweep ARGS`` in-process through the real entry point (exit codes and error lines)."""
+def gradsweep(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Ran]:
+    """Run ``gradsweep ARGS`` in-process through the real entry point (exit codes and error lines).
+
+    The run is :func:`tests._cli.run_cli`'s; an exception the console script would have shown as
+    a traceback fails the test here, with that traceback.
+    """
 
     from gradsweep.search.cli._app import console, console_err
 
@@ -30,15 +33,10 @@ def gradsweep(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatc
         monkeypatch.setattr(con, "width", 200)  # wide tables: no wrapped reasons
 
     def run(*args: str) -> Ran:
-        monkeypatch.setattr(sys, "argv", ["gradsweep", *map(str, args)])
-        capsys.readouterr()
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        captured = capsys.readouterr()
-        return Ran(code, captured.out, captured.err)
+        result = run_cli([str(a) for a in args])
+        if result.traceback:
+            pytest.fail(f"gradsweep {' '.join(map(str, args))} escaped with a traceback:\n{result.traceback}")
+        return Ran(result.code, result.stdout, result.stderr)
 
     return run
 
