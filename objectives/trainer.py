@@ -18,6 +18,7 @@ import torch
 
 from gradsweep.objectives.health.monitor import HealthMonitor
 from gradsweep.objectives.health.verdict import HealthReport
+from gradsweep.objectives.watch import StepWatch
 from gradsweep.spaces.apply import Clipper, StagedScheduler, build_optimizer, build_scaler
 from gradsweep.spaces.trial_config import StageConfig, TrialConfig
 
@@ -91,6 +92,7 @@ class Trainer:
         )
         self.global_step = 0
         self.latest_health: HealthReport | None = None
+        self._watch: StepWatch | None = None
 
     @property
     def stage(self) -> StageConfig:
@@ -124,6 +126,20 @@ class Trainer:
                 if epoch > start_epoch:
                     yield EpochRun(stage, epoch, steps)
 
+    def watch(self) -> StepWatch:
+        """Observe a loop that calls ``optimizer.step()`` itself instead of :meth:`step`.
+
+        Hooks :attr:`optimizer` (and an enabled :attr:`scaler`) so each step feeds :attr:`monitor`
+        as :meth:`step` would; the watch counts :attr:`global_step` and sets :attr:`latest_health`.
+        See :mod:`gradsweep.objectives.watch` for the loop.
+
+        Raises:
+            RuntimeError: if a watch is already attached.
+        """
+        if self._watch is not None:
+            raise RuntimeError("this trainer already has a watch attached; call watch.remove() first")
+        return StepWatch(self.optimizer, self.monitor, clipper=self.clipper, scaler=self.scaler, trainer=self)
+
     def step(self, loss: torch.Tensor) -> HealthReport | None:
         """One optimizer step from ``loss``; returns the health report when one is due.
 
@@ -132,7 +148,15 @@ class Trainer:
 
         Returns:
             The monitor's report at a check step, else ``None``.
+
+        Raises:
+            RuntimeError: while a :meth:`watch` is attached (the loop owns the step then).
         """
+        if self._watch is not None:
+            raise RuntimeError(
+                "trainer.step() with a watch attached would observe each step twice: call "
+                "optimizer.step() yourself, or watch.remove() first"
+            )
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
         clip_result = self.clipper.clip()
