@@ -48,6 +48,10 @@ class MissingLoss(RuntimeError):
     """``optimizer.step()`` ran with no :meth:`StepWatch.loss` since the previous step."""
 
 
+class ClosureStep(RuntimeError):
+    """``optimizer.step(closure)``: the gradients are computed after the pre-step hook runs."""
+
+
 class StepWatch:
     """Observes every ``optimizer.step()`` of a loop that calls it itself.
 
@@ -130,6 +134,12 @@ class StepWatch:
 
     # --- the hooks -------------------------------------------------------------------------------
     def _before_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        if kwargs.get("closure") is not None or any(callable(a) for a in args):
+            raise ClosureStep(
+                "optimizer.step(closure) runs backward inside the step, after this hook: a StepWatch "
+                "cannot see those gradients; call backward() before optimizer.step() (for Lightning, "
+                "use gradsweep.objectives.lightning.GradsweepCallback)"
+            )
         self._observe()
 
     def _step_through_scaler(self, optimizer: torch.optim.Optimizer, *args: Any, **kwargs: Any) -> Any:

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from gradsweep.objectives.api import TrialContext
 from gradsweep.objectives.health import HealthReport
 from gradsweep.objectives.health.monitor import HealthMonitor
-from gradsweep.objectives.watch import MissingLoss, StepWatch
+from gradsweep.objectives.watch import ClosureStep, MissingLoss, StepWatch
 from gradsweep.search.engine.optuna_reporter import OptunaReporter
 from gradsweep.search.pruner import HealthPruner
 from gradsweep.spaces.health import HealthConfig
@@ -209,3 +209,19 @@ def test_a_step_the_grad_scaler_skips_is_observed_too() -> None:
     watch.remove()
     # remove() puts the scaler's own step back
     assert "step" not in vars(scaler)
+
+
+def test_a_closure_step_is_refused_since_its_gradients_come_after_the_hook() -> None:
+    model, x, y = model_and_data()
+    trainer = TrialContext(two_tower_config(), device="cpu").trainer(model, steps_per_epoch=1)
+    watch = trainer.watch()
+
+    def closure() -> torch.Tensor:
+        loss = F.mse_loss(model(x), y)
+        loss.backward()
+        watch.loss(loss)
+        return loss
+
+    # the hook would judge the previous step's gradients: refused, pointing at what works
+    with pytest.raises(ClosureStep, match=r"call backward\(\) before optimizer\.step\(\)"):
+        trainer.optimizer.step(closure)
