@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,15 +67,31 @@ class CheckpointStore:
         Returns:
             The path of the new checkpoint.
         """
+
+        def write(path: Path) -> None:
+            with open(path, "wb") as fh:
+                torch.save(state, fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+
+        return self.save_with(write)
+
+    def save_with(self, write: Callable[[Path], None]) -> Path:
+        """Let ``write(path)`` write the next checkpoint (e.g. ``lightning.Trainer.save_checkpoint``).
+
+        ``write`` writes a temporary path, which is then renamed to the next number, so a crash
+        mid-write leaves no half-written checkpoint under the final name; the ones beyond ``keep``
+        are dropped.
+
+        Returns:
+            The path of the new checkpoint.
+        """
         self.directory.mkdir(parents=True, exist_ok=True)
         number = self.newest_number() + 1
         final = self.directory / f"ckpt-{number:06d}.pt"
         tmp = self.directory / f".{final.name}.tmp-{os.getpid()}"
         try:
-            with open(tmp, "wb") as fh:
-                torch.save(state, fh)
-                fh.flush()
-                os.fsync(fh.fileno())
+            write(tmp)
             os.replace(tmp, final)
         finally:
             tmp.unlink(missing_ok=True)

@@ -9,8 +9,8 @@ Lightning keeping its loop, its ``backward()`` and its ``optimizer.step()``:
 | ``on_before_backward`` | keeps the loss (un-normalised by ``accumulate_grad_batches``) on the device |
 | ``on_before_optimizer_step`` (after unscaling under AMP) | clips per tower, then globally, per the config; feeds the health monitor once per optimizer step |
 | ``on_train_batch_end`` | steps the LR schedule once per optimizer step (stages freeze and thaw towers) |
-| ``on_validation_end`` | reports the monitored metric with the latest health report; when the pruner says so, raises ``TrialPruned`` (the trial ends PRUNED with its reason) |
-| ``state_dict`` / ``load_state_dict`` | the schedule and the monitor ride in Lightning's checkpoints, so ``fit(ckpt_path=...)`` resumes them |
+| ``on_validation_end`` | saves a Lightning checkpoint in the trial's checkpoint store (``trainer.save_checkpoint``), then reports the monitored metric with the latest health report; when the pruner says so, raises ``TrialPruned`` (the trial ends PRUNED with its reason) |
+| ``state_dict`` / ``load_state_dict`` | the schedule and the monitor ride in Lightning's checkpoints, so ``fit(ckpt_path=sweep.resume_path())`` resumes them |
 
 Example (the whole objective; ``examples/lightning/`` holds a complete one)::
 
@@ -32,12 +32,10 @@ the callback refuses both at the start of ``fit`` with one line saying what to c
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
 
 from gradsweep.errors import UserError
 from gradsweep.objectives.context import TrialContext
@@ -46,9 +44,6 @@ from gradsweep.objectives.health.verdict import HealthReport
 from gradsweep.objectives.trainer import stage_steps
 from gradsweep.spaces.apply import Clipper, StagedScheduler, build_optimizer, build_scaler
 from gradsweep.spaces.trial_config import TrialConfig
-
-CHECKPOINT_SUBDIR = "lightning"
-"""Lightning's checkpoints go in this folder of the trial's checkpoint directory."""
 
 
 class LightningSetupError(UserError):
@@ -102,18 +97,13 @@ class GradsweepCallback(pl.Callback):
         self._total_steps = 0
 
     # --- what the objective asks for ------------------------------------------------------------
-    @property
-    def checkpoint_dir(self) -> Path | None:
-        """Where Lightning's checkpoints go (``None`` when the trial keeps no checkpoints)."""
-        store = self.ctx.checkpoints
-        return store.directory / CHECKPOINT_SUBDIR if store is not None else None
-
     def trainer_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``lightning.Trainer`` that carry the trial's config.
 
         The epochs (or steps) of the config's stages, the trial's device, AMP precision with the
-        config's GradScaler, this callback plus a last-checkpoint callback (when the trial keeps
-        checkpoints) and a quiet console. Add your own callbacks to ``kwargs["callbacks"]``.
+        config's GradScaler, this callback (which writes the checkpoints into the trial's store, so
+        Lightning's own checkpointing is off) and a quiet console. Add your own callbacks to
+        ``kwargs["callbacks"]``.
         """
         stages = self.config.stages
         in_steps = all(s.steps is not None for s in stages)
@@ -142,22 +132,16 @@ class GradsweepCallback(pl.Callback):
 
             kwargs["plugins"] = [MixedPrecision("16-mixed", "cuda", scaler=self.scaler)]
             del kwargs["precision"]
-        if self.checkpoint_dir is not None:
-            kwargs["default_root_dir"] = str(self.checkpoint_dir)
-            # the newest epoch's checkpoint, and last.ckpt linking to it (written once, not twice)
-            kwargs["callbacks"].append(
-                ModelCheckpoint(dirpath=self.checkpoint_dir, save_last="link", save_top_k=1)
-            )
-        else:
-            kwargs["enable_checkpointing"] = False
+        # the callback writes the checkpoints itself (numbered in the trial's store, before each report)
+        kwargs["enable_checkpointing"] = False
+        if self.ctx.checkpoints is not None:
+            kwargs["default_root_dir"] = str(self.ctx.checkpoints.directory)
         return kwargs
 
     def resume_path(self) -> str | None:
-        """The newest Lightning checkpoint of this trial (``last.ckpt``), or ``None`` for a fresh start."""
-        if self.checkpoint_dir is None:
-            return None
-        last = self.checkpoint_dir / "last.ckpt"
-        return str(last) if last.is_file() else None
+        """The trial's newest Lightning checkpoint, for ``fit(ckpt_path=...)``; ``None`` for a fresh start."""
+        paths = self.ctx.checkpoints.paths() if self.ctx.checkpoints is not None else []
+        return str(paths[-1]) if paths else None
 
     def _precision(self) -> str:
         dtype = str(self.config.amp.dtype)
@@ -263,6 +247,9 @@ class GradsweepCallback(pl.Callback):
         self.last_value = value
         if self.scheduler is not None:
             self.scheduler.step_metric(value)
+        # checkpoint first, so the report can hand it on (a retried trial resumes from it)
+        if self.ctx.checkpoints is not None:
+            self.ctx.checkpoints.save_with(lambda path: trainer.save_checkpoint(path))
         # may raise TrialPruned: Lightning tears the fit down and re-raises it to the objective
         self.ctx.reporter.report(value, int(trainer.global_step), self.latest_health)
 

@@ -177,23 +177,23 @@ def test_a_fit_resumes_from_its_lightning_checkpoint(tmp_path: Path) -> None:
     cfg = config()
     whole = NullReporter()
     fit(cfg, TrialContext(cfg, reporter=whole, device="cpu", checkpoint_dir=tmp_path / "whole"))
-    # the first attempt dies at its third report (after epoch 2's checkpoint was written)
+    # the first attempt dies at its third report (after epoch 3's checkpoint was written, before its report)
     with pytest.raises(Interrupted):
         fit(cfg, TrialContext(cfg, reporter=StopAfter(3), device="cpu", checkpoint_dir=tmp_path / "t"))
-    # Lightning's last checkpoint is in the trial's checkpoint dir
-    assert (tmp_path / "t" / "lightning" / "last.ckpt").is_file()
+    # Lightning's checkpoints are in the trial's store, the newest two kept (epochs 2 and 3)
+    assert sorted(p.name for p in (tmp_path / "t").iterdir()) == ["ckpt-000002.pt", "ckpt-000003.pt"]
     reporter = NullReporter()
     sweep, module = fit(
         cfg, TrialContext(cfg, reporter=reporter, device="cpu", checkpoint_dir=tmp_path / "t")
     )
-    # the retry trained only the epochs after the checkpoint: epochs 3 and 4 (steps 17-32)
-    assert [r.step for r in reporter.history] == [24, 32] and len(module.lrs) == 16
+    # the retry trained only the epoch after the checkpoint: epoch 4 (steps 25-32)
+    assert [r.step for r in reporter.history] == [32] and len(module.lrs) == 8
     # the restored schedule continued where it stopped
-    assert module.lrs[0] == pytest.approx(sweep.scheduler.lr_at(16))
+    assert module.lrs[0] == pytest.approx(sweep.scheduler.lr_at(24))
     # and the final value is the uninterrupted run's
     assert reporter.history[-1].value == pytest.approx(whole.history[-1].value, rel=1e-6)
     # the restored monitor carried on: the same checks with the same metrics (spike scores use its history)
-    assert [h.step for h in reporter.health_reports] == [h.step for h in whole.health_reports][-2:]
+    assert [h.step for h in reporter.health_reports] == [h.step for h in whole.health_reports][-1:]
     assert reporter.health_reports[-1].metrics == pytest.approx(whole.health_reports[-1].metrics, rel=1e-5)
 
 
