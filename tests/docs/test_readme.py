@@ -29,6 +29,8 @@ NOT_RUN = {
     "pip install": "cluster section: installs Ray's launcher on a workstation",
     "ray ": "cluster section: needs an AWS account (the cluster config is validated by tests/search/engine)",
     "optuna-dashboard": "cluster section: the same server `gradsweep dashboard` starts (run below)",
+    "gradsweep launch examples/lightning/": "run with these arguments, and its outcome checked, by "
+    "tests/examples/test_lightning_example.py (which reads this line)",
 }
 
 
@@ -41,6 +43,35 @@ def bash_lines(text: str) -> list[str]:
             if line and not line.startswith("#"):
                 lines.append(line)
     return lines
+
+
+def example_blocks(text: str) -> list[tuple[str, list[str]]]:
+    """The README's ```python blocks that name an example file on their first line, with their lines."""
+    found = []
+    for block in re.findall(r"```python\n(.*?)```", text, flags=re.S):
+        first, *rest = block.splitlines()
+        if first.startswith("# examples/"):
+            found.append((first[2:].strip(), rest))
+    return found
+
+
+def test_readme_code_is_the_examples_code() -> None:
+    blocks = example_blocks((REPO / "README.md").read_text())
+    # the three ways to bring a loop each show their example: trainer.step, own step, Lightning
+    assert [path for path, _ in blocks] == [
+        "examples/byo/my_objective.py",
+        "examples/own_step/my_loop.py",
+        "examples/lightning/two_tower.py",
+    ]
+    for path, lines in blocks:
+        source = [line.strip() for line in (REPO / path).read_text().splitlines()]
+        at = 0
+        for line in (line.strip() for line in lines):
+            if not line or line == "...":
+                continue
+            # every shown line is in the example, in the order shown (so the README cannot drift)
+            assert line in source[at:], f"{path}: README line not in the example (after line {at}): {line}"
+            at = source.index(line, at) + 1
 
 
 def free_port() -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import shutil
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from optuna.trial import TrialState
 
 from tests._cli import run_cli
+from tests.docs.test_readme import bash_lines
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -19,11 +21,13 @@ REPO = Path(__file__).resolve().parents[2]
 def test_the_lightning_example_sweeps_and_its_diverging_baseline_is_pruned_for_health(tmp_path: Path) -> None:
     shutil.copytree(REPO / "examples" / "lightning", tmp_path / "examples" / "lightning")
     url = f"sqlite:///{tmp_path / 'lt.db'}"
-    ran = run_cli(
-        ["launch", "examples/lightning/space.yaml", "-n", "3", "--baseline", "good", "--baseline", "diverging",
-         "--seed", "0", "--checkpoint-every", "0", "--storage", url, "-q"],
-        cwd=tmp_path,
-    )  # fmt: skip
+    readme = next(
+        line
+        for line in bash_lines((REPO / "README.md").read_text())
+        if line.startswith("gradsweep launch examples/lightning/")
+    )
+    # the README's launch line, as written (its test leaves this line to this test)
+    ran = run_cli([*shlex.split(readme)[1:], "--storage", url, "-q"], cwd=tmp_path)
     # the sweep ran to the end through the real console entry point
     assert ran.code == 0 and not ran.traceback, ran.stderr[-2000:]
     trials = optuna.load_study(study_name="lightning-two-tower", storage=url).get_trials()
