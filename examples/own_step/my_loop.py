@@ -56,9 +56,9 @@ def objective(config, ctx) -> float:
     watch = trainer.watch()  # gradsweep: health from opt.step() itself
     g = torch.Generator().manual_seed(config.seed)
     value = math.nan
-    for epoch in range(1, sum(s.epochs or 0 for s in config.stages) + 1):
+    for run in trainer.epochs():  # the config's stages, epoch by epoch
         order = torch.randperm(len(train), generator=g).to(ctx.device)
-        for step in range(steps_per_epoch):
+        for step in range(run.steps):
             for k in range(accumulate):  # your own gradient accumulation
                 start = (step * accumulate + k) * micro
                 with ctx.autocast():
