@@ -18,6 +18,14 @@ Example (a complete bring-your-own objective)::
             ctx.report(-loss.item(), trainer.global_step)    # may raise TrialPruned
         return -loss.item()
 
+With gradient accumulation (``accumulation_steps: N`` in the space) ``trainer.step`` is called
+once per micro-batch of ``config.batch_size`` examples, N times per optimizer step (the loop above
+would run ``trainer.total_steps * N`` times): it runs the backward of each and steps the optimizer (clipping, health check, schedule) on every N-th call,
+when ``trainer.stepped`` turns true. ``trainer.total_steps``, ``run.steps``, ``global_step``,
+stages, schedules and ``health.check_every`` count optimizer steps; ``run.micro_batches``
+(``run.steps * N``) is the number of calls an epoch takes, and ``steps_per_epoch`` is given in
+optimizer steps (e.g. ``len(data) // config.effective_batch``).
+
 :meth:`TrialContext.trainer` declares ``trainer.total_steps`` to the reporter, and the pruner
 never stops a trial at its final report (a step of ``total_steps - 1`` or more, so steps counted
 from 0 or from 1 both work): its value is then the trial's result, and stopping would save no step.
@@ -37,7 +45,8 @@ number of the last epoch trained, so ``trainer.epochs`` skips exactly the epochs
     resumed = ctx.resume(trainer)                           # Resumed(0, {}) without a checkpoint
     history = list(resumed.extra.get("history", []))
     for run in trainer.epochs(start_epoch=resumed.epochs_done):
-        ...                                                 # run.steps optimizer steps
+        for _ in range(run.micro_batches):                  # run.steps optimizer steps
+            ...                                             # trainer.step(loss) per micro-batch
         history.append(evaluate(model))
         ctx.save_progress(trainer, epochs_done=run.epoch, extra={"history": history})
         ctx.report(history[-1], trainer.global_step)
@@ -51,7 +60,7 @@ from gradsweep.objectives.progress import PROGRESS_FORMAT, CheckpointFormatError
 from gradsweep.objectives.pruned import PruneKind, TrialPruned
 from gradsweep.objectives.reporting import NullReporter, Reported, Reporter
 from gradsweep.objectives.run import NON_FINITE, NonFiniteValue, Objective, run_objective
-from gradsweep.objectives.trainer import EpochRun, StageRun, Trainer, stage_steps
+from gradsweep.objectives.trainer import EpochRun, StageRun, Trainer, refuse_accumulation, stage_steps
 
 __all__ = [
     "DEVICE_ENV",
@@ -71,6 +80,7 @@ __all__ = [
     "Trainer",
     "TrialContext",
     "TrialPruned",
+    "refuse_accumulation",
     "resolve_device",
     "run_objective",
     "seed_everything",

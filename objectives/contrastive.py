@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gradsweep.objectives.api import TrialContext
+from gradsweep.objectives.api import TrialContext, refuse_accumulation
 from gradsweep.objectives.data.captions import Tokenizer
 from gradsweep.objectives.data.digits_clips import Clips, ClipSpec, make_clips
 from gradsweep.spaces.trial_config import TrialConfig
@@ -222,12 +222,13 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
     """Train the dual tower and return ``config.metric.name`` on the held-out clips.
 
     Raises:
-        ValueError: if the metric is not one of :data:`METRICS`.
+        ValueError: if the metric is not one of :data:`METRICS`, or ``accumulation_steps`` > 1.
         gradsweep.objectives.api.TrialPruned: when the reporter prunes the trial.
     """
     metric = config.metric.name if config.metric.name in METRICS else None
     if metric is None:
         raise ValueError(f"metric.name must be one of {', '.join(METRICS)} but got {config.metric.name!r}")
+    refuse_accumulation(config, "contrastive")
     scale = SCALES[config.scale]
 
     # 1. data (a pure function of the seed)

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gradsweep.objectives.api import TrialContext
+from gradsweep.objectives.api import TrialContext, refuse_accumulation
 from gradsweep.objectives.data.digits_views import Digits, augment, load_digits, split, subsample
 from gradsweep.objectives.nets import Backbone
 from gradsweep.spaces.trial_config import TrialConfig
@@ -130,7 +130,7 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
         Accuracy (in ``[0, 1]``) on held-out digits 5-9 after the last epoch.
 
     Raises:
-        ValueError: on an unknown ``scale`` or ``metric.name``.
+        ValueError: on an unknown ``scale`` or ``metric.name``, or ``accumulation_steps`` > 1.
         TrialPruned: when the reporter stops the trial.
     """
     # 1. settings
@@ -138,6 +138,7 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
         raise ValueError(f"scale must be one of {', '.join(SCALES)}, got {config.scale!r}")
     if config.metric.name not in (*METRICS, *METRIC_ALIASES):
         raise ValueError(f"metric.name must be one of {', '.join(METRICS)}, got {config.metric.name!r}")
+    refuse_accumulation(config, "finetune")
     s = SCALES[config.scale]
     tower_names = [t.name for t in config.towers]
 

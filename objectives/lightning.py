@@ -100,7 +100,8 @@ class GradsweepCallback(pl.Callback):
     def trainer_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``lightning.Trainer`` that carry the trial's config.
 
-        The epochs (or steps) of the config's stages, the trial's device, AMP precision with the
+        The epochs (or steps) of the config's stages, ``accumulation_steps`` as
+        ``accumulate_grad_batches``, the trial's device, AMP precision with the
         config's GradScaler, this callback (which writes the checkpoints into the trial's store, so
         Lightning's own checkpointing is off) and a quiet console. Add your own callbacks to
         ``kwargs["callbacks"]``.
@@ -117,6 +118,7 @@ class GradsweepCallback(pl.Callback):
             "accelerator": "gpu" if device.type == "cuda" else "cpu",
             "devices": [device.index or 0] if device.type == "cuda" else 1,
             "precision": self._precision(),
+            "accumulate_grad_batches": self.config.accumulation_steps,
             "callbacks": [self],
             "logger": False,
             "enable_progress_bar": False,

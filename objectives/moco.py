@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gradsweep.objectives.api import TrialContext
+from gradsweep.objectives.api import TrialContext, refuse_accumulation
 from gradsweep.objectives.data.digits_views import load_digits, split, subsample, two_views
 from gradsweep.objectives.nets import Backbone
 from gradsweep.spaces.trial_config import TrialConfig
@@ -178,7 +178,8 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
         kNN accuracy (in ``[0, 1]``) after the last epoch.
 
     Raises:
-        ValueError: on an unknown ``scale``, ``metric.name`` or ``extras.loss_reduction``.
+        ValueError: on an unknown ``scale``, ``metric.name`` or ``extras.loss_reduction``, or
+            ``accumulation_steps`` > 1.
         TrialPruned: when the reporter stops the trial.
     """
     # 1. settings
@@ -186,6 +187,7 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
         raise ValueError(f"scale must be one of {', '.join(SCALES)}, got {config.scale!r}")
     if config.metric.name not in (*METRICS, *METRIC_ALIASES):
         raise ValueError(f"metric.name must be one of {', '.join(METRICS)}, got {config.metric.name!r}")
+    refuse_accumulation(config, "moco")
     s = SCALES[config.scale]
     reduction = str(config.extra("loss_reduction", "mean"))
     if reduction not in LOSS_REDUCTIONS:

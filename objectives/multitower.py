@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gradsweep.objectives.api import TrialContext
+from gradsweep.objectives.api import TrialContext, refuse_accumulation
 from gradsweep.objectives.contrastive import retrieval_metrics
 from gradsweep.objectives.data.captions import Tokenizer, digit_caption
 from gradsweep.objectives.data.digits_clips import SIDE, digit_images
@@ -211,7 +211,7 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
     """Train the three towers and return ``config.metric.name`` on held-out digits.
 
     Raises:
-        ValueError: for an unknown metric or ``loss_variant``.
+        ValueError: for an unknown metric or ``loss_variant``, or ``accumulation_steps`` > 1.
         gradsweep.objectives.api.TrialPruned: when the reporter prunes the trial.
     """
     if config.metric.name not in METRICS:
@@ -219,6 +219,7 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
     variant = str(config.extra("loss_variant", "stable"))
     if variant not in LOSS_VARIANTS:
         raise ValueError(f"extras.loss_variant must be one of {', '.join(LOSS_VARIANTS)} but got {variant!r}")
+    refuse_accumulation(config, "multitower")
     metric, scale, eps = config.metric.name, SCALES[config.scale], float(config.extra("eps", 1e-6))
 
     # 1. data: train and held-out views from disjoint digit images

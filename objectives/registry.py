@@ -3,8 +3,10 @@
 Built-in objective modules are imported lazily (only the one asked for). Each exposes
 ``run(config, ctx) -> float`` and the metadata ``METRICS`` (the metric names it reports),
 ``DEFAULT_METRIC``, ``DIRECTION`` and ``PRESET`` (the preset file name under ``spaces/presets``),
-and optionally ``METRIC_ALIASES`` (other names it accepts for its default metric).
-:func:`check_metric` refuses a metric a built-in never reports before any trial runs.
+and optionally ``METRIC_ALIASES`` (other names it accepts for its default metric) and
+``ACCUMULATES = True`` (its loop calls ``trainer.step`` per micro-batch, so it takes
+``accumulation_steps`` > 1). :func:`check_metric` refuses a metric a built-in never reports, and
+:func:`check_accumulation` gradient accumulation a built-in does not do, before any trial runs.
 
 Example:
     >>> fn = load_objective("contrastive")
@@ -90,6 +92,23 @@ def check_metric(spec: str, metric: str, *, where: str = "metric.name") -> None:
     if accepted is not None and metric not in accepted:
         reported = ", ".join(builtin_module(spec).METRICS)
         raise UserError(f"{where}: objective {spec!r} reports {reported}; it never reports {metric!r}")
+
+
+def check_accumulation(spec: str, accumulates: bool, *, where: str = "accumulation_steps") -> None:
+    """Refuse ``accumulation_steps`` > 1 for a built-in that does not accumulate (every trial would fail).
+
+    Args:
+        spec: the objective.
+        accumulates: whether the space (or config) asks for more than one micro-batch per step.
+        where: the field named in the message.
+
+    Raises:
+        UserError: one line naming ``where`` and the objective.
+    """
+    if accumulates and spec in BUILTINS and not getattr(builtin_module(spec), "ACCUMULATES", False):
+        raise UserError(
+            f"{where}: objective {spec!r} does not accumulate gradients; give 1, or a larger batch_size"
+        )
 
 
 def list_objectives() -> list[ObjectiveInfo]:

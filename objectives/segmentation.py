@@ -16,6 +16,11 @@ monitor's ``exploding`` and ``loss_spike`` rules flag it. The aggressive GradSca
 autocast on a CUDA GPU: ``build_scaler`` enables the scaler only for fp16 on CUDA, so on the CPU
 the scaler settings are inert (they are still searched and saved, and act on a GPU).
 
+Gradient accumulation (seed 004 trains with batch 2 x 4): a micro-batch holds ``batch_size``
+images and an optimizer step ``accumulation_steps`` micro-batches of distinct images, flipped
+together. The U-Net has no batch statistics and the loss is a mean over images, so B x N
+micro-batches give the update of one batch of B*N (up to float summation order).
+
 Metrics: ``iou`` (default) and ``dice`` on a held-out set of images, thresholded at 0.5; maximize.
 Checkpoints every epoch (model, trainer state with the scaler, epochs done, history) and resumes.
 """
@@ -39,6 +44,8 @@ DEFAULT_METRIC = "iou"
 METRIC_ALIASES = ("value",)
 DIRECTION = "maximize"
 PRESET = "segmentation.yaml"
+#: Its loop calls ``trainer.step`` once per micro-batch: it takes ``accumulation_steps`` > 1.
+ACCUMULATES = True
 
 
 @dataclass(frozen=True)
@@ -175,7 +182,7 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
         count as background, so a model that went non-finite scores about 0.
 
     Raises:
-        ValueError: on an unknown ``scale`` or metric name.
+        ValueError: on an unknown ``scale`` or metric name, or more accumulation steps than images.
         TrialPruned: when the reporter stops the trial.
     """
     # 1. settings
@@ -189,8 +196,15 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
     # 2. data: generated images (B, 3, S, S) and masks (B, 1, S, S); test images from another seed
     images, masks = make_camouflage(s.train_images, size=s.size, seed=config.seed)
     test_images, test_masks = make_camouflage(s.test_images, size=s.size, seed=config.seed + 1_000_003)
-    batch = min(config.batch_size, s.train_images)
-    steps_per_epoch = s.train_images // batch
+    # one optimizer step = `accum` micro-batches of `micro` distinct images each
+    accum = config.accumulation_steps
+    if accum > s.train_images:
+        raise ValueError(
+            f"accumulation_steps must be at most {s.train_images} (the training images at scale "
+            f"{config.scale!r}) but got {accum}"
+        )
+    micro = min(config.batch_size, s.train_images // accum)
+    steps_per_epoch = s.train_images // (micro * accum)
 
     # 3. model and trainer kit (optimizer, staged scheduler, GradScaler, clipper, health monitor)
     torch.manual_seed(config.seed)
@@ -201,7 +215,7 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
     resumed = ctx.resume(trainer)
     history = list(resumed.extra.get("history", []))
 
-    # 5. train: stages -> epochs -> steps
+    # 5. train: stages -> epochs -> micro-batches (`accum` per optimizer step)
     value = float(history[-1][metric]) if history else float("nan")
     for run in trainer.epochs(start_epoch=resumed.epochs_done):
         epoch, n_steps, stage = run.epoch, run.steps, run.stage
@@ -211,9 +225,11 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
         flips = torch.rand(n_steps, generator=g) < 0.5
         model.train()
         losses = []
-        for i in range(n_steps):
-            # a. a batch, horizontally flipped half of the time: (B, 3, S, S), (B, 1, S, S)
-            idx = order[i * batch : (i + 1) * batch]
+        for j in range(run.micro_batches):
+            # a. micro-batch j of optimizer step i, flipped with its step half of the time:
+            #    (B, 3, S, S), (B, 1, S, S); without accumulation the step's whole batch
+            i = j // accum
+            idx = order[j * micro : (j + 1) * micro]
             x, y = images[idx], masks[idx]
             if flips[i]:
                 x, y = x.flip(-1), y.flip(-1)
@@ -222,7 +238,8 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
             with ctx.autocast():
                 logits = model(x)  # (B, 1, S, S)
             loss = seg_loss(logits, y)
-            # c. scaled backward, unscale, clip, health check, scaler step, schedule
+            # c. scaled backward; at a step's last micro-batch unscale, clip, health check,
+            #    scaler step, schedule
             trainer.step(loss)
             losses.append(loss.detach())
 

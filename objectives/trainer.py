@@ -1,10 +1,17 @@
 """The per-step kit built from a :class:`TrialConfig` for one model: :class:`Trainer`.
 
-``trainer.step(loss)`` is the whole optimizer step of a gradsweep trial: scaled backward,
-unscale, per-tower then global clipping, the health monitor's observation, the optimizer step
-through the GradScaler, scaler update, ``zero_grad`` and the staged scheduler's step. A sampled
-LR reaches ``param_group["lr"]`` through ``build_optimizer`` (the tower's effective LR) and then
-``StagedScheduler.step`` (warmup, decay, stage multipliers), nothing else.
+``trainer.step(loss)`` is called once per micro-batch. Without gradient accumulation
+(``accumulation_steps: 1``, the default) every call is the whole optimizer step of a gradsweep
+trial: scaled backward, unscale, per-tower then global clipping, the health monitor's
+observation, the optimizer step through the GradScaler, scaler update, ``zero_grad`` and the
+staged scheduler's step. With ``accumulation_steps: N`` each call runs the scaled backward of
+``loss / N``, and every N-th call then runs the rest once, on the gradients of all N
+micro-batches, with the health monitor seeing the mean of their losses: N micro-batches of B
+examples give the update of one batch of N*B (for a loss that is a mean over the batch and a
+model without batch statistics). Stages, schedules, ``health.check_every``, ``global_step`` and
+``steps_per_epoch`` all count optimizer steps. A sampled LR reaches ``param_group["lr"]``
+through ``build_optimizer`` (the tower's effective LR) and then ``StagedScheduler.step``
+(warmup, decay, stage multipliers), nothing else.
 """
 
 from __future__ import annotations
@@ -39,11 +46,21 @@ class StageRun:
 
 @dataclass(frozen=True)
 class EpochRun:
-    """One epoch as an objective loops over it: ``for run in trainer.epochs(start_epoch=...)``."""
+    """One epoch as an objective loops over it: ``for run in trainer.epochs(start_epoch=...)``.
+
+    ``steps`` counts optimizer steps; ``micro_batches`` (``steps * accumulation_steps``) is the
+    number of ``trainer.step(loss)`` calls the epoch takes.
+    """
 
     stage: StageRun
     epoch: int
     steps: int
+    accumulation_steps: int = 1
+
+    @property
+    def micro_batches(self) -> int:
+        """``trainer.step`` calls in this epoch: ``for _ in range(run.micro_batches)``."""
+        return self.steps * self.accumulation_steps
 
 
 def stage_steps(stage: StageConfig, steps_per_epoch: int) -> int:
@@ -51,16 +68,35 @@ def stage_steps(stage: StageConfig, steps_per_epoch: int) -> int:
     return stage.steps if stage.steps is not None else int(stage.epochs or 0) * steps_per_epoch
 
 
+def refuse_accumulation(config: TrialConfig, objective: str) -> None:
+    """Refuse ``accumulation_steps`` > 1 for an objective whose loop calls ``trainer.step`` once per step.
+
+    Such a loop would take one optimizer step per ``accumulation_steps`` calls and so train for a
+    fraction of its schedule; refusing is better than a silently shorter run.
+
+    Raises:
+        ValueError: if ``config.accumulation_steps`` is not 1.
+    """
+    if config.accumulation_steps != 1:
+        raise ValueError(
+            f"accumulation_steps: objective {objective!r} does not accumulate gradients; give 1 "
+            f"(got {config.accumulation_steps}), or a larger batch_size"
+        )
+
+
 class Trainer:
     """The per-step kit built from a :class:`TrialConfig` for one model.
 
-    ``step(loss)`` runs: scaled backward, unscale, clip (per tower, then global), health
-    observation, optimizer step through the scaler, scaler update, ``zero_grad``, scheduler step.
+    ``step(loss)``, once per micro-batch, runs the scaled backward; every
+    ``config.accumulation_steps``-th call (every call by default) it then runs unscale, clip (per
+    tower, then global), health observation, optimizer step through the scaler, scaler update,
+    ``zero_grad``, scheduler step.
 
     Args:
         model: the model, already on ``device``.
         config: the trial's config.
-        steps_per_epoch: optimizer steps per epoch (for epoch-based stages and schedules).
+        steps_per_epoch: optimizer steps per epoch (for epoch-based stages and schedules); with
+            accumulation an epoch takes ``steps_per_epoch * accumulation_steps`` micro-batches.
         device: where training runs.
 
     Raises:
@@ -90,9 +126,18 @@ class Trainer:
             if config.health.enabled
             else None
         )
+        self.accumulation_steps = config.accumulation_steps
         self.global_step = 0
         self.latest_health: HealthReport | None = None
         self._watch: StepWatch | None = None
+        self._micro = 0  # micro-batches backpropagated since the last optimizer step
+        self._loss_sum: torch.Tensor | None = None  # their summed loss, on the device
+        self._stepped = False
+
+    @property
+    def stepped(self) -> bool:
+        """Whether the last :meth:`step` call completed an optimizer step (always, without accumulation)."""
+        return self._stepped
 
     @property
     def stage(self) -> StageConfig:
@@ -124,7 +169,7 @@ class Trainer:
                 done += steps
                 epoch += 1
                 if epoch > start_epoch:
-                    yield EpochRun(stage, epoch, steps)
+                    yield EpochRun(stage, epoch, steps, self.accumulation_steps)
 
     def watch(self) -> StepWatch:
         """Observe a loop that calls ``optimizer.step()`` itself instead of :meth:`step`.
@@ -141,13 +186,17 @@ class Trainer:
         return StepWatch(self.optimizer, self.monitor, clipper=self.clipper, scaler=self.scaler, trainer=self)
 
     def step(self, loss: torch.Tensor) -> HealthReport | None:
-        """One optimizer step from ``loss``; returns the health report when one is due.
+        """Backward of one micro-batch's ``loss``; an optimizer step every ``accumulation_steps`` calls.
+
+        Without accumulation every call is an optimizer step. With ``accumulation_steps: N`` the
+        loss is scaled by ``1 / N`` before the backward, and the N-th call clips, checks health
+        (on the mean of the N losses, kept on the device) and steps the optimizer and scheduler.
 
         Args:
-            loss: a scalar loss with a graph.
+            loss: a scalar loss with a graph, the mean over the micro-batch.
 
         Returns:
-            The monitor's report at a check step, else ``None``.
+            The monitor's report at a check step (always an optimizer step), else ``None``.
 
         Raises:
             RuntimeError: while a :meth:`watch` is attached (the loop owns the step then).
@@ -157,35 +206,63 @@ class Trainer:
                 "trainer.step() with a watch attached would observe each step twice: call "
                 "optimizer.step() yourself, or watch.remove() first"
             )
-        self.scaler.scale(loss).backward()
+        n = self.accumulation_steps
+        if n == 1:
+            self.scaler.scale(loss).backward()
+            health_loss = loss.detach()
+        else:
+            self.scaler.scale(loss / n).backward()
+            micro_loss = loss.detach().float()
+            self._loss_sum = micro_loss if self._loss_sum is None else self._loss_sum + micro_loss
+            self._micro += 1
+            if self._micro < n:
+                self._stepped = False
+                return None
+            health_loss = self._loss_sum / n
+            self._micro, self._loss_sum = 0, None
         self.scaler.unscale_(self.optimizer)
         clip_result = self.clipper.clip()
         report = None
         if self.monitor is not None:
-            report = self.monitor.observe(loss.detach(), clip_result, step=self.global_step)
+            report = self.monitor.observe(health_loss, clip_result, step=self.global_step)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
         self.global_step += 1
+        self._stepped = True
         if report is not None:
             self.latest_health = report
         return report
 
     def state_dict(self) -> dict[str, Any]:
-        """Optimizer, scheduler, scaler, monitor and step (the model is saved separately)."""
+        """Optimizer, scheduler, scaler, monitor and step (the model is saved separately).
+
+        Raises:
+            ValueError: in the middle of an accumulation: the gradients of the micro-batches since
+                the last optimizer step are not saved, so save at an optimizer step (epoch ends are).
+        """
+        if self._micro:
+            raise ValueError(
+                f"cannot save the trainer in the middle of a gradient accumulation ({self._micro} of "
+                f"{self.accumulation_steps} micro-batches since the last optimizer step); save when "
+                "trainer.stepped is true, e.g. at the end of an epoch"
+            )
         return {
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
             "monitor": self.monitor.state_dict() if self.monitor is not None else None,
             "global_step": self.global_step,
+            "micro_batch": self._micro,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict` (a checkpoint without ``micro_batch`` was saved at a step)."""
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         if self.monitor is not None and state.get("monitor") is not None:
             self.monitor.load_state_dict(state["monitor"])
         self.global_step = int(state["global_step"])
+        self._micro, self._loss_sum = int(state.get("micro_batch", 0)), None  # 0: saved at a step

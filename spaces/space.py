@@ -143,6 +143,7 @@ class SearchSpace(_Section):
     seed: int = 0
     optimizer: OptimizerSpace = OptimizerSpace()
     batch_size: Knob = 64
+    accumulation_steps: Knob = 1
     towers: list[TowerSpace] = Field(min_length=1)
     schedule: ScheduleSpace = ScheduleSpace()
     clip: ClipSpace = ClipSpace()
@@ -161,6 +162,11 @@ class SearchSpace(_Section):
 
     def tower_names(self) -> list[str]:
         return [t.name for t in self.towers]
+
+    def accumulates(self) -> bool:
+        """Whether some config of the space takes more than one micro-batch per optimizer step."""
+        most = _knob_high(self.accumulation_steps)
+        return most is not None and most > 1
 
 
 # --- cross-field rules ----------------------------------------------------------------------

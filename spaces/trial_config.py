@@ -101,7 +101,9 @@ class PlateauConfig(_Frozen):
 class ScheduleConfig(_Frozen):
     """LR schedule shared by every tower (each tower keeps its own base LR).
 
-    ``lr_scaling="linear"`` applies the MoCo/Goyal rule ``lr = base_lr * batch_size / reference_batch``.
+    ``lr_scaling="linear"`` applies the MoCo/Goyal rule ``lr = base_lr * batch / reference_batch``,
+    where ``batch`` is the effective batch of one optimizer step (:attr:`TrialConfig.effective_batch`:
+    ``batch_size * accumulation_steps``). Warmup and decay count optimizer steps, not micro-batches.
     Warmup is given as ``warmup_steps`` or ``warmup_fraction`` of the schedule's horizon, not both.
     """
 
@@ -188,6 +190,8 @@ class TrialConfig(_Frozen):
     ``params`` keeps the flat sampled values (Optuna parameter name -> value) the config
     was resolved from, so a config can be enqueued into a study as a baseline.
     ``provenance`` is filled by export (study, trial number, value, version, space).
+    ``batch_size`` is the micro-batch of one forward/backward; ``accumulation_steps`` micro-batches
+    make one optimizer step (:attr:`effective_batch`).
     """
 
     objective: str
@@ -196,6 +200,7 @@ class TrialConfig(_Frozen):
     metric: MetricConfig = MetricConfig(name="value")
     optimizer: OptimizerConfig = OptimizerConfig()
     batch_size: int = Field(default=64, ge=1)
+    accumulation_steps: int = Field(default=1, ge=1)
     towers: tuple[TowerConfig, ...] = Field(min_length=1)
     schedule: ScheduleConfig = ScheduleConfig()
     clip: ClipConfig = ClipConfig()
@@ -227,11 +232,28 @@ class TrialConfig(_Frozen):
                 return t
         raise KeyError(f"no tower {name!r}; towers are: {', '.join(t.name for t in self.towers)}")
 
+    @property
+    def effective_batch(self) -> int:
+        """Examples per optimizer step: ``batch_size * accumulation_steps``.
+
+        The DDP world size will multiply in here when multi-worker trials land.
+
+        Example:
+            >>> cfg = TrialConfig(objective="moco", batch_size=2, accumulation_steps=4,
+            ...                   towers=[TowerConfig(name="all", patterns=["*"], lr=1e-3)])
+            >>> cfg.effective_batch
+            8
+        """
+        return self.batch_size * self.accumulation_steps
+
     def effective_lr(self, tower: str) -> float:
-        """Base LR of ``tower`` after the batch-size scaling rule (before schedule and stage multipliers)."""
+        """Base LR of ``tower`` after the batch-size scaling rule (before schedule and stage multipliers).
+
+        ``lr_scaling: linear`` scales by :attr:`effective_batch` (the batch of one optimizer step).
+        """
         lr = self.tower(tower).lr
         if self.schedule.lr_scaling == "linear":
-            lr = lr * self.batch_size / self.schedule.reference_batch
+            lr = lr * self.effective_batch / self.schedule.reference_batch
         return lr
 
     def extra(self, name: str, default: Scalar | None = None) -> Any:

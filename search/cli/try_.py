@@ -80,12 +80,14 @@ def check_config_objective(path: Path, config: TrialConfig, objective: str) -> N
 
     A config names its objective; ``--objective`` may override it (another implementation of the
     same training, a user objective). Two different built-ins, or a built-in that never reports
-    the config's metric, fail in the objective's first lines: say so in one line instead.
+    the config's metric, or gradient accumulation for a built-in that does not accumulate, fail
+    in the objective's first lines: say so in one line instead.
 
     Raises:
-        UserError: naming the config's objective and the one asked for, or the metric.
+        UserError: naming the config's objective and the one asked for, the metric, or
+            ``accumulation_steps``.
     """
-    from gradsweep.objectives.registry import BUILTINS, check_metric
+    from gradsweep.objectives.registry import BUILTINS, check_accumulation, check_metric
 
     if objective in BUILTINS and config.objective in BUILTINS and objective != config.objective:
         raise UserError(
@@ -94,6 +96,7 @@ def check_config_objective(path: Path, config: TrialConfig, objective: str) -> N
         )
     try:
         check_metric(objective, config.metric.name)
+        check_accumulation(objective, config.accumulation_steps > 1)
     except UserError as exc:
         raise UserError(f"{path}: {exc}") from None
 

@@ -42,7 +42,7 @@ def validate(
 
     Example: [bold]gradsweep validate spaces/presets/contrastive.yaml[/]
     """
-    from gradsweep.objectives.registry import check_metric
+    from gradsweep.objectives.registry import check_accumulation, check_metric
     from gradsweep.search.preflight import tower_errors  # imports torch: only when a command runs
 
     failed = False
@@ -52,6 +52,10 @@ def validate(
             errors = tower_errors(loaded)
             try:
                 check_metric(loaded.objective, loaded.metric.name)
+            except UserError as exc:
+                errors.append(str(exc))
+            try:
+                check_accumulation(loaded.objective, loaded.accumulates())
             except UserError as exc:
                 errors.append(str(exc))
             if errors:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from gradsweep.errors import UserError
-from gradsweep.objectives.registry import check_metric, load_objective
+from gradsweep.objectives.registry import check_accumulation, check_metric, load_objective
 from gradsweep.search.engine.algorithms import DEFAULT_PRUNER, parse_pruner, parse_sampler
 from gradsweep.search.engine.storage import DEFAULT_STORAGE, check_url
 from gradsweep.search.engine.study import Baseline
@@ -175,5 +175,6 @@ def validate_request(request: SweepRequest) -> CheckedRequest:
     check_url(request.storage)  # its form only; the store is opened later
     objective = normalize_objective(request.objective or request.space.objective)
     check_metric(objective, request.space.metric.name)  # built-ins only: imports no user code
+    check_accumulation(objective, request.space.accumulates())
     check_objective(objective)  # last: it imports (runs) the objective's code
     return CheckedRequest(study, scale, objective, baselines)

@@ -140,11 +140,13 @@ def test_a_fit_trains_per_the_config_and_reports_each_validation() -> None:
     assert all(h.metrics["health/grad_norm_global_post"] <= 0.5 + 1e-4 for h in health)
 
 
-def test_accumulate_grad_batches_gives_one_check_per_optimizer_step() -> None:
-    cfg = config(epochs=2, check_every=2)
+def test_accumulation_steps_gives_one_check_per_optimizer_step() -> None:
+    cfg = config(epochs=2, check_every=2).model_copy(update={"accumulation_steps": 2})
     reporter = NullReporter()
     ctx = TrialContext(cfg, reporter=reporter, device="cpu")
-    _, module = fit(cfg, ctx, accumulate_grad_batches=2)
+    sweep, module = fit(cfg, ctx)
+    # the config's accumulation_steps became Lightning's accumulate_grad_batches
+    assert sweep.trainer_kwargs()["accumulate_grad_batches"] == 2
     # 8 batches per epoch, 2 per optimizer step: 4 optimizer steps per epoch, 8 in all
     assert reporter.total_steps == 8 and [r.step for r in reporter.history] == [4, 8]
     # the monitor counted optimizer steps (checks at 3 and 7), not the 16 micro-batches (7 and 15)

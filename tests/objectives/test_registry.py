@@ -11,7 +11,7 @@ import pytest
 from gradsweep.errors import UserError
 from gradsweep.objectives import contrastive
 from gradsweep.objectives.api import NullReporter, TrialContext, run_objective
-from gradsweep.objectives.registry import BUILTINS, list_objectives, load_objective
+from gradsweep.objectives.registry import BUILTINS, check_accumulation, list_objectives, load_objective
 from gradsweep.spaces.presets import list_presets
 from gradsweep.spaces.trial_config import TrialConfig
 
@@ -129,3 +129,17 @@ def test_user_file_errors(user_file: Path, tmp_path: Path) -> None:
     # a syntax error in the user's file is reported as one line naming the file
     assert str(info.value).startswith(f"error importing objective file {broken}: SyntaxError")
     assert "\n" not in str(info.value)
+
+
+def test_only_builtins_that_accumulate_take_accumulation_steps() -> None:
+    # segmentation's loop steps per micro-batch: it takes accumulation
+    check_accumulation("segmentation", True)
+    # a user objective is trusted (its loop is known only when it runs)
+    check_accumulation("my_pkg.train:objective", True)
+    # a built-in that steps once per batch takes a space without accumulation
+    check_accumulation("moco", False)
+    # and refuses one with it, in one line naming the field and the objective
+    with pytest.raises(
+        UserError, match=r"^accumulation_steps: objective 'moco' does not accumulate gradients"
+    ):
+        check_accumulation("moco", True)

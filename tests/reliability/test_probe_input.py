@@ -114,6 +114,18 @@ ROWS = [
         lambda d: d.update(objective="contrastive", metric={"name": "score"}),
         launch_args=("--study", "metric-probe"),  # not the store's study: refused for the metric alone
     ),
+    # issue 19: gradient accumulation for a built-in whose loop steps once per batch (every trial
+    # would fail in the objective's first lines)
+    Row(
+        "accumulation-not-done",
+        "accumulation_steps: objective 'contrastive' does not accumulate gradients",
+        lambda d: d.update(
+            objective="contrastive",
+            metric={"name": "recall_at_5_v2t"},
+            accumulation_steps={"type": "categorical", "choices": [1, 2]},
+        ),
+        launch_args=("--study", "accumulation-probe"),
+    ),
     # item 9f: non-finite numbers anywhere
     Row("lr-inf", "towers[0].lr: inf is not a finite number", lambda d: d["towers"][0].update(lr=INF)),
     Row(
@@ -229,10 +241,11 @@ def test_bad_input_is_refused_in_one_line(row: Row, command: str, store: Path, t
     assert store_rows(store) == before_store
 
 
-def _export(tmp_path: Path, provenance: str = "") -> Path:
+def _export(tmp_path: Path, provenance: str = "", accumulation_steps: int = 1) -> Path:
     """A finetune config as `gradsweep export` writes one, or with ``provenance`` as its YAML text."""
     config = TrialConfig(
         objective="finetune",
+        accumulation_steps=accumulation_steps,
         metric=MetricConfig(name="accuracy"),
         towers=(TowerConfig(name="all", patterns=("*",), lr=1e-3),),
         provenance=None if provenance else {"study": "ft", "trial": 3, "value": 0.5},
@@ -250,6 +263,8 @@ def _export(tmp_path: Path, provenance: str = "") -> Path:
 TRY_ROWS = [
     # item 12: another objective's exported config
     ("other-objective", ["--objective", "moco"], None, "is for objective 'finetune', not 'moco'"),
+    # issue 19: a config that accumulates, for a built-in that does not
+    ("accumulation", [], "accumulation", "accumulation_steps: objective 'finetune' does not accumulate"),
     # item 12: an alias bomb in provenance (it exhausted memory)
     ("alias-bomb", ["--scale", "tiny"], "bomb", "alias bomb"),
     # item 11: a config file that is not UTF-8
@@ -261,7 +276,11 @@ TRY_ROWS = [
 def test_try_config_is_refused_in_one_line(
     case: str, extra: list[str], content: str | None, fragment: str, tmp_path: Path
 ) -> None:
-    path = _export(tmp_path, provenance=_bomb() if content == "bomb" else "")
+    path = _export(
+        tmp_path,
+        provenance=_bomb() if content == "bomb" else "",
+        accumulation_steps=2 if content == "accumulation" else 1,
+    )
     if content == "latin1":
         path.write_bytes(path.read_bytes() + "# café\n".encode("latin-1"))
     result = run_cli(["try", "--config", str(path), *extra], cwd=tmp_path)

@@ -128,6 +128,21 @@ CASES = [
         float("nan"),
         "baselines.before.towers.video.lr: nan is not a finite",
     ),
+    # issue 19: gradient accumulation takes a whole number of micro-batches, at least 1
+    ("accumulation_steps", 0, "accumulation_steps: Input should be greater than or equal to 1"),
+    ("accumulation_steps", -1, "accumulation_steps: Input should be greater than or equal to 1"),
+    ("accumulation_steps", 1.5, "accumulation_steps: Input should be a valid integer"),
+    ("accumulation_steps", "x", "accumulation_steps: Input should be a valid integer"),
+    (
+        "accumulation_steps",
+        {"type": "int", "low": 0, "high": 4},
+        "accumulation_steps: Input should be greater than or equal to 1",
+    ),
+    (
+        "accumulation_steps",
+        {"type": "categorical", "choices": [1, 0]},
+        "accumulation_steps: value 0 is not allowed here",
+    ),
     ("towers/0/name", "v" * 201, "towers[0].name: at most 200 characters, got 201"),
     ("stages/0/name", "s" * 201, "stages[0].name: at most 200 characters, got 201"),
 ]
