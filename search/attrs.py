@@ -8,6 +8,9 @@ from __future__ import annotations
 
 # study attrs
 SPACE = "gradsweep.space"
+SPACE_KEYS = (
+    "gradsweep.space.keys"  # the top-level keys the space file wrote (export omits unwritten defaults)
+)
 OBJECTIVE = "gradsweep.objective"
 METRIC = "gradsweep.metric"
 DIRECTION = "gradsweep.direction"

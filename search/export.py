@@ -90,6 +90,31 @@ def trial_config(trial: FrozenTrial, prov: dict[str, Any]) -> TrialConfig:
     return config.model_copy(update=update)
 
 
+OMIT_WHEN_UNWRITTEN = ("batch_size", "accumulation_steps", "scale")
+"""Config keys an objective may ignore: left out of an export when the space did not write them and
+they hold TrialConfig's default (loading the file gives the same config back)."""
+
+
+def omit_unwritten_defaults(config: dict[str, Any], written: list[str] | None) -> dict[str, Any]:
+    """``config`` without the :data:`OMIT_WHEN_UNWRITTEN` keys the space left at their defaults.
+
+    ``written`` is the study's ``gradsweep.space.keys`` (``None`` for a study from before it was
+    recorded: nothing is omitted).
+
+    Example:
+        >>> omit_unwritten_defaults({"objective": "x", "batch_size": 64, "scale": "small"}, ["objective"])
+        {'objective': 'x', 'scale': 'small'}
+    """
+    if written is None:
+        return config
+    fields = TrialConfig.model_fields
+    return {
+        key: value
+        for key, value in config.items()
+        if not (key in OMIT_WHEN_UNWRITTEN and key not in written and value == fields[key].default)
+    }
+
+
 def export_document(
     study: optuna.Study, *, storage_url: str, top: int = 1, trial: int | None = None
 ) -> dict[str, Any]:
@@ -112,10 +137,15 @@ def export_document(
             lacks a valid recorded config.
         ValueError: ``top`` < 1.
     """
+    written = study.user_attrs.get(_keys.SPACE_KEYS)
+
+    def omit(config: dict[str, Any]) -> dict[str, Any]:
+        return omit_unwritten_defaults(config, written if isinstance(written, list) else None)
+
     if trial is not None:
         chosen = _numbered_trial(study, trial)
         prov = provenance(study, chosen, storage_url=storage_url)
-        return {"config": trial_config(chosen, prov).to_dict(), "provenance": prov}
+        return {"config": omit(trial_config(chosen, prov).to_dict()), "provenance": prov}
     best = best_trials(study.trials, study_direction(study), top=top)
     if not best:
         counts = _state_counts(study.trials)
@@ -123,7 +153,7 @@ def export_document(
     entries = []
     for trial in best:
         prov = provenance(study, trial, storage_url=storage_url)
-        entries.append({"config": trial_config(trial, prov).to_dict(), "provenance": prov})
+        entries.append({"config": omit(trial_config(trial, prov).to_dict()), "provenance": prov})
     doc: dict[str, Any] = dict(entries[0])
     if top > 1:
         doc["configs"] = entries

@@ -46,8 +46,8 @@ def next_symbol_loss(model: CharLM, tokens: torch.Tensor) -> torch.Tensor:
 
 def objective(config, ctx) -> float:
     """Train per the trial's config; the sweep minimises the validation loss (nats per symbol)."""
-    train = generated_text(512, config.seed).to(ctx.device)
-    val = generated_text(256, config.seed + 1).to(ctx.device)
+    text = generated_text(768, config.seed).to(ctx.device)
+    train, val = text[:512], text[512:]  # one chain: held-out sequences of the same source
     micro, accumulate = config.batch_size, config.accumulation_steps
     steps_per_epoch = len(train) // (micro * accumulate)
     model = CharLM()

@@ -33,6 +33,7 @@ from gradsweep.search.attrs import (
     RETRY_OF,
     SCALE,
     SPACE,
+    SPACE_KEYS,
     VERSION,
 )
 from gradsweep.search.engine.outcome import INTERRUPTED
@@ -78,6 +79,7 @@ def study_attrs(space: SearchSpace, *, objective: str, scale: str) -> dict[str, 
     """Contract 4's study user attrs for a sweep of ``space`` with ``objective`` at ``scale``."""
     return {
         SPACE: space_to_dict(space),
+        SPACE_KEYS: sorted(space.model_fields_set),
         OBJECTIVE: objective,
         METRIC: space.metric.name,
         DIRECTION: space.metric.direction,

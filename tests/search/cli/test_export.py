@@ -197,3 +197,32 @@ def test_try_does_not_compare_a_pruned_trials_value() -> None:
     assert reproduction(complete, 0.5)["reproduced"] is False
     legacy = pruned.model_copy(update={"provenance": {"value": 0.5, "trial": 3, "study": "s"}})
     assert reproduction(legacy, 0.5)["reproduced"] is True
+
+
+@pytest.mark.parametrize("writes_batch", [False, True], ids=["unwritten", "written"])
+def test_keys_the_space_left_unwritten_stay_out_of_the_export(writes_batch: bool) -> None:
+    from gradsweep.search.engine.study import study_attrs
+    from gradsweep.spaces import parse_space, resolve
+
+    data = {
+        "name": "byo",
+        "objective": "my_loop.py:objective",
+        "metric": {"name": "val_loss", "direction": "minimize"},
+        "towers": [{"name": "all", "patterns": ["*"], "lr": {"type": "float", "low": 1e-4, "high": 1e-1}}],
+    }
+    if writes_batch:
+        data["batch_size"] = 64  # the default value, written: the objective uses it
+    space = parse_space(data)
+    study = optuna.create_study(direction="minimize")
+    for key, value in study_attrs(space, objective="my_loop.py:objective", scale="tiny").items():
+        study.set_user_attr(key, value)
+    trial = study.ask()
+    trial.set_user_attr("gradsweep.config", resolve(space, {"towers.all.lr": 0.01}).to_dict())
+    study.tell(trial, 0.5)
+    config = export_document(study, storage_url="sqlite:///x.db")["config"]
+    # batch_size is in the export only when the space wrote it; scale and accumulation_steps, unwritten, never
+    assert ("batch_size" in config) is writes_batch
+    assert "scale" not in config and "accumulation_steps" not in config
+    # the file still loads as the config the trial trained with
+    trained = TrialConfig.from_dict(study.trials[0].user_attrs["gradsweep.config"])
+    assert TrialConfig.from_dict(config).model_copy(update={"provenance": None}) == trained
