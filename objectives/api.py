@@ -33,11 +33,14 @@ from 0 or from 1 both work): its value is then the trial's result, and stopping 
 This module is the public surface and re-exports the kit, one idea per module:
 :mod:`~gradsweep.objectives.pruned` (``PruneKind``, ``TrialPruned``),
 :mod:`~gradsweep.objectives.reporting` (the ``Reporter`` protocol, ``NullReporter``),
-:mod:`~gradsweep.objectives.trainer` (``Trainer``), :mod:`~gradsweep.objectives.context`
+:mod:`~gradsweep.objectives.trainer` (``Trainer``; ``trainer.watch()`` gives a
+:mod:`~gradsweep.objectives.watch` ``StepWatch`` for a loop that calls ``optimizer.step()`` itself), :mod:`~gradsweep.objectives.context`
 (``TrialContext``), :mod:`~gradsweep.objectives.checkpoint` (``CheckpointStore``),
 :mod:`~gradsweep.objectives.progress` (``Resumed``, ``CheckpointFormatError``: what
 ``ctx.save_progress`` / ``ctx.resume`` save and restore) and :mod:`~gradsweep.objectives.run`
-(``run_objective``, ``NonFiniteValue``).
+(``run_objective``, ``NonFiniteValue``). A ``LightningModule`` uses
+:mod:`~gradsweep.objectives.lightning` instead (``GradsweepCallback``, ``gradsweep_optimizers``;
+not re-exported here, so the kit imports without ``lightning``).
 
 Checkpoint and resume (the built-ins all do it this way; ``epochs_done`` is the 1-based
 number of the last epoch trained, so ``trainer.epochs`` skips exactly the epochs done)::
