@@ -14,7 +14,7 @@ from rich.markup import escape
 from gradsweep.errors import UserError
 from gradsweep.search.cli._app import app, console, console_err
 from gradsweep.search.engine.algorithms import DEFAULT_PRUNER, sampler_warning
-from gradsweep.search.engine.ray.runtime import DEFAULT_CHECKPOINT_EVERY_S, Resources
+from gradsweep.search.engine.ray.runtime import DEFAULT_CHECKPOINT_EVERY_S, DEFAULT_STORE_WAIT_S, Resources
 from gradsweep.search.engine.storage import DEFAULT_STORAGE
 from gradsweep.spaces.space import SpaceError, load_space, space_warnings
 
@@ -56,6 +56,14 @@ CheckpointEvery = Annotated[
         rich_help_panel=_RES,
     ),
 ]
+StoreWait = Annotated[
+    float,
+    typer.Option(
+        "--store-wait",
+        help="Seconds a sweep waits for a study store that stopped answering (a database restart) before it stops.",
+        rich_help_panel=_RES,
+    ),
+]
 Address = Annotated[
     str | None,
     typer.Option(
@@ -82,6 +90,7 @@ RESOURCE_OPTIONS = {
     "address": "address",
     "max_failures": "max_failures",
     "checkpoint_every": "checkpoint_every_s",
+    "store_wait": "store_wait_s",
 }
 
 
@@ -183,6 +192,7 @@ def launch_cmd(
     cpu_fallback: CpuFallback = False,
     max_failures: MaxFailures = 0,
     checkpoint_every: CheckpointEvery = DEFAULT_CHECKPOINT_EVERY_S,
+    store_wait: StoreWait = DEFAULT_STORE_WAIT_S,
     address: Address = None,
     timeout: Timeout = None,
     runs_dir: RunsDir = Path("gradsweep_runs"),
@@ -239,6 +249,7 @@ def resume_cmd(
     cpu_fallback: CpuFallback = False,
     max_failures: MaxFailures = 0,
     checkpoint_every: CheckpointEvery = DEFAULT_CHECKPOINT_EVERY_S,
+    store_wait: StoreWait = DEFAULT_STORE_WAIT_S,
     address: Address = None,
     timeout: Timeout = None,
     runs_dir: RunsDir = Path("gradsweep_runs"),

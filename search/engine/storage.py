@@ -200,6 +200,47 @@ def with_retries(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def retry_for(
+    fn: Callable[[], _T],
+    *,
+    wait_s: float,
+    retry_on: tuple[type[BaseException], ...],
+    first_backoff_s: float = CONNECT_BACKOFF_S,
+    max_backoff_s: float = 8.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> _T:
+    """Call ``fn`` until it succeeds or ``wait_s`` seconds of pauses have passed.
+
+    The pauses double from ``first_backoff_s`` up to ``max_backoff_s``; the last one is cut so the
+    pauses add up to ``wait_s`` (a database restart mid-sweep is ridden out; a store that stays
+    down ends in the last error). ``wait_s = 0`` tries once.
+
+    Example:
+        >>> calls, pauses = [], []
+        >>> def flaky():
+        ...     calls.append(1)
+        ...     if len(calls) < 3:
+        ...         raise ConnectionError("down")
+        ...     return "ok"
+        >>> retry_for(flaky, wait_s=30, retry_on=(ConnectionError,), sleep=pauses.append), pauses
+        ('ok', [1.0, 2.0])
+
+    Raises:
+        Exception: the last error once ``wait_s`` is used up.
+    """
+    waited, pause = 0.0, first_backoff_s
+    while True:
+        try:
+            return fn()
+        except retry_on:
+            if waited >= wait_s:
+                raise
+            step = min(pause, max_backoff_s, wait_s - waited)
+            sleep(step)
+            waited += step
+            pause *= 2
+
+
 def _sync_normal(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.execute("PRAGMA synchronous=NORMAL")
 

@@ -58,9 +58,10 @@ def _launch(
     n: int,
     sleep: str = "0.4",
     env: dict[str, str] | None = None,
+    extra: tuple[str, ...] = (),
 ) -> subprocess.Popen[bytes]:
     cmd = [GRADSWEEP, "launch", str(space), "-n", str(n), "--storage", url, "--runs-dir", str(runs),
-           "--quiet", "--seed", "0", "--pruner", "none", "--concurrency", "2"]  # fmt: skip
+           "--quiet", "--seed", "0", "--pruner", "none", "--concurrency", "2", *extra]  # fmt: skip
     return subprocess.Popen(
         cmd,
         cwd=cwd,
@@ -169,7 +170,8 @@ def test_sigterm_to_the_process_group_ends_like_ctrl_c(space, tmp_path: Path, wh
 def test_store_unwritable_mid_sweep_is_one_line_and_resume_reconciles(space, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     db, runs = tmp_path / "study.db", tmp_path / "runs"
     url = f"sqlite:///{db}"
-    proc = _launch(space("slow_quality"), url, runs, tmp_path, n=6)
+    # an immutable file never recovers: wait 2 s for it, not the default minute
+    proc = _launch(space("slow_quality"), url, runs, tmp_path, n=6, extra=("--store-wait", "2"))
     frozen: list[str] = []
     try:
         _wait_for(db, proc, "COMPLETE")
@@ -191,6 +193,8 @@ def test_store_unwritable_mid_sweep_is_one_line_and_resume_reconciles(space, tmp
     # one clear line (before: ~290 lines and 10 tracebacks), status 1
     assert code == 1 and len(err.splitlines()) == 1 and err.startswith("error: the study store"), err
     assert "stopped taking writes" in err and f"--storage '{url}' --runs-dir {runs}" in err
+    # after the wait it was given
+    assert "waited 2 s, --store-wait" in err
     stranded = [t.number for t in load(url).get_trials(states=(TrialState.RUNNING,))]
     # the line names the trials the store refused to record (and only those are RUNNING)
     assert stranded and f"trials left RUNNING there: {', '.join(map(str, stranded))};" in err

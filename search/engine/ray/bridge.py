@@ -44,7 +44,8 @@ from gradsweep.search.engine.outcome import (
     classify,
     failed,
 )
-from gradsweep.search.engine.storage import with_retries
+from gradsweep.search.engine.ray.runtime import DEFAULT_STORE_WAIT_S
+from gradsweep.search.engine.storage import retry_for
 from gradsweep.search.engine.study import reconcile_running
 from gradsweep.search.engine.tally import Tally
 from gradsweep.search.health_attrs import record_health
@@ -71,7 +72,8 @@ def store_error_line(exc: BaseException) -> str:
     while root.__cause__ is not None or (root.__context__ is not None and not root.__suppress_context__):
         root = root.__cause__ or root.__context__  # type: ignore[assignment]
     text = str(getattr(root, "orig", None) or root).strip()
-    return text.splitlines()[0] if text else type(root).__name__
+    # an error without words (psycopg's "()" for a connection cut mid-query) is named by its type
+    return text.splitlines()[0] if any(c.isalnum() for c in text) else type(root).__name__
 
 
 def _store_guarded(fallback: Any) -> Callable[[Callable[..., _T]], Callable[..., _T]]:
@@ -142,6 +144,7 @@ class StudyBridge:
         device: str = "cpu",
         abort_after: int = 5,
         on_store_error: Callable[[], None] | None = None,
+        store_wait_s: float = DEFAULT_STORE_WAIT_S,
     ) -> None:
         if n_trials < 0:
             raise ValueError(f"n_trials must be >= 0 but got {n_trials}")
@@ -159,6 +162,7 @@ class StudyBridge:
         self.tally = Tally(target=n_trials, direction=study.direction.name.lower())
         self.aborted: str | None = None
         self.on_store_error = on_store_error
+        self.store_wait_s = store_wait_s
         self.store_error: str | None = None  # the first store error that stopped the sweep
         self.unrecorded: set[int] = set()  # trials left RUNNING in the store because it refused the write
         self._lock = threading.RLock()  # Tune's thread and the runner's cut-off watchdog
@@ -171,8 +175,8 @@ class StudyBridge:
     def _retry(self, fn: Callable[[], _T]) -> _T:
         """One storage operation (a write, a read, or a sampler or pruner call that reads the
         study), retried on ``StorageInternalError``: a dropped connection or a database restart
-        mid-sweep costs a pause, not the sweep."""
-        return with_retries(fn, retry_on=_RETRY_ON)
+        mid-sweep costs a pause, not the sweep (for up to ``store_wait_s`` seconds, ``--store-wait``)."""
+        return retry_for(fn, wait_s=self.store_wait_s, retry_on=_RETRY_ON)
 
     def _store_failed(self, exc: BaseException) -> None:
         """Stop the sweep on the first store error; every trial still held stays unrecorded."""

@@ -87,6 +87,7 @@ def execute_sweep(
         seed=plan.seed,
         device=info.device,
         abort_after=settings.abort_after,
+        store_wait_s=settings.resources.store_wait_s,
     )
     callbacks = [progress(study.study_name, bridge.tally)] if progress is not None else []
     storage = mask_url(settings.storage)
@@ -126,7 +127,8 @@ def execute_sweep(
     if bridge.store_error is not None:
         left = ", ".join(str(n) for n in sorted(bridge.unrecorded)) or "none"
         raise UserError(
-            f"the study store {storage} stopped taking writes ({mask_url(bridge.store_error)}); "
+            f"the study store {storage} stopped taking writes ({mask_url(bridge.store_error)}; waited "
+            f"{settings.resources.store_wait_s:g} s, --store-wait); "
             f"the sweep was stopped; trials left RUNNING there: {left}; once it is writable again, "
             f"{resume_command(study.study_name, storage, runs_dir)} records them as interrupted and goes on"
         )

@@ -35,6 +35,8 @@ QUIET_ENV = {
 CLUSTER_MODE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 #: ``--checkpoint-every``: a retried trial repeats at most about a minute of training.
 DEFAULT_CHECKPOINT_EVERY_S = 60.0
+DEFAULT_STORE_WAIT_S = 60.0
+"""How long a sweep rides out a study store that stopped answering (a database restart or failover)."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ class Resources:
     address: str | None = None
     max_failures: int = 0
     checkpoint_every_s: float = DEFAULT_CHECKPOINT_EVERY_S
+    store_wait_s: float = DEFAULT_STORE_WAIT_S
 
     def __post_init__(self) -> None:
         if not self.cpus_per_trial > 0:
@@ -79,6 +82,8 @@ class Resources:
             raise UserError(f"--max-failures must be >= 0, got {self.max_failures}")
         if not self.checkpoint_every_s >= 0:  # also refuses nan
             raise UserError(f"--checkpoint-every must be >= 0 seconds, got {self.checkpoint_every_s:g}")
+        if not 0 <= self.store_wait_s < math.inf:  # also refuses nan
+            raise UserError(f"--store-wait must be >= 0 seconds and finite, got {self.store_wait_s:g}")
 
     def concurrency_for(self, *, cpus: float, gpus: float) -> int:
         """Trials at once: ``--concurrency`` if given, else what ``cpus`` (and ``gpus``) fit, at least 1."""

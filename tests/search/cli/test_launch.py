@@ -18,6 +18,7 @@ OPTIONS = {
     "address": "127.0.0.1:6379",
     "max_failures": 2,
     "checkpoint_every": 0.0,
+    "store_wait": 5.0,
 }
 
 
@@ -26,7 +27,7 @@ def test_resources_from_maps_every_option_to_its_field() -> None:
     # every Resources option lands in its field (--checkpoint-every in checkpoint_every_s); others are ignored
     assert resources == Resources(
         cpus_per_trial=0.5, gpus_per_trial=0.25, concurrency=3, cpu_fallback=True,
-        address="127.0.0.1:6379", max_failures=2, checkpoint_every_s=0.0,
+        address="127.0.0.1:6379", max_failures=2, checkpoint_every_s=0.0, store_wait_s=5.0,
     )  # fmt: skip
     # the mapping covers every field of Resources
     assert sorted(RESOURCE_OPTIONS.values()) == sorted(Resources.__dataclass_fields__)

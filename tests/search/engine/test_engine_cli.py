@@ -45,7 +45,10 @@ def test_bad_input_is_one_error_line_and_exit_1(make_space, tmp_path: Path) -> N
     assert not (tmp_path / "gradsweep.db").exists()
 
 
-@pytest.mark.parametrize(("flag", "value"), [("--checkpoint-every", "-5"), ("--max-failures", "-1")])
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [("--checkpoint-every", "-5"), ("--max-failures", "-1"), ("--store-wait", "-1"), ("--store-wait", "inf")],
+)
 def test_bad_resource_value_is_one_line_naming_the_flag(
     make_space, tmp_path: Path, flag: str, value: str
 ) -> None:

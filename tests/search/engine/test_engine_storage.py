@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from gradsweep.errors import UserError
-from gradsweep.search.engine.storage import mask_url, open_storage, sqlite_file, with_retries
+from gradsweep.search.engine.storage import mask_url, open_storage, retry_for, sqlite_file, with_retries
 from tests._read_only import read_only_view
 
 
@@ -92,6 +92,34 @@ def test_old_schema_asks_for_upgrade_and_changes_nothing(tmp_path: Path) -> None
     assert (
         sqlite3.connect(path).execute("SELECT version_num FROM alembic_version").fetchone()[0] == "v3.0.0.d"
     )
+
+
+def test_retry_for_rides_out_a_window_and_then_gives_up() -> None:
+    calls: list[int] = []
+    pauses: list[float] = []
+
+    def down_for(n: int):  # type: ignore[no-untyped-def]
+        def fn() -> str:
+            calls.append(1)
+            if len(calls) <= n:
+                raise ConnectionError("restarting")
+            return "ok"
+
+        return fn
+
+    # an outage shorter than the window is ridden out, the pauses doubling
+    assert retry_for(down_for(4), wait_s=60, retry_on=(ConnectionError,), sleep=pauses.append) == "ok"
+    assert pauses == [1.0, 2.0, 4.0, 8.0]
+    calls.clear(), pauses.clear()
+    # a longer one ends in its last error once the pauses add up to the window (8 s at most each)
+    with pytest.raises(ConnectionError):
+        retry_for(down_for(99), wait_s=20, retry_on=(ConnectionError,), sleep=pauses.append)
+    assert pauses == [1.0, 2.0, 4.0, 8.0, 5.0] and sum(pauses) == 20
+    calls.clear(), pauses.clear()
+    # a zero window tries once
+    with pytest.raises(ConnectionError):
+        retry_for(down_for(99), wait_s=0, retry_on=(ConnectionError,), sleep=pauses.append)
+    assert calls == [1] and pauses == []
 
 
 def test_with_retries_is_bounded() -> None:
