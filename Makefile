@@ -37,6 +37,7 @@ lint: setup
 # core idle. tests/conftest.py groups each file on one worker (module fixtures start once) and
 # schedules the slow groups first.
 test: lint
+	@scripts/ensure_chromium.sh
 	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 # ~10 min on 2 CPU cores; benchmarks/gpu.py only where a CUDA GPU is (it refuses without one).

@@ -1,7 +1,8 @@
 """The health user attrs of an Optuna trial (docs/ARCHITECTURE.md, Contract 4).
 
 ``gradsweep.health.latest`` holds the last report ``{"step", "verdict", "reasons", "metrics"}``;
-``gradsweep.health.history`` a bounded list of ``{"step", "verdict", "metrics"}``. The objective side
+``gradsweep.health.history`` a bounded list of ``{"step", "verdict", "metrics"}`` (plus ``"reasons"``
+at a check that found any, so the health plot can show why). The objective side
 writes them (:func:`write_health_attrs` with an ``optuna.Trial``, :func:`record_health` with a
 storage and trial id, e.g. on a Ray Tune driver); :class:`gradsweep.search.pruner.HealthPruner` reads them
 back with :func:`read_health`, so health reaches the pruner through the study itself.
@@ -39,7 +40,7 @@ def _updated_history(existing: Any, report: HealthReport, limit: int) -> list[di
     if limit < 1:
         raise ValueError(f"limit must be at least 1 but got {limit}")
     history = [e for e in existing if isinstance(e, dict)] if isinstance(existing, list) else []
-    entry = report.to_dict(with_reasons=False)
+    entry = report.to_dict(with_reasons=bool(report.reasons))  # reasons only where there are any
     if history and history[-1].get("step") == entry["step"]:
         history[-1] = entry  # the same check written twice replaces itself
     else:

@@ -6,7 +6,9 @@ import math
 from typing import Any
 
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
+from gradsweep.search.report.axes import value_axis, wrap
 from gradsweep.search.views import HealthCurve, History, Importances, LrPoints, ParallelData
 
 
@@ -69,8 +71,21 @@ def importance_figure(imp: Importances) -> go.Figure:
     return fig
 
 
+def _apply_value_axis(fig: go.Figure, values: list[float], *, row: int | None = None) -> str:
+    """Scale the y axis per :func:`value_axis`; returns a note for the title ("" when none)."""
+    axis = value_axis(values)
+    where = {"row": row, "col": 1} if row is not None else {}
+    if axis.kind == "log":
+        fig.update_yaxes(type="log", **where)
+        return " (log scale)"
+    if axis.range is not None:
+        fig.update_yaxes(range=list(axis.range), **where)
+        return f" ({axis.off_scale} off the scale)"
+    return ""
+
+
 def lr_figure(lr: LrPoints, metric: str) -> go.Figure:
-    """Each tower's LR against the value, one trace per tower (log x)."""
+    """Each tower's LR against the value, one trace per tower (log x; log or cut y when values span decades)."""
     if not lr.towers:
         return _note("Per-tower LR vs value", "no complete trial with tower LRs yet")
     fig = go.Figure()
@@ -84,41 +99,89 @@ def lr_figure(lr: LrPoints, metric: str) -> go.Figure:
                 text=[f"trial {p[2]}" for p in points],
             )
         )
+    note = _apply_value_axis(fig, [p[1] for points in lr.towers.values() for p in points])
     fig.update_layout(
-        title="Per-tower LR vs value", xaxis_title="learning rate", yaxis_title=metric, xaxis_type="log"
+        title="Per-tower LR vs value",
+        xaxis_title="learning rate",
+        yaxis_title=metric + note,
+        xaxis_type="log",
     )
     return fig
 
 
-def _finite_or_none(values: list[float]) -> list[float | None]:
-    return [v if math.isfinite(v) and v > 0 else None for v in values]
+def _finite_or_none(values: list[float], *, positive: bool = True) -> list[float | None]:
+    return [v if math.isfinite(v) and (v > 0 or not positive) else None for v in values]
+
+
+_VERDICT_COLORS = {"warning": "orange", "unstable": "red"}
 
 
 def health_figure(c: HealthCurve) -> go.Figure:
-    """One trial's grad norm per tower against step (log y), the prune point marked with its reason."""
-    fig = go.Figure()
+    """One trial's grad norm per tower (log y) above its training loss, against step.
+
+    Checks with a warning or unstable verdict are marked on the loss curve, their reasons in the
+    hover text; the prune point is a dashed line, its reason wrapped into the title.
+    """
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.6, 0.4], vertical_spacing=0.06)
     for tower, values in c.series.items():
         fig.add_trace(
-            go.Scatter(x=c.steps, y=_finite_or_none(values), mode="lines+markers", name=f"{tower} grad norm")
+            go.Scatter(x=c.steps, y=_finite_or_none(values), mode="lines+markers", name=f"{tower} grad norm"),
+            row=1,
+            col=1,
+        )
+    fig.update_yaxes(type="log", title_text="grad norm", row=1, col=1)
+    loss = c.loss or [math.nan] * len(c.steps)
+    positive_loss = all(v > 0 for v in loss if math.isfinite(v))
+    fig.add_trace(
+        go.Scatter(x=c.steps, y=_finite_or_none(loss, positive=False), mode="lines+markers", name="loss"),
+        row=2,
+        col=1,
+    )
+    loss_note = _apply_value_axis(
+        fig, [v for v in loss if math.isfinite(v) and (v > 0 or not positive_loss)], row=2
+    )
+    fig.update_yaxes(title_text="loss" + loss_note, row=2, col=1)
+    for verdict, color in _VERDICT_COLORS.items():
+        marks = [i for i, v in enumerate(c.verdicts) if v == verdict]
+        if not marks:
+            continue
+        reasons = c.reasons or [[] for _ in c.steps]
+        fig.add_trace(
+            go.Scatter(
+                x=[c.steps[i] for i in marks],
+                y=[loss[i] if math.isfinite(loss[i]) else None for i in marks],
+                mode="markers",
+                name=verdict,
+                marker={"symbol": "diamond", "size": 11, "color": color},
+                hovertext=["<br>".join(wrap("; ".join(reasons[i]) or verdict, 90)) for i in marks],
+                hoverinfo="text+x",
+            ),
+            row=2,
+            col=1,
         )
     title = f"Trial {c.number} ({c.state.lower()}): gradient health"
+    lines = 1
     if c.prune is not None:
-        finite = [v for vs in c.series.values() for v in vs if math.isfinite(v) and v > 0]
-        y = max(finite) if finite else 1.0
         label = f"pruned ({c.prune.kind or 'unknown'}) at step {c.prune.step}: {c.prune.reason}"
+        wrapped = wrap(label, 110)
+        lines += len(wrapped)
+        fig.add_vline(x=c.prune.step, line_dash="dash", line_color="red")
+        norms = [v for vs in c.series.values() for v in vs if math.isfinite(v) and v > 0]
         fig.add_trace(
             go.Scatter(
                 x=[c.prune.step],
-                y=[y],
-                mode="markers+text",
+                y=[max(norms) if norms else 1.0],
+                mode="markers",
                 name="prune",
                 marker={"symbol": "x", "size": 14, "color": "red"},
                 text=[c.prune.reason],
-                textposition="bottom left",
-                hovertext=[label],
-            )
+                hovertext=["<br>".join(wrapped)],
+                hoverinfo="text",
+            ),
+            row=1,
+            col=1,
         )
-        fig.add_vline(x=c.prune.step, line_dash="dash", line_color="red")
-        title += f"<br><sup>{label}</sup>"
-    fig.update_layout(title=title, xaxis_title="step", yaxis_title="grad norm", yaxis_type="log")
+        title += "<br><sup>" + "<br>".join(wrapped) + "</sup>"
+    fig.update_xaxes(title_text="step", row=2, col=1)
+    fig.update_layout(title=title, height=560 + 18 * lines, margin={"t": 60 + 22 * lines})
     return fig

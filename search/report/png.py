@@ -12,9 +12,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
+from gradsweep.search.report.axes import value_axis, wrap
 from gradsweep.search.report.data import ReportData
 from gradsweep.search.report.plotly_figs import parallel_axis
-from gradsweep.search.views import HealthCurve
+from gradsweep.search.views import HealthCurve, LrPoints
 
 _DPI = 100
 
@@ -83,23 +84,43 @@ def importances_png(data: ReportData) -> Figure:
     return fig
 
 
-def lr_png(data: ReportData, metric: str) -> Figure:
+def _scale_y(ax: plt.Axes, values: list[float]) -> str:
+    """Scale ``ax``'s y axis per :func:`value_axis`; returns a note for its label."""
+    axis = value_axis(values)
+    if axis.kind == "log":
+        ax.set_yscale("log")
+        return " (log scale)"
+    if axis.range is not None:
+        ax.set_ylim(*axis.range)
+        return f" ({axis.off_scale} off the scale)"
+    return ""
+
+
+def lr_png(lr: LrPoints, metric: str) -> Figure:
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    if not data.lr.towers:
+    if not lr.towers:
         _note(ax, "no complete trial with tower LRs yet")
     else:
-        for tower, points in data.lr.towers.items():
+        for tower, points in lr.towers.items():
             ax.scatter([p[0] for p in points], [p[1] for p in points], label=tower)
         ax.set_xscale("log")
         ax.set_xlabel("learning rate")
-        ax.set_ylabel(metric)
+        note = _scale_y(ax, [p[1] for points in lr.towers.values() for p in points])
+        ax.set_ylabel(metric + note)
         ax.legend(fontsize=8)
     ax.set_title("Per-tower LR vs value")
     return fig
 
 
 def health_png(c: HealthCurve) -> Figure:
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    """Grad norm per tower (log) above the loss; warning/unstable checks marked; the prune reason wrapped."""
+    label = (
+        f"pruned ({c.prune.kind or 'unknown'}) at step {c.prune.step}: {c.prune.reason}" if c.prune else ""
+    )
+    wrapped = wrap(label, 100) if label else []
+    fig, (ax, ax_loss) = plt.subplots(
+        2, 1, figsize=(8, 6 + 0.25 * len(wrapped)), sharex=True, gridspec_kw={"height_ratios": [3, 2]}
+    )
     plotted = False
     for tower, values in c.series.items():
         pts = [(s, v) for s, v in zip(c.steps, values, strict=True) if math.isfinite(v) and v > 0]
@@ -108,25 +129,40 @@ def health_png(c: HealthCurve) -> Figure:
             plotted = True
     if plotted:
         ax.set_yscale("log")
-    title = f"Trial {c.number} ({c.state.lower()}): gradient health"
-    if c.prune is not None:
-        ax.axvline(c.prune.step, color="red", linestyle="--", label="prune")
-        ax.annotate(
-            c.prune.reason,
-            xy=(c.prune.step, 0.95),
-            xycoords=("data", "axes fraction"),
-            ha="right",
-            va="top",
-            fontsize=8,
-            color="red",
-            wrap=True,
-        )
-        title += f"\npruned ({c.prune.kind or 'unknown'}) at step {c.prune.step}"
-    ax.set_title(title, fontsize=10)
-    ax.set_xlabel("step")
-    ax.set_ylabel("grad norm")
-    if plotted or c.prune is not None:
         ax.legend(fontsize=8)
+    ax.set_ylabel("grad norm")
+    loss = c.loss or [math.nan] * len(c.steps)
+    pts = [(s, v) for s, v in zip(c.steps, loss, strict=True) if math.isfinite(v)]
+    note = ""
+    if pts:
+        ax_loss.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, color="black", label="loss")
+        note = _scale_y(ax_loss, [p[1] for p in pts])
+        for verdict, color in (("warning", "orange"), ("unstable", "red")):
+            marks = [
+                (s, v)
+                for s, v, d in zip(c.steps, loss, c.verdicts, strict=True)
+                if d == verdict and math.isfinite(v)
+            ]
+            if marks:
+                ax_loss.scatter(
+                    [m[0] for m in marks],
+                    [m[1] for m in marks],
+                    marker="D",
+                    s=40,
+                    color=color,
+                    label=verdict,
+                    zorder=3,
+                )
+        ax_loss.legend(fontsize=8)
+    else:
+        ax_loss.text(0.5, 0.5, "no loss recorded", ha="center", va="center", transform=ax_loss.transAxes)
+    ax_loss.set_ylabel("loss" + note)
+    ax_loss.set_xlabel("step")
+    if c.prune is not None:
+        for a in (ax, ax_loss):
+            a.axvline(c.prune.step, color="red", linestyle="--")
+    title = "\n".join([f"Trial {c.number} ({c.state.lower()}): gradient health", *wrapped])
+    ax.set_title(title, fontsize=9, loc="left")
     fig.tight_layout()
     return fig
 
@@ -138,7 +174,7 @@ def write_pngs(data: ReportData, directory: Path) -> list[Path]:
         ("history", history_png(data, metric)),
         ("parallel", parallel_png(data, metric)),
         ("importances", importances_png(data)),
-        ("lr_vs_value", lr_png(data, metric)),
+        ("lr_vs_value", lr_png(data.lr, metric)),
     ]
     figs += [(f"health_trial_{c.number}", health_png(c)) for c in data.curves]
     paths = []

@@ -1,4 +1,4 @@
-"""Per-trial gradient-health curves: grad norm per tower against step, with the prune point.
+"""Per-trial gradient-health curves: grad norm per tower and the loss against step, with verdicts and the prune point.
 
 The data comes from the trial attrs ``gradsweep.health.history`` (a bounded list of
 ``{"step", "verdict", "metrics"}``) and ``gradsweep.prune.{kind,reason,step}``. A tower's
@@ -30,6 +30,10 @@ GRAD_NORM_KEYS: tuple[re.Pattern[str], ...] = (
 )
 
 
+#: The check window's mean training loss (``health/loss`` of the monitor).
+LOSS_KEY = "health/loss"
+
+
 @dataclass(frozen=True)
 class PrunePoint:
     step: int
@@ -49,6 +53,8 @@ class HealthCurve:
             non-finite norms kept as ``inf``/``nan`` so explosions stay visible).
         verdicts: the verdict at each step.
         prune: where and why the trial was pruned, or None.
+        loss: the check window's mean training loss at each step (``nan`` where not recorded).
+        reasons: the rules' reasons at each step (empty at a healthy check).
     """
 
     number: int
@@ -57,6 +63,8 @@ class HealthCurve:
     series: dict[str, list[float]]
     verdicts: list[str]
     prune: PrunePoint | None = None
+    loss: list[float] = field(default_factory=list)
+    reasons: list[list[str]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -93,7 +101,18 @@ def health_curve(trial: FrozenTrial) -> HealthCurve | None:
         for tower in towers:
             series[tower].append(_as_float(by_tower.get(tower)))
     verdicts = [str(e.get("verdict", "")) for e in entries]
-    return HealthCurve(trial.number, trial.state.name, steps, series, verdicts, _prune_point(trial, steps))
+    loss = [_as_float((e.get("metrics") or {}).get(LOSS_KEY)) for e in entries]
+    reasons = [[str(r) for r in e.get("reasons") or [] if isinstance(r, str)] for e in entries]
+    return HealthCurve(
+        trial.number,
+        trial.state.name,
+        steps,
+        series,
+        verdicts,
+        _prune_point(trial, steps),
+        loss=loss,
+        reasons=reasons,
+    )
 
 
 def health_curves(trials: list[FrozenTrial]) -> list[HealthCurve]:

@@ -79,7 +79,15 @@ def test_health_curves_mark_prunes_with_reasons(report_files: tuple[Path, Path])
     # the prune point sits at the prune step, labelled with the reason
     assert prune["x"] == [80] and prune["text"] == [TEXT_REASON_1]
     # the non-finite prune is labelled too
-    assert page.figures["health-3"]["data"][-1]["text"] == [NONFINITE_REASON]
+    assert next(t for t in page.figures["health-3"]["data"] if t["name"] == "prune")["text"] == [
+        NONFINITE_REASON
+    ]
+    # the reason is in the title, whole (wrapped onto lines, not cut off)
+    title = fig["layout"]["title"]["text"].replace("<br>", " ")
+    assert TEXT_REASON_1 in title.replace("  ", " ") or all(w in title for w in TEXT_REASON_1.split())
+    # the loss is drawn beside the grad norms, in its own panel
+    loss = next(t for t in fig["data"] if t["name"] == "loss")
+    assert loss["yaxis"] == "y2" and any(v is not None for v in loss["y"])
     # a complete trial has no prune marker
     assert "prune" not in [t["name"] for t in page.figures["health-2"]["data"]]
     # the prune-reason table lists the grouped reasons
@@ -101,8 +109,13 @@ def test_pngs_open(report_files: tuple[Path, Path]) -> None:
     )
     for name in files:
         image = matplotlib.image.imread(report_files[1] / name)
-        # each is a real RGBA image of the figure size
-        assert image.shape == (450, 800, 4) or image.shape == (450, 1000, 4), name
+        # each is a real RGBA image of the figure size (health plots: two panels, taller)
+        expected = (
+            [(600, 800, 4), (625, 800, 4), (650, 800, 4)]
+            if name.startswith("health")
+            else [(450, 800, 4), (450, 1000, 4)]
+        )
+        assert image.shape in expected, (name, image.shape)
 
 
 def test_report_command(gradsweep: Callable, demo_url: str, tmp_path: Path) -> None:
