@@ -119,7 +119,12 @@ def list_objectives() -> list[ObjectiveInfo]:
 def _import_file(path_text: str) -> ModuleType:
     path = Path(path_text).expanduser()
     if not path.is_file():
-        raise UserError(f"objective file not found: {path_text}")
+        where = (
+            ""
+            if path.is_absolute()
+            else f" (a relative path is read from the current directory, {Path.cwd()})"
+        )
+        raise UserError(f"objective file not found: {path_text}{where}")
     resolved = path.resolve()
     digest = hashlib.sha1(str(resolved).encode()).hexdigest()[:12]
     module_name = f"gradsweep_user_objective_{resolved.stem}_{digest}"

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from gradsweep.errors import UserError
 from gradsweep.objectives.health.monitor import HealthMonitor
 from gradsweep.objectives.health.verdict import HealthReport
 from gradsweep.spaces.apply import Clipper, ClipResult
@@ -44,12 +45,18 @@ if TYPE_CHECKING:
     from gradsweep.objectives.trainer import Trainer
 
 
-class MissingLoss(RuntimeError):
-    """``optimizer.step()`` ran with no :meth:`StepWatch.loss` since the previous step."""
+class MissingLoss(UserError, RuntimeError):
+    """``optimizer.step()`` ran with no :meth:`StepWatch.loss` since the previous step.
+
+    A :class:`~gradsweep.errors.UserError`: ``gradsweep try`` prints it as one ``error:`` line.
+    """
 
 
-class ClosureStep(RuntimeError):
-    """``optimizer.step(closure)``: the gradients are computed after the pre-step hook runs."""
+class ClosureStep(UserError, RuntimeError):
+    """``optimizer.step(closure)``: the gradients are computed after the pre-step hook runs.
+
+    A :class:`~gradsweep.errors.UserError`: ``gradsweep try`` prints it as one ``error:`` line.
+    """
 
 
 class StepWatch:

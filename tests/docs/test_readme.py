@@ -45,10 +45,10 @@ def bash_lines(text: str) -> list[str]:
     return lines
 
 
-def example_blocks(text: str) -> list[tuple[str, list[str]]]:
-    """The README's ```python blocks that name an example file on their first line, with their lines."""
+def example_blocks(text: str, language: str = "python") -> list[tuple[str, list[str]]]:
+    """The README's ```LANGUAGE blocks that name an example file on their first line, with their lines."""
     found = []
-    for block in re.findall(r"```python\n(.*?)```", text, flags=re.S):
+    for block in re.findall(rf"```{language}\n(.*?)```", text, flags=re.S):
         first, *rest = block.splitlines()
         if first.startswith("# examples/"):
             found.append((first[2:].strip(), rest))
@@ -63,7 +63,10 @@ def test_readme_code_is_the_examples_code() -> None:
         "examples/own_step/my_loop.py",
         "examples/lightning/two_tower.py",
     ]
-    for path, lines in blocks:
+    spaces = example_blocks((REPO / "README.md").read_text(), "yaml")
+    # "Bring your own objective" shows an example's space (objective path, baselines, check_every)
+    assert [path for path, _ in spaces] == ["examples/own_step/space.yaml"]
+    for path, lines in blocks + spaces:
         source = [line.strip() for line in (REPO / path).read_text().splitlines()]
         at = 0
         for line in (line.strip() for line in lines):

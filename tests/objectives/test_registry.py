@@ -117,6 +117,21 @@ def test_bad_specs_give_one_line_errors(spec: str, message: str) -> None:
     assert message in str(info.value) and "\n" not in str(info.value)
 
 
+def test_a_missing_relative_objective_file_names_the_directory_it_was_looked_for_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "loop.py").write_text("def objective(config, ctx):\n    return 0.0\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError) as info:
+        load_objective("loop.py:objective")
+    # a space beside its objective, run from the folder above: the message says where it looked
+    assert (
+        f"objective file not found: loop.py (a relative path is read from the current directory, {tmp_path})"
+        == str(info.value)
+    )
+
+
 def test_user_file_errors(user_file: Path, tmp_path: Path) -> None:
     with pytest.raises(UserError, match="has no function 'objectiv'"):
         load_objective(f"{user_file}:objectiv")

@@ -236,3 +236,52 @@ def test_try_space_refusals(gradsweep: Callable, tmp_path: Path) -> None:
         errors = [line for line in ran.err.splitlines() if line.startswith("error:")]
         # exit 1, one error line with the expected words
         assert ran.code == 1 and len(errors) == 1 and fragment in errors[0], (args, ran.err)
+
+
+OWN_STEP_MISTAKES = """
+import torch
+
+def _setup(ctx):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
+    trainer = ctx.trainer(model, steps_per_epoch=2)
+    return model, trainer, trainer.watch(), torch.randn(16, 8), torch.randn(16, 1)
+
+def forgot_loss(config, ctx):
+    model, trainer, watch, x, y = _setup(ctx)
+    torch.nn.functional.mse_loss(model(x), y).backward()
+    trainer.optimizer.step()
+    return 0.0
+
+def closure_step(config, ctx):
+    model, trainer, watch, x, y = _setup(ctx)
+
+    def closure():
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        watch.loss(loss)
+        return loss
+
+    trainer.optimizer.step(closure)
+    return 0.0
+"""
+
+
+@pytest.mark.parametrize(
+    ("function", "fragment"),
+    [
+        ("forgot_loss", "ran without a loss: call watch.loss(loss) after each backward()"),
+        ("closure_step", "call backward() before optimizer.step()"),
+    ],
+)
+def test_an_own_step_loop_that_breaks_the_watch_contract_gets_one_error_line(
+    gradsweep: Callable, tmp_path: Path, function: str, fragment: str
+) -> None:
+    loop = tmp_path / "loop.py"
+    loop.write_text(OWN_STEP_MISTAKES)
+    config = tmp_path / "config.yaml"
+    config.write_text(_config(f"{loop}:{function}", 1e-2, 1e-2).to_yaml())
+    ran = gradsweep("try", "--config", config)
+    errors = [line for line in ran.err.splitlines() if line.startswith("error:")]
+    # exit 1 with one error line saying what to change, and no traceback (the fixture fails on one)
+    assert ran.code == 1 and len(errors) == 1 and fragment in errors[0], ran.err
