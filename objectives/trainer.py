@@ -23,11 +23,16 @@ from typing import Any
 
 import torch
 
+from gradsweep.errors import UserError
 from gradsweep.objectives.health.monitor import HealthMonitor
 from gradsweep.objectives.health.verdict import HealthReport
 from gradsweep.objectives.watch import StepWatch
 from gradsweep.spaces.apply import Clipper, StagedScheduler, build_optimizer, build_scaler
 from gradsweep.spaces.trial_config import StageConfig, TrialConfig
+
+
+class WatchAttached(UserError, RuntimeError):
+    """``trainer.step`` (or a second ``trainer.watch()``) while a :class:`StepWatch` owns the step."""
 
 
 @dataclass(frozen=True)
@@ -179,10 +184,10 @@ class Trainer:
         See :mod:`gradsweep.objectives.watch` for the loop.
 
         Raises:
-            RuntimeError: if a watch is already attached.
+            WatchAttached: if a watch is already attached.
         """
         if self._watch is not None:
-            raise RuntimeError("this trainer already has a watch attached; call watch.remove() first")
+            raise WatchAttached("this trainer already has a watch attached; call watch.remove() first")
         return StepWatch(self.optimizer, self.monitor, clipper=self.clipper, scaler=self.scaler, trainer=self)
 
     def step(self, loss: torch.Tensor) -> HealthReport | None:
@@ -199,10 +204,10 @@ class Trainer:
             The monitor's report at a check step (always an optimizer step), else ``None``.
 
         Raises:
-            RuntimeError: while a :meth:`watch` is attached (the loop owns the step then).
+            WatchAttached: while a :meth:`watch` is attached (the loop owns the step then).
         """
         if self._watch is not None:
-            raise RuntimeError(
+            raise WatchAttached(
                 "trainer.step() with a watch attached would observe each step twice: call "
                 "optimizer.step() yourself, or watch.remove() first"
             )

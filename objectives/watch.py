@@ -52,6 +52,13 @@ class MissingLoss(UserError, RuntimeError):
     """
 
 
+class MissingClip(UserError, RuntimeError):
+    """The config clips gradients but ``optimizer.step()`` ran without :meth:`StepWatch.clip`.
+
+    Without it the searched ``clip.max_norm`` (or a tower's ``clip_max_norm``) would have no effect.
+    """
+
+
 class ClosureStep(UserError, RuntimeError):
     """``optimizer.step(closure)``: the gradients are computed after the pre-step hook runs.
 
@@ -162,6 +169,12 @@ class StepWatch:
                 f"optimizer.step() at step {self.global_step} ran without a loss: call watch.loss(loss) "
                 f"after each backward(), before optimizer.step()"
             )
+        if self._clip is None and self.clipper is not None and _clips(self.clipper):
+            raise MissingClip(
+                f"optimizer.step() at step {self.global_step} ran without watch.clip() but the config clips "
+                f"({_clips(self.clipper)}): call watch.clip() after scaler.unscale_(optimizer), before "
+                f"optimizer.step(), or the searched clip has no effect"
+            )
         loss = self._loss_sum / self._loss_count if self._loss_count > 1 else self._loss_sum
         report = (
             self.monitor.observe(loss, self._clip, step=self.global_step)
@@ -178,3 +191,10 @@ class StepWatch:
             self.latest_health = report
             if self.trainer is not None:
                 self.trainer.latest_health = report
+
+
+def _clips(clipper: Clipper) -> str:
+    """What the config clips, e.g. ``clip.max_norm 1`` (empty when it clips nothing)."""
+    parts = [f"clip.max_norm {clipper.global_max_norm:g}"] if clipper.global_max_norm is not None else []
+    parts += [f"towers.{t}.clip_max_norm {n:g}" for t, n in clipper.tower_max_norms.items() if n is not None]
+    return ", ".join(parts)

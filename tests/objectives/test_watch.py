@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from gradsweep.objectives.api import TrialContext
 from gradsweep.objectives.health import HealthReport
 from gradsweep.objectives.health.monitor import HealthMonitor
-from gradsweep.objectives.watch import ClosureStep, MissingLoss, StepWatch
+from gradsweep.objectives.watch import ClosureStep, MissingClip, MissingLoss, StepWatch
 from gradsweep.search.engine.optuna_reporter import OptunaReporter
 from gradsweep.search.pruner import HealthPruner
 from gradsweep.spaces.health import HealthConfig
@@ -159,6 +159,7 @@ def test_own_step_loop_is_pruned_as_unstable_with_the_reason_trainer_step_gets()
                 else:
                     loss.backward()
                     watch.loss(loss)
+                    watch.clip()
                     trainer.optimizer.step()
                     trainer.optimizer.zero_grad()
                     trainer.scheduler.step()
@@ -225,3 +226,17 @@ def test_a_closure_step_is_refused_since_its_gradients_come_after_the_hook() -> 
     # the hook would judge the previous step's gradients: refused, pointing at what works
     with pytest.raises(ClosureStep, match=r"call backward\(\) before optimizer\.step\(\)"):
         trainer.optimizer.step(closure)
+
+
+def test_a_step_without_watch_clip_is_refused_when_the_config_clips() -> None:
+    model, x, y = model_and_data()
+    trainer = TrialContext(two_tower_config(clip=0.5), device="cpu").trainer(model, steps_per_epoch=1)
+    watch = trainer.watch()
+    loss = F.mse_loss(model(x), y)
+    loss.backward()
+    watch.loss(loss)
+    # the searched clip would silently do nothing: refused, naming what the config clips and the call
+    with pytest.raises(
+        MissingClip, match=r"clip\.max_norm 0\.5, towers\.body\.clip_max_norm 2.*call watch\.clip\(\)"
+    ):
+        trainer.optimizer.step()
