@@ -116,7 +116,20 @@ def list_objectives() -> list[ObjectiveInfo]:
     return [describe(name) for name in BUILTINS]
 
 
-def _import_file(path_text: str) -> ModuleType:
+def check_objective_file(spec: str) -> None:
+    """Refuse a ``path/to/file.py:function`` spec whose file is missing, without importing anything.
+
+    ``validate`` calls it, so a space whose objective cannot be found is not reported ``ok``.
+
+    Raises:
+        UserError: the file is not there (the message says where a relative path was looked for).
+    """
+    target = spec.strip().rpartition(":")[0]
+    if target and is_file_spec(target):
+        _existing_file(target)
+
+
+def _existing_file(path_text: str) -> Path:
     path = Path(path_text).expanduser()
     if not path.is_file():
         where = (
@@ -125,7 +138,11 @@ def _import_file(path_text: str) -> ModuleType:
             else f" (a relative path is read from the current directory, {Path.cwd()})"
         )
         raise UserError(f"objective file not found: {path_text}{where}")
-    resolved = path.resolve()
+    return path
+
+
+def _import_file(path_text: str) -> ModuleType:
+    resolved = _existing_file(path_text).resolve()
     digest = hashlib.sha1(str(resolved).encode()).hexdigest()[:12]
     module_name = f"gradsweep_user_objective_{resolved.stem}_{digest}"
     spec = importlib.util.spec_from_file_location(module_name, resolved)

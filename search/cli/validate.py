@@ -42,7 +42,7 @@ def validate(
 
     Example: [bold]gradsweep validate spaces/presets/contrastive.yaml[/]
     """
-    from gradsweep.objectives.registry import check_accumulation, check_metric
+    from gradsweep.objectives.registry import check_accumulation, check_metric, check_objective_file
     from gradsweep.search.preflight import tower_errors  # imports torch: only when a command runs
 
     failed = False
@@ -50,6 +50,10 @@ def validate(
         try:
             loaded = load_space(item)
             errors = tower_errors(loaded)
+            try:
+                check_objective_file(loaded.objective)
+            except UserError as exc:
+                errors.append(str(exc))
             try:
                 check_metric(loaded.objective, loaded.metric.name)
             except UserError as exc:

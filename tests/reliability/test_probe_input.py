@@ -295,6 +295,7 @@ def test_warmup_steps_with_epoch_stages_warns_once(tmp_path: Path) -> None:
     data["stages"] = [{"name": "a", "epochs": 2}]
     space = tmp_path / "space.yaml"
     space.write_text(yaml.safe_dump(data))
+    (tmp_path / "x.py").write_text("def fn(config, ctx):\n    return 0.0\n")  # validate checks it exists
     result = run_cli(["validate", "-q", str(space)], cwd=tmp_path)
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     # valid (exit 0), with exactly one warning naming the field and that a longer warmup is cut

@@ -70,3 +70,22 @@ def test_usage_error_exits_2() -> None:
     result = run("validate")
     # a missing argument is a usage error (exit 2), not a user error
     assert result.returncode == 2
+
+
+def test_validate_refuses_an_objective_file_that_is_not_there(tmp_path: Path) -> None:
+    (tmp_path / "spaces").mkdir()
+    path = tmp_path / "spaces" / "space.yaml"
+    path.write_text(yaml.safe_dump(dict(BASE, objective="loop.py:objective")))
+    result = run("validate", str(path), cwd=tmp_path)
+    # not "ok": one line naming the file and where a relative path is read from (not the space's folder)
+    assert result.returncode == 1 and "ok " not in result.stdout
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert (
+        len(errors) == 1
+        and f"objective file not found: loop.py (a relative path is read from the current directory, {tmp_path})"
+        in errors[0]
+    )
+    (tmp_path / "loop.py").write_text("raise SystemExit('imported')\n")
+    result = run("validate", str(path), cwd=tmp_path)
+    # once the file is there it validates, and validate never imports (runs) it
+    assert result.returncode == 0 and "imported" not in result.stdout + result.stderr
