@@ -39,10 +39,11 @@ import torch
 
 from gradsweep.errors import UserError
 from gradsweep.objectives.context import TrialContext
+from gradsweep.objectives.health.loss_mean import LossMean
 from gradsweep.objectives.health.monitor import HealthMonitor
 from gradsweep.objectives.health.verdict import HealthReport
-from gradsweep.objectives.trainer import stage_steps
-from gradsweep.spaces.apply import Clipper, StagedScheduler, build_optimizer, build_scaler
+from gradsweep.objectives.trainer import Trainer
+from gradsweep.spaces.apply import Clipper, StagedScheduler, build_scaler
 from gradsweep.spaces.trial_config import TrialConfig
 
 
@@ -91,8 +92,7 @@ class GradsweepCallback(pl.Callback):
         self.clipper: Clipper | None = None
         self.health: HealthMonitor | None = None
         self._steps_done = 0
-        self._loss_sum: torch.Tensor | None = None
-        self._loss_count = 0
+        self._losses = LossMean()
         self._restored: dict[str, Any] | None = None
         self._total_steps = 0
 
@@ -165,21 +165,17 @@ class GradsweepCallback(pl.Callback):
                     "stages in steps (stages: [{name: train, steps: N}])"
                 )
             steps_per_epoch = max(1, math.ceil(int(batches) / int(trainer.accumulate_grad_batches)))
-        self._total_steps = sum(stage_steps(s, steps_per_epoch) for s in self.config.stages)
-        self.optimizer = build_optimizer(module, self.config)
-        self.scheduler = StagedScheduler(self.optimizer, self.config, steps_per_epoch, model=module)
-        self.clipper = Clipper(self.optimizer, self.config)
-        self.health = (
-            HealthMonitor(
-                self.optimizer,
-                self.config.health,
-                clip=self.config.clip,
-                towers=list(self.config.towers),
-                scaler=self.scaler,
-            )
-            if self.config.health.enabled
-            else None
+        # the same kit trainer.step uses (optimizer, schedule, clipper, monitor), with Lightning's scaler
+        kit = Trainer(
+            module, self.config, steps_per_epoch=steps_per_epoch, device=module.device, scaler=self.scaler
         )
+        self.optimizer, self.scheduler, self.clipper, self.health = (
+            kit.optimizer,
+            kit.scheduler,
+            kit.clipper,
+            kit.monitor,
+        )
+        self._total_steps = kit.total_steps
         self.ctx.declare_total_steps(self._total_steps)
         if self._restored is not None:
             self._load(self._restored)
@@ -209,18 +205,15 @@ class GradsweepCallback(pl.Callback):
     def on_before_backward(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss: torch.Tensor
     ) -> None:
-        value = loss.detach().float().reshape(()) * int(trainer.accumulate_grad_batches)
-        self._loss_sum = value if self._loss_sum is None else self._loss_sum + value
-        self._loss_count += 1
+        self._losses.add(loss.detach() * int(trainer.accumulate_grad_batches))
 
     def on_before_optimizer_step(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: torch.optim.Optimizer
     ) -> None:
-        if optimizer is not self.optimizer or self.clipper is None or self._loss_sum is None:
+        if optimizer is not self.optimizer or self.clipper is None or not self._losses.count:
             return  # not ours, or no backward since the last step (training_step returned None)
         clip = self.clipper.clip()
-        loss = self._loss_sum / self._loss_count
-        self._loss_sum, self._loss_count = None, 0
+        loss = self._losses.take()
         if self.health is not None:
             report = self.health.observe(loss, clip, step=self._steps_done)
             if report is not None:

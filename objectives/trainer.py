@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from gradsweep.errors import UserError
+from gradsweep.objectives.health.loss_mean import LossMean
 from gradsweep.objectives.health.monitor import HealthMonitor
 from gradsweep.objectives.health.verdict import HealthReport
 from gradsweep.objectives.watch import StepWatch
@@ -103,13 +104,21 @@ class Trainer:
         steps_per_epoch: optimizer steps per epoch (for epoch-based stages and schedules); with
             accumulation an epoch takes ``steps_per_epoch * accumulation_steps`` micro-batches.
         device: where training runs.
+        scaler: the GradScaler to use (default: one built from the config for ``device``); the
+            Lightning callback passes the one it hands to Lightning's precision plugin.
 
     Raises:
         ValueError: if ``steps_per_epoch`` < 1.
     """
 
     def __init__(
-        self, model: torch.nn.Module, config: TrialConfig, *, steps_per_epoch: int, device: torch.device
+        self,
+        model: torch.nn.Module,
+        config: TrialConfig,
+        *,
+        steps_per_epoch: int,
+        device: torch.device,
+        scaler: torch.amp.GradScaler | None = None,
     ) -> None:
         if steps_per_epoch < 1:
             raise ValueError(f"steps_per_epoch must be at least 1 but got {steps_per_epoch}")
@@ -118,7 +127,7 @@ class Trainer:
         self.steps_per_epoch = steps_per_epoch
         self.optimizer = build_optimizer(model, config)
         self.scheduler = StagedScheduler(self.optimizer, config, steps_per_epoch, model=model)
-        self.scaler = build_scaler(config, device)
+        self.scaler = scaler if scaler is not None else build_scaler(config, device)
         self.clipper = Clipper(self.optimizer, config)
         self.monitor = (
             HealthMonitor(
@@ -135,8 +144,7 @@ class Trainer:
         self.global_step = 0
         self.latest_health: HealthReport | None = None
         self._watch: StepWatch | None = None
-        self._micro = 0  # micro-batches backpropagated since the last optimizer step
-        self._loss_sum: torch.Tensor | None = None  # their summed loss, on the device
+        self._losses = LossMean()  # the micro-batches backpropagated since the last optimizer step
         self._stepped = False
 
     @property
@@ -217,14 +225,11 @@ class Trainer:
             health_loss = loss.detach()
         else:
             self.scaler.scale(loss / n).backward()
-            micro_loss = loss.detach().float()
-            self._loss_sum = micro_loss if self._loss_sum is None else self._loss_sum + micro_loss
-            self._micro += 1
-            if self._micro < n:
+            self._losses.add(loss)
+            if self._losses.count < n:
                 self._stepped = False
                 return None
-            health_loss = self._loss_sum / n
-            self._micro, self._loss_sum = 0, None
+            health_loss = self._losses.take()
         self.scaler.unscale_(self.optimizer)
         clip_result = self.clipper.clip()
         report = None
@@ -247,9 +252,9 @@ class Trainer:
             ValueError: in the middle of an accumulation: the gradients of the micro-batches since
                 the last optimizer step are not saved, so save at an optimizer step (epoch ends are).
         """
-        if self._micro:
+        if self._losses.count:
             raise ValueError(
-                f"cannot save the trainer in the middle of a gradient accumulation ({self._micro} of "
+                f"cannot save the trainer in the middle of a gradient accumulation ({self._losses.count} of "
                 f"{self.accumulation_steps} micro-batches since the last optimizer step); save when "
                 "trainer.stepped is true, e.g. at the end of an epoch"
             )
@@ -259,7 +264,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "monitor": self.monitor.state_dict() if self.monitor is not None else None,
             "global_step": self.global_step,
-            "micro_batch": self._micro,
+            "micro_batch": self._losses.count,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -270,4 +275,4 @@ class Trainer:
         if self.monitor is not None and state.get("monitor") is not None:
             self.monitor.load_state_dict(state["monitor"])
         self.global_step = int(state["global_step"])
-        self._micro, self._loss_sum = int(state.get("micro_batch", 0)), None  # 0: saved at a step
+        self._losses = LossMean()  # state_dict saves only at an optimizer step (micro_batch 0)

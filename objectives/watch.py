@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from gradsweep.errors import UserError
+from gradsweep.objectives.health.loss_mean import LossMean
 from gradsweep.objectives.health.monitor import HealthMonitor
 from gradsweep.objectives.health.verdict import HealthReport
 from gradsweep.spaces.apply import Clipper, ClipResult
@@ -96,8 +97,8 @@ class StepWatch:
         self.trainer = trainer
         self._step = 0
         self.latest_health: HealthReport | None = None
-        self._loss_sum: torch.Tensor | None = None
-        self._loss_count = 0
+        self._losses = LossMean()
+        self._clips = _clips(clipper) if clipper is not None else ""  # what the config clips, once
         self._clip: ClipResult | None = None
         self._observed = 0
         self._hook = optimizer.register_step_pre_hook(self._before_step)
@@ -118,11 +119,7 @@ class StepWatch:
 
         The value stays on the device (no host read).
         """
-        value = (
-            loss.detach().float().reshape(()) if isinstance(loss, torch.Tensor) else torch.tensor(float(loss))
-        )
-        self._loss_sum = value if self._loss_sum is None else self._loss_sum + value.to(self._loss_sum.device)
-        self._loss_count += 1
+        self._losses.add(loss)
 
     def clip(self) -> ClipResult:
         """Clip the gradients per the config (per tower, then global) and keep the norms for this step.
@@ -164,24 +161,24 @@ class StepWatch:
         return out
 
     def _observe(self) -> None:
-        if self._loss_sum is None:
+        if not self._losses.count:
             raise MissingLoss(
                 f"optimizer.step() at step {self.global_step} ran without a loss: call watch.loss(loss) "
                 f"after each backward(), before optimizer.step()"
             )
-        if self._clip is None and self.clipper is not None and _clips(self.clipper):
+        if self._clip is None and self._clips:
             raise MissingClip(
                 f"optimizer.step() at step {self.global_step} ran without watch.clip() but the config clips "
-                f"({_clips(self.clipper)}): call watch.clip() after scaler.unscale_(optimizer), before "
+                f"({self._clips}): call watch.clip() after scaler.unscale_(optimizer), before "
                 f"optimizer.step(), or the searched clip has no effect"
             )
-        loss = self._loss_sum / self._loss_count if self._loss_count > 1 else self._loss_sum
+        loss = self._losses.take()
         report = (
             self.monitor.observe(loss, self._clip, step=self.global_step)
             if self.monitor is not None
             else None
         )
-        self._loss_sum, self._loss_count, self._clip = None, 0, None
+        self._clip = None
         self._observed += 1
         if self.trainer is not None:
             self.trainer.global_step += 1

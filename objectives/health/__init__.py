@@ -10,6 +10,7 @@ One idea per module:
 - :mod:`~gradsweep.objectives.health.rules`: rules turning summaries into verdicts with reasons
 - :mod:`~gradsweep.objectives.health.verdict`: ``Verdict``, ``HealthReport``
 - :mod:`~gradsweep.objectives.health.monitor`: ``HealthMonitor``
+- :mod:`~gradsweep.objectives.health.loss_mean`: ``LossMean``, a step's mean loss over its micro-batches
 """
 
 from __future__ import annotations
