@@ -60,6 +60,7 @@ from typing import Any, Protocol
 import torch
 
 from gradsweep.objectives.health.decay import decay_and_update_steps
+from gradsweep.objectives.health.recording import emit
 from gradsweep.objectives.health.rules import RuleContext, evaluate, history_needed
 from gradsweep.objectives.health.stats import (
     aggregate_norms,
@@ -304,6 +305,7 @@ class HealthMonitor:
             ts = summary.towers[name]
             ts.param_norm = ex[t]
             ts.decay_to_grad = decay_to_grad_ratio(ex[n_t + t], ex[2 * n_t + t])
+        emit(self, summary, self._ctx)
         self._finish_summary(summary)
         output_norms = dict(zip(names, ex[3 * n_t :], strict=True))
         self._steps, self._masks, self._outputs = [], [], {}

@@ -41,6 +41,8 @@ class TowerSummary:
     param_norm: float = math.nan
     decay_to_grad: float = math.nan
     first_nonfinite_step: int | None = None
+    #: pre-clip norm at each step with gradients, in order (non-finite ones kept)
+    norms: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -145,6 +147,7 @@ def summarize_window(
                     ts.first_nonfinite_step = int(step)
             pre.append(row[t])
             post.append(row[n + t])
+        ts.norms = list(pre)
         ts.grad_norm_pre, ts.grad_norm_pre_max = _finite_stats(pre)
         ts.grad_norm_post, _ = _finite_stats(post)
         out.towers[name] = ts
