@@ -22,6 +22,8 @@ SWEEP = "gradsweep.sweep"
 CONFIG = "gradsweep.config"
 HEALTH_LATEST = "gradsweep.health.latest"
 HEALTH_HISTORY = "gradsweep.health.history"
+#: ``{rule: first step}`` of every rule that ever found the trial unstable (the calibration's evidence)
+HEALTH_FLAGS = "gradsweep.health.flags"
 PRUNE_KIND = "gradsweep.prune.kind"
 PRUNE_REASON = "gradsweep.prune.reason"
 PRUNE_STEP = "gradsweep.prune.step"

@@ -27,9 +27,10 @@ import optuna
 from optuna.storages import BaseStorage
 
 from gradsweep.objectives.health.verdict import HealthReport
-from gradsweep.search.attrs import HEALTH_HISTORY, HEALTH_LATEST
+from gradsweep.search.attrs import HEALTH_FLAGS, HEALTH_HISTORY, HEALTH_LATEST
 
 __all__ = [
+    "read_flags",
     "read_health",
     "record_health",
     "write_health_attrs",
@@ -48,6 +49,30 @@ def _updated_history(existing: Any, report: HealthReport, limit: int) -> list[di
     return history[-limit:]
 
 
+def _updated_flags(existing: Any, report: HealthReport) -> dict[str, int] | None:
+    """The flags with ``report``'s unstable rules added, or None when nothing is new."""
+    flags = _as_flags(existing)
+    new = {r: int(report.step) for r in report.unstable_rules if r not in flags}
+    return {**flags, **new} if new else None
+
+
+def read_flags(trial: optuna.trial.FrozenTrial | Mapping[str, Any]) -> dict[str, int]:
+    """A trial's ``gradsweep.health.flags``: ``{rule: first step}`` of every rule that found it
+    unstable (empty when there are none).
+
+    Args:
+        trial: a frozen trial, or its ``user_attrs`` mapping.
+    """
+    attrs = trial if isinstance(trial, Mapping) else trial.user_attrs
+    return _as_flags(attrs.get(HEALTH_FLAGS))
+
+
+def _as_flags(raw: Any) -> dict[str, int]:
+    if not isinstance(raw, Mapping):
+        return {}
+    return {str(k): int(v) for k, v in raw.items() if isinstance(v, int | float)}
+
+
 def write_health_attrs(trial: optuna.Trial, report: HealthReport, limit: int) -> None:
     """Store ``report`` as the trial's latest health and append it to its bounded history.
 
@@ -62,6 +87,9 @@ def write_health_attrs(trial: optuna.Trial, report: HealthReport, limit: int) ->
     history = _updated_history(trial.user_attrs.get(HEALTH_HISTORY), report, limit)
     trial.set_user_attr(HEALTH_LATEST, report.to_dict())
     trial.set_user_attr(HEALTH_HISTORY, history)
+    flags = _updated_flags(trial.user_attrs.get(HEALTH_FLAGS), report) if report.unstable_rules else None
+    if flags is not None:
+        trial.set_user_attr(HEALTH_FLAGS, flags)
 
 
 def record_health(
@@ -92,6 +120,10 @@ def record_health(
     updated = _updated_history(existing, report, limit)
     storage.set_trial_user_attr(trial_id, HEALTH_LATEST, report.to_dict())
     storage.set_trial_user_attr(trial_id, HEALTH_HISTORY, updated)
+    if report.unstable_rules:  # rare: read the flags only then
+        flags = _updated_flags(storage.get_trial_user_attrs(trial_id).get(HEALTH_FLAGS), report)
+        if flags is not None:
+            storage.set_trial_user_attr(trial_id, HEALTH_FLAGS, flags)
     return updated
 
 

@@ -12,7 +12,11 @@ health report in memory (the Ray driver's bridge, its only writer) passes it to
 Decision order in :meth:`HealthPruner.decide`:
 
 1. the latest health report is UNSTABLE (and the trial's ``gradsweep.config`` does not set
-   ``health.prune_on_unstable: false``) -> prune, kind ``unstable``, the rules' reasons;
+   ``health.prune_on_unstable: false``) by a hard rule (non-finite, GradScaler storm, divergence)
+   -> prune, kind ``unstable``, the rules' reasons; by soft rules only -> prune as the trial's
+   ``health.soft_prune`` says: ``calibrated`` (the default) once the study's finished trials give
+   one of those rules the evidence :mod:`gradsweep.search.calibration` asks for (the reason then
+   cites it), ``always``, or ``never``; a soft flag that may not prune yet goes on to step 2;
 2. the report is the trial's last (its step reaches ``gradsweep.total_steps - 1``: the last
    step counted from 0 or 1; :meth:`gradsweep.objectives.api.TrialContext.trainer` declares the total) -> keep: the value is the trial's
    result, and stopping now would save no step but throw the result away (Optuna's pruners
@@ -54,9 +58,10 @@ from optuna.pruners import BasePruner, PercentilePruner
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from gradsweep.objectives.health.verdict import HealthReport, Verdict
+from gradsweep.objectives.health.verdict import HARD_RULES, HealthReport, Verdict
 from gradsweep.objectives.pruned import PruneKind
 from gradsweep.search.attrs import CONFIG, TOTAL_STEPS
+from gradsweep.search.calibration import evidence
 from gradsweep.search.catchup import CatchUpPruner
 from gradsweep.search.health_attrs import read_health
 from gradsweep.search.prune_attrs import PruneRecord, write_prune_attrs
@@ -171,9 +176,19 @@ class HealthPruner(BasePruner):
         Returns:
             The decision, as :meth:`decide` gives it.
         """
+        flag_note = ""
         if latest is not None and latest.verdict == Verdict.UNSTABLE and self._prunes_unstable(trial):
             reason = "; ".join(latest.reasons) or f"health verdict unstable at step {latest.step}"
-            return PruneDecision(True, PruneKind.UNSTABLE, reason)
+            allowed, flag_note = self._unstable_may_prune(study, trial, latest)
+            if allowed:
+                return PruneDecision(True, PruneKind.UNSTABLE, reason + flag_note)
+        decision = self._base_decision(study, trial)
+        if flag_note and not decision.prune:
+            return PruneDecision(False, None, decision.reason + flag_note)
+        return decision
+
+    def _base_decision(self, study: optuna.Study, trial: FrozenTrial) -> PruneDecision:
+        """Steps 2-3 of :meth:`decide`: the final-report guard, then the base pruner."""
         total, step = trial.user_attrs.get(TOTAL_STEPS), trial.last_step
         if isinstance(total, int) and step is not None and step >= total - 1:  # 0- or 1-based step counts
             return PruneDecision(
@@ -204,6 +219,34 @@ class HealthPruner(BasePruner):
         if not base.prune(study, view):
             return keep
         return PruneDecision(True, PruneKind.UNDERPERFORMING, self._explain(study, view))
+
+    def _unstable_may_prune(
+        self, study: optuna.Study, trial: FrozenTrial, latest: HealthReport
+    ) -> tuple[bool, str]:
+        """Whether an UNSTABLE report prunes now, and a note on the calibration evidence."""
+        rules = list(latest.unstable_rules)
+        if not rules or any(r in HARD_RULES for r in rules):
+            return True, ""  # a hard rule (or a report from before rules were named) prunes at once
+        policy, alpha = self._soft_policy(trial)
+        if policy == "always":
+            return True, ""
+        if policy == "never":
+            return False, f"; soft flag ({', '.join(rules)}) not pruning: soft_prune is never"
+        trials = study.get_trials(deepcopy=False)
+        found = [evidence(trials, r, study.direction) for r in rules]
+        allowed = [e for e in found if e.allows(alpha)]
+        if allowed:
+            return True, f" (calibrated: {allowed[0].describe()} <= {alpha:g})"
+        best = min(found, key=lambda e: e.bound)
+        return False, f"; soft flag not pruning yet: {best.describe()} > {alpha:g}"
+
+    def _soft_policy(self, trial: FrozenTrial) -> tuple[str, float]:
+        config: Any = trial.user_attrs.get(CONFIG)
+        health = config.get("health") if isinstance(config, dict) else None
+        health = health if isinstance(health, dict) else {}
+        policy = str(health.get("soft_prune", "calibrated"))
+        alpha = health.get("false_prune_rate", 0.1)
+        return policy, float(alpha) if isinstance(alpha, int | float) else 0.1
 
     def _prunes_unstable(self, trial: FrozenTrial) -> bool:
         config: Any = trial.user_attrs.get(CONFIG)

@@ -1,18 +1,31 @@
 """The ``health:`` section of a search space: gradient-health rules and their thresholds.
 
-Defaults come from the seeds: text-tower grad norm under 1e-6 (seed 000), AdamW decay-to-grad
-ratio over 2 (seed 000), explosion at 5x the clip max-norm (seed 004), non-finite loss or grads
-unstable at once (seeds 003, 004).
+The defaults are scale-free: every threshold is relative to what the run itself measured (its loss
+at the start, its best loss so far, each tower's gradient norm over its first steps, the robust
+spread of its recent losses), so a model nobody tuned them for is judged on its own terms.
+Absolute numbers (``exploding.threshold``, ``vanishing.tower_floors``) remain as explicit
+overrides. The relative defaults were chosen on the health-transfer benchmark
+(``benchmarks/health_transfer.py``, BENCHMARKS.md "Health transfer").
+
+Rules are *hard* (``nonfinite``, ``scaler_overflow``, ``divergence``: they prune at once) or
+*soft* (the others): a soft rule's sustained finding is an ``unstable`` flag that prunes only when
+``soft_prune`` allows it; ``calibrated`` (the default) lets a soft rule prune once the sweep's own
+finished trials show that trials it flagged rarely end in the top quartile
+(``gradsweep.search.calibration``).
 
 Example YAML::
 
     health:
       check_every: 25
-      vanishing: {threshold: 1.0e-7, tower_floors: {text_encoder: 1.0e-6}, sustain: 5}
-      exploding: {threshold: 100.0, clip_multiple: 5.0, sustain: 3}
+      exploding: {factor: 100.0, sustain: 3}              # relative to the tower's first steps
+      exploding: {threshold: 100.0}                        # or an absolute line as an override
+      vanishing: {tower_floors: {text_encoder: 1.0e-6}}
+      soft_prune: calibrated                               # or always | never
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -34,14 +47,44 @@ class NonFiniteRule(_Rule):
 
 
 class VanishingRule(_Rule):
-    threshold: float = Field(default=1e-7, ge=0.0)
+    """A tower's grad norm under ``ratio`` x its own early norm (or an absolute floor), sustained."""
+
+    ratio: float = Field(default=1e-4, ge=0.0, lt=1.0)
+    threshold: float = Field(default=1e-12, ge=0.0, description="absolute floor for every tower")
     tower_floors: dict[str, float] = Field(default_factory=dict)
     sustain: int = Field(default=5, ge=1)
 
 
 class ExplodingRule(_Rule):
-    threshold: float = Field(default=1e3, gt=0.0)
+    """A tower's mean pre-clip grad norm over ``factor`` x its early norm (the smallest of its first
+    steps' norms), or over the absolute ``threshold`` when one is set, sustained."""
+
+    factor: float = Field(default=100.0, gt=1.0)
+    threshold: float | None = Field(default=None, gt=0.0)
     clip_multiple: float = Field(default=5.0, gt=1.0)
+    sustain: int = Field(default=3, ge=1)
+
+
+class DivergenceRule(_Rule):
+    """The loss level (median loss of a check window) above the run's starting loss, sustained.
+
+    The starting loss is the median of the run's first five finite losses (the model as
+    initialized and its first updates; one batch alone is too noisy a start). ``margin`` is relative: the level must exceed
+    ``start + margin * |start|``. A hard rule: a run whose loss is worse than its untrained model's
+    for ``sustain`` checks is pruned at once.
+    """
+
+    margin: float = Field(default=0.0, ge=0.0)
+    sustain: int = Field(default=2, ge=1)
+
+
+class LossRegressRule(_Rule):
+    """The loss level gave back more than ``fraction`` of the progress made from the start to the
+    best level so far, sustained (a soft rule). Judged once that progress is at least
+    ``min_progress`` x the starting loss's size (below it, the gap is batch noise)."""
+
+    fraction: float = Field(default=0.5, gt=0.0)
+    min_progress: float = Field(default=0.05, ge=0.0)
     sustain: int = Field(default=3, ge=1)
 
 
@@ -91,3 +134,15 @@ class HealthConfig(BaseModel):
     scaler_overflow: ScalerOverflowRule = ScalerOverflowRule()
     loss_spike: LossSpikeRule = LossSpikeRule()
     loss_stall: LossStallRule = LossStallRule()
+    divergence: DivergenceRule = DivergenceRule()
+    loss_regress: LossRegressRule = LossRegressRule()
+    soft_prune: Literal["calibrated", "always", "never"] = Field(
+        default="calibrated",
+        description="when a soft rule's unstable flag prunes: once the sweep's evidence allows, always, never",
+    )
+    false_prune_rate: float = Field(
+        default=0.1,
+        gt=0.0,
+        lt=1.0,
+        description="calibrated: bound on flagged trials ending in the top quartile",
+    )

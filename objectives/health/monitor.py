@@ -53,24 +53,18 @@ Example:
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 import torch
 
 from gradsweep.objectives.health.decay import decay_and_update_steps
+from gradsweep.objectives.health.judge import Judge
 from gradsweep.objectives.health.recording import emit
-from gradsweep.objectives.health.rules import RuleContext, evaluate, history_needed
-from gradsweep.objectives.health.stats import (
-    aggregate_norms,
-    decay_to_grad_ratio,
-    longest_true_run,
-    segment_norms,
-    spike_scores,
-)
+from gradsweep.objectives.health.rules import RuleContext
+from gradsweep.objectives.health.stats import aggregate_norms, decay_to_grad_ratio, segment_norms
 from gradsweep.objectives.health.summary import CheckSummary, row_width, summarize_window
-from gradsweep.objectives.health.verdict import HealthReport, worst
+from gradsweep.objectives.health.verdict import HealthReport, Verdict, worst
 from gradsweep.spaces.health import HealthConfig
 from gradsweep.spaces.trial_config import ClipConfig, TowerConfig
 
@@ -146,10 +140,7 @@ class HealthMonitor:
         self._outputs: dict[str, tuple[torch.Tensor, int]] = {}
         self._steps: list[int] = []
         self._masks: list[tuple[bool, ...]] = []
-        self._history: deque[CheckSummary] = deque(maxlen=history_needed(health_config))
-        self._loss_reference: list[float] = []
-        self._streak = 0
-        self._checks = 0
+        self.judge = Judge(health_config, self._ctx)
         self._totals = {"nonfinite": 0, "skipped": 0}
 
     # --- per step (device only) ----------------------------------------------------------------
@@ -306,39 +297,18 @@ class HealthMonitor:
             ts.param_norm = ex[t]
             ts.decay_to_grad = decay_to_grad_ratio(ex[n_t + t], ex[2 * n_t + t])
         emit(self, summary, self._ctx)
-        self._finish_summary(summary)
         output_norms = dict(zip(names, ex[3 * n_t :], strict=True))
         self._steps, self._masks, self._outputs = [], [], {}
-        self._checks += 1
-        self._history.append(summary)
-        ctx = RuleContext(
-            self._ctx.tower_clip,
-            self._ctx.global_clip,
-            self._ctx.frozen,
-            self._ctx.scaler_enabled,
-            self._checks,
-        )
-        results = evaluate(list(self._history), self.config, ctx)
+        results = self.judge.judge(summary)
+        self._totals["nonfinite"] += summary.nonfinite_steps
+        self._totals["skipped"] += summary.skipped_steps
         return HealthReport(
             step=summary.step,
             verdict=worst(r.verdict for r in results),
             reasons=[r.reason for r in results],
             metrics=self._metrics(summary, output_norms),
+            unstable_rules=sorted({r.rule for r in results if r.verdict == Verdict.UNSTABLE}),
         )
-
-    def _finish_summary(self, s: CheckSummary) -> None:
-        """Fill in the parts that carry state across windows: streaks, spikes, totals."""
-        longest, self._streak = longest_true_run(s.skipped_flags, carry=self._streak)
-        s.overflow_streak = longest
-        scores, self._loss_reference = spike_scores(
-            s.losses, self._loss_reference, self.config.loss_spike.window
-        )
-        finite = [(z, i) for i, z in enumerate(scores) if not math.isnan(z)]
-        if finite:
-            z, i = max(finite)
-            s.loss_spike_z, s.loss_spike_step, s.loss_spike_value = z, s.loss_steps[i], s.losses[i]
-        self._totals["nonfinite"] += s.nonfinite_steps
-        self._totals["skipped"] += s.skipped_steps
 
     def _metrics(self, s: CheckSummary, outputs: dict[str, float]) -> dict[str, float]:
         m: dict[str, float] = {}
@@ -370,14 +340,11 @@ class HealthMonitor:
 
     # --- persistence ---------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Host-side state: history, spike reference, streak, totals and the pending window."""
+        """Host-side state: the judge's (history, baselines, spike reference, streak), totals and the pending window."""
         n = len(self._steps)
         return {
             "towers": list(self.towers),
-            "history": [s.to_dict() for s in self._history],
-            "loss_reference": list(self._loss_reference),
-            "streak": self._streak,
-            "checks": self._checks,
+            "judge": self.judge.state_dict(),
             "totals": dict(self._totals),
             "pending_rows": self._buf[:n].detach().cpu().clone(),
             "pending_steps": list(self._steps),
@@ -392,11 +359,7 @@ class HealthMonitor:
         """
         if list(state["towers"]) != self.towers:
             raise ValueError(f"saved towers {state['towers']} differ from this monitor's {self.towers}")
-        self._history.clear()
-        self._history.extend(CheckSummary.from_dict(d) for d in state["history"])
-        self._loss_reference = [float(x) for x in state["loss_reference"]]
-        self._streak = int(state["streak"])
-        self._checks = int(state["checks"])
+        self.judge.load_state_dict(state.get("judge", state))
         self._totals = {k: int(v) for k, v in state["totals"].items()}
         rows = state["pending_rows"]
         n = min(len(state["pending_steps"]), self.k)

@@ -2,15 +2,23 @@
 
 Rules and their thresholds come from :class:`gradsweep.spaces.health.HealthConfig`:
 
-| rule | unstable when | warning when |
-|---|---|---|
-| ``nonfinite`` | more than ``tolerance`` non-finite loss steps (or non-finite gradient steps without an enabled GradScaler) in one window | never (it acts at once) |
-| ``exploding`` | a tower's (or the global) mean pre-clip grad norm over ``threshold`` for ``sustain`` checks in a row | over ``threshold`` not yet sustained, or over ``clip_multiple`` x its clip ``max_norm`` (clipping absorbs those; seed 004's early warning) |
-| ``vanishing`` | a tower with gradients under ``max(threshold, tower_floors[tower])`` for ``sustain`` checks | not yet sustained |
-| ``decay_dominance`` | a tower's AdamW decay-to-grad ratio over ``ratio`` for ``sustain`` checks | not yet sustained |
-| ``scaler_overflow`` | GradScaler skipped more than ``max_streak`` steps in a row, or its scale fell under ``min_scale`` | never |
-| ``loss_spike`` | a robust loss z-score over ``z_score`` in ``sustain`` checks in a row | not yet sustained |
-| ``loss_stall`` | (off by default) no relative improvement by ``min_delta`` over ``window`` checks | never |
+| rule | kind | unstable when | warning when |
+|---|---|---|---|
+| ``nonfinite`` | hard | more than ``tolerance`` non-finite loss steps (or non-finite gradient steps without an enabled GradScaler) in one window | never (it acts at once) |
+| ``scaler_overflow`` | hard | GradScaler skipped more than ``max_streak`` steps in a row, or its scale fell under ``min_scale`` | never |
+| ``divergence`` | hard | the loss level (window median) above the run's starting loss (median of its first 5) by more than ``margin`` x its size, for ``sustain`` checks | not yet sustained |
+| ``exploding`` | soft | a tower's (or the global) mean pre-clip grad norm over ``factor`` x its early norm (or over ``threshold`` when set), for ``sustain`` checks | not yet sustained, or over ``clip_multiple`` x its clip ``max_norm`` (clipping absorbs those; seed 004's early warning) |
+| ``vanishing`` | soft | a tower's grad norm under ``max(ratio x early norm, threshold, tower_floors[tower])`` for ``sustain`` checks | not yet sustained |
+| ``decay_dominance`` | soft | a tower's AdamW decay-to-grad ratio over ``ratio`` for ``sustain`` checks | not yet sustained |
+| ``loss_spike`` | soft | a robust loss z-score over ``z_score`` in ``sustain`` checks in a row | not yet sustained |
+| ``loss_regress`` | soft | the loss level gave back more than ``fraction`` of the progress from the first loss to the best level, for ``sustain`` checks | not yet sustained |
+| ``loss_stall`` | soft | (off by default) no relative improvement by ``min_delta`` over ``window`` checks | never |
+
+A tower's *early norm* is the smallest positive finite pre-clip norm of its first
+:data:`~gradsweep.objectives.health.judge.EARLY_STEPS` steps with gradients: the first is the
+model as initialized, whatever the learning rate. A *hard* rule's ``unstable`` prunes at once; a
+*soft* rule's ``unstable`` is a flag that prunes only as ``HealthConfig.soft_prune`` allows
+(:mod:`gradsweep.search.calibration`).
 
 Frozen towers (``TowerConfig.frozen``, or no gradients in the window) are never judged vanishing or
 decay-dominated. Until ``warmup_checks`` checks have passed, sustained rules give at most WARNING.
@@ -33,7 +41,7 @@ from dataclasses import dataclass, field
 
 from gradsweep.objectives.health.stats import is_stalled
 from gradsweep.objectives.health.summary import CheckSummary
-from gradsweep.objectives.health.verdict import Verdict
+from gradsweep.objectives.health.verdict import HARD_RULES, Verdict
 from gradsweep.spaces.health import HealthConfig
 
 
@@ -44,6 +52,11 @@ class RuleResult:
     verdict: Verdict
     rule: str
     reason: str
+
+    @property
+    def hard(self) -> bool:
+        """Whether the rule prunes at once (:data:`HARD_RULES`) rather than flagging."""
+        return self.rule in HARD_RULES
 
 
 @dataclass(frozen=True)
@@ -130,59 +143,94 @@ def nonfinite_rule(
 def exploding_rule(
     history: Sequence[CheckSummary], config: HealthConfig, ctx: RuleContext
 ) -> list[RuleResult]:
-    """Pre-clip grad norm over ``threshold`` (sustained: unstable), or over ``clip_multiple`` x the
-    clip max-norm (a warning only: clipping exists to absorb such norms, seed 004's early warning)."""
+    """Pre-clip grad norm over ``factor`` x the tower's early norm, or over the absolute
+    ``threshold`` when one is set (sustained: unstable); over ``clip_multiple`` x the clip max-norm
+    is a warning only (clipping exists to absorb such norms, seed 004's early warning)."""
     rule = config.exploding
 
-    def over(name: str, value_of: Callable[[CheckSummary], float], bound: float, why: str) -> Callable:
+    def over(
+        name: str, value_of: Callable[[CheckSummary], float], bound_of: Callable[[CheckSummary], float]
+    ) -> Callable[[CheckSummary], str | None]:
         def violation(s: CheckSummary) -> str | None:
-            v = value_of(s)
-            return f"{name} grad norm {_g(v)} > {_g(bound)}{why}" if math.isfinite(v) and v > bound else None
+            v, (bound, why) = value_of(s), bound_of(s)
+            if not (math.isfinite(v) and math.isfinite(bound) and v > bound):
+                return None
+            return f"{name} grad norm {_g(v)} > {_g(bound)}{why}"
 
         return violation
 
+    def line(early_of: Callable[[CheckSummary], float]) -> Callable[[CheckSummary], tuple[float, str]]:
+        if rule.threshold is not None:
+            return lambda s: (rule.threshold, "")
+
+        def relative(s: CheckSummary) -> tuple[float, str]:
+            early = early_of(s)
+            return rule.factor * early, f" ({rule.factor:g}x its early norm {_g(early)})"
+
+        return relative
+
     def check(
-        name: str, value_of: Callable[[CheckSummary], float], max_norm: float | None
+        name: str,
+        value_of: Callable[[CheckSummary], float],
+        early_of: Callable[[CheckSummary], float],
+        max_norm: float | None,
     ) -> list[RuleResult]:
         out = _sustained_result(
-            "exploding", history, over(name, value_of, rule.threshold, ""), rule.sustain, config, ctx
+            "exploding", history, over(name, value_of, line(early_of)), rule.sustain, config, ctx
         )
-        if out or max_norm is None or rule.clip_multiple * max_norm >= rule.threshold:
+        if out or max_norm is None:
             return out
-        bound, why = rule.clip_multiple * max_norm, f" ({rule.clip_multiple:g}x clip max_norm {max_norm:g})"
+        clip_line = rule.clip_multiple * max_norm
+        why = f" ({rule.clip_multiple:g}x clip max_norm {max_norm:g})"
         soft = _sustained_result(
-            "exploding", history, over(name, value_of, bound, why), rule.sustain, config, ctx
+            "exploding", history, over(name, value_of, lambda s: (clip_line, why)), rule.sustain, config, ctx
         )
         return [RuleResult(Verdict.WARNING, r.rule, r.reason) for r in soft]
 
+    def tower_early(s: CheckSummary, towers: Sequence[str]) -> float:
+        """The global early norm: the towers' early norms combined (L2)."""
+        parts = [s.towers[t].early_norm for t in towers if t in s.towers]
+        parts = [x for x in parts if math.isfinite(x)]
+        return math.sqrt(sum(x * x for x in parts)) if parts else math.nan
+
     out: list[RuleResult] = []
-    for tower in history[-1].towers:
+    towers = list(history[-1].towers)
+    for tower in towers:
         out += check(
             tower,
             lambda s, t=tower: s.towers[t].grad_norm_pre if t in s.towers else math.nan,
+            lambda s, t=tower: s.towers[t].early_norm if t in s.towers else math.nan,
             ctx.tower_clip.get(tower),
         )
     if not out:  # a tower explosion already explains the global one
-        out += check("global", lambda s: s.grad_norm_global, ctx.global_clip)
+        out += check(
+            "global", lambda s: s.grad_norm_global, lambda s: tower_early(s, towers), ctx.global_clip
+        )
     return out
 
 
 def vanishing_rule(
     history: Sequence[CheckSummary], config: HealthConfig, ctx: RuleContext
 ) -> list[RuleResult]:
-    """A tower that has gradients but whose norm stays under its floor, sustained."""
+    """A tower that has gradients but whose norm stays under ``ratio`` x its early norm (or an
+    absolute floor), sustained."""
     rule = config.vanishing
     out: list[RuleResult] = []
     for tower in history[-1].towers:
         if tower in ctx.frozen:
             continue
-        floor = max(rule.threshold, rule.tower_floors.get(tower, 0.0))
+        absolute = max(rule.threshold, rule.tower_floors.get(tower, 0.0))
 
-        def violation(s: CheckSummary, t: str = tower, floor: float = floor) -> str | None:
+        def violation(s: CheckSummary, t: str = tower, absolute: float = absolute) -> str | None:
             ts = s.towers.get(t)
             if ts is None or ts.steps_with_grad == 0 or not math.isfinite(ts.grad_norm_pre):
                 return None
-            return f"{t} grad norm {_g(ts.grad_norm_pre)} < {_g(floor)}" if ts.grad_norm_pre < floor else None
+            relative = rule.ratio * ts.early_norm if math.isfinite(ts.early_norm) else 0.0
+            floor = max(absolute, relative)
+            if not ts.grad_norm_pre < floor:
+                return None
+            why = f" ({rule.ratio:g}x its early norm {_g(ts.early_norm)})" if relative > absolute else ""
+            return f"{t} grad norm {_g(ts.grad_norm_pre)} < {_g(floor)}{why}"
 
         out += _sustained_result("vanishing", history, violation, rule.sustain, config, ctx)
     return out
@@ -272,6 +320,46 @@ def loss_stall_rule(
     ]
 
 
+def divergence_rule(
+    history: Sequence[CheckSummary], config: HealthConfig, ctx: RuleContext
+) -> list[RuleResult]:
+    """The loss level above the run's first loss (plus ``margin`` x its size), sustained: hard."""
+    rule = config.divergence
+
+    def violation(s: CheckSummary) -> str | None:
+        level, start = s.loss_level, s.loss_start
+        if not (math.isfinite(level) and math.isfinite(start)):
+            return None
+        line = start + rule.margin * abs(start)
+        if not level > line:
+            return None
+        return f"loss {level:.4g} above its start {start:.4g}" + (
+            f" + {rule.margin:g}x" if rule.margin else ""
+        )
+
+    return _sustained_result("divergence", history, violation, rule.sustain, config, ctx)
+
+
+def loss_regress_rule(
+    history: Sequence[CheckSummary], config: HealthConfig, ctx: RuleContext
+) -> list[RuleResult]:
+    """The loss level gave back more than ``fraction`` of the progress from the start to the best."""
+    rule = config.loss_regress
+
+    def violation(s: CheckSummary) -> str | None:
+        level, start, best = s.loss_level, s.loss_start, s.loss_best
+        if not (math.isfinite(level) and math.isfinite(start) and math.isfinite(best)):
+            return None
+        if not start - best > rule.min_progress * abs(start):
+            return None
+        given_back = (level - best) / (start - best)
+        if not given_back > rule.fraction:
+            return None
+        return f"loss {level:.4g} gave back {given_back:.0%} of its progress from {start:.4g} to {best:.4g}"
+
+    return _sustained_result("loss_regress", history, violation, rule.sustain, config, ctx)
+
+
 #: (config attribute, rule) in evaluation order; a disabled rule is skipped.
 RULES: tuple[
     tuple[str, Callable[[Sequence[CheckSummary], HealthConfig, RuleContext], list[RuleResult]]], ...
@@ -283,6 +371,8 @@ RULES: tuple[
     ("scaler_overflow", scaler_overflow_rule),
     ("loss_spike", loss_spike_rule),
     ("loss_stall", loss_stall_rule),
+    ("divergence", divergence_rule),
+    ("loss_regress", loss_regress_rule),
 )
 
 
@@ -294,6 +384,8 @@ def history_needed(config: HealthConfig) -> int:
         config.decay_dominance.sustain,
         config.loss_spike.sustain,
         config.loss_stall.window + 1,
+        config.divergence.sustain,
+        config.loss_regress.sustain,
     )
 
 

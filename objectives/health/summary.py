@@ -43,6 +43,8 @@ class TowerSummary:
     first_nonfinite_step: int | None = None
     #: pre-clip norm at each step with gradients, in order (non-finite ones kept)
     norms: list[float] = field(default_factory=list)
+    #: the tower's early norm (smallest positive finite norm of its first steps), filled in by the judge
+    early_norm: float = math.nan
 
 
 @dataclass
@@ -71,6 +73,17 @@ class CheckSummary:
     loss_spike_z: float = math.nan
     loss_spike_step: int | None = None
     loss_spike_value: float = math.nan
+    loss_start: float = math.nan  # the run's first finite loss
+    loss_best: float = math.nan  # the lowest loss level of the earlier checks
+
+    @property
+    def loss_level(self) -> float:
+        """Median of the window's finite losses (NaN if none): the loss with its spikes left out."""
+        finite = sorted(x for x in self.losses if math.isfinite(x))
+        if not finite:
+            return math.nan
+        mid = len(finite) // 2
+        return finite[mid] if len(finite) % 2 else 0.5 * (finite[mid - 1] + finite[mid])
 
     @property
     def skipped_steps(self) -> int:

@@ -43,6 +43,11 @@ class Verdict(StrEnum):
             raise ValueError(f"verdict must be one of {allowed} but got {value!r}") from None
 
 
+#: Rules whose ``unstable`` prunes at once: non-finite values, a GradScaler storm, a loss worse
+#: than the untrained model's. The others are soft: their ``unstable`` is a flag that prunes as
+#: ``HealthConfig.soft_prune`` allows (``gradsweep.search.calibration``).
+HARD_RULES = frozenset({"nonfinite", "scaler_overflow", "divergence"})
+
 _SEVERITY = {Verdict.HEALTHY: 0, Verdict.WARNING: 1, Verdict.UNSTABLE: 2}
 
 
@@ -59,6 +64,8 @@ class HealthReport:
         step: the optimizer step of the check (the last step of its window).
         verdict: the worst verdict of all rules.
         reasons: one line per rule that did not find the trial healthy, worst first.
+        unstable_rules: the rules that found the trial unstable (:data:`~gradsweep.objectives.health.rules.HARD_RULES`
+            prune at once; the others are calibrated flags).
         metrics: namespaced keys (see :class:`gradsweep.objectives.health.monitor.HealthMonitor`) to floats;
             non-finite values are kept (they are the point of a health check).
     """
@@ -67,9 +74,11 @@ class HealthReport:
     verdict: Verdict
     reasons: list[str] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
+    unstable_rules: list[str] = field(default_factory=list)
 
     def to_dict(self, *, with_reasons: bool = True) -> dict[str, Any]:
-        """JSON-able dict ``{"step", "verdict", "reasons", "metrics"}`` (Contract 4).
+        """JSON-able dict ``{"step", "verdict", "reasons", "metrics"}`` (Contract 4), plus
+        ``"unstable_rules"`` when any rule found the trial unstable.
 
         Args:
             with_reasons: leave out ``reasons`` (history entries) when ``False``.
@@ -81,6 +90,8 @@ class HealthReport:
         }
         if with_reasons:
             entry["reasons"] = list(self.reasons)
+        if self.unstable_rules:
+            entry["unstable_rules"] = list(self.unstable_rules)
         return entry
 
     @classmethod
@@ -99,6 +110,7 @@ class HealthReport:
             verdict=Verdict.parse(data["verdict"]),
             reasons=[str(r) for r in data.get("reasons") or []],
             metrics=metrics,
+            unstable_rules=[str(r) for r in data.get("unstable_rules") or []],
         )
 
 

@@ -36,14 +36,14 @@ def test_vanishing_warns_then_fires_after_sustain_with_reason() -> None:
 
 
 def test_sustain_counts_only_the_trailing_run() -> None:
-    config = HealthConfig(vanishing={"sustain": 2})
+    config = HealthConfig(vanishing={"threshold": 1e-7, "sustain": 2})
     history = [_summary(1, a=1e-9), _summary(2, a=1.0), _summary(3, a=1e-9)]
     # a healthy check in between resets the run: warning, not unstable
     assert worst(r.verdict for r in evaluate(history, config, RuleContext(checks_done=3))) == Verdict.WARNING
 
 
 def test_warmup_caps_sustained_rules_at_warning() -> None:
-    config = HealthConfig(warmup_checks=3, vanishing={"sustain": 1})
+    config = HealthConfig(warmup_checks=3, vanishing={"threshold": 1e-7, "sustain": 1})
     history = [_summary(1, a=1e-9)]
     # within warmup a sustained rule only warns
     assert evaluate(history, config, RuleContext(checks_done=2))[0].verdict == Verdict.WARNING
@@ -60,7 +60,7 @@ def test_frozen_and_gradless_towers_are_never_vanishing() -> None:
 
 
 def test_exploding_uses_clip_multiple_and_names_it() -> None:
-    config = HealthConfig(exploding={"sustain": 1, "clip_multiple": 5.0})
+    config = HealthConfig(exploding={"sustain": 1, "clip_multiple": 5.0, "threshold": 1e3})
     s = _summary(10, enc=12.0)
     results = evaluate([s], config, RuleContext(tower_clip={"enc": 1.0}))
     # 12 > 5 x clip max_norm 1: a warning (clipping absorbs it), and the reason says why
@@ -69,7 +69,7 @@ def test_exploding_uses_clip_multiple_and_names_it() -> None:
     # over the absolute threshold it is unstable, whatever the clip
     big = _summary(10, enc=2e3)
     assert evaluate([big], config, RuleContext(tower_clip={"enc": 1.0}))[0].verdict == Verdict.UNSTABLE
-    # without a clip limit the absolute threshold (1e3) applies, so 12 is fine
+    # without a clip limit the absolute threshold (the override, 1e3) applies, so 12 is fine
     assert evaluate([s], config, RuleContext()) == []
 
 

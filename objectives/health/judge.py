@@ -1,0 +1,157 @@
+"""Judge: the state that spans check windows, and the rules' verdict on each new window.
+
+The monitor measures one window at a time (:func:`~gradsweep.objectives.health.summary.summarize_window`);
+what the rules compare it with lives here: the recent checks, the loss-spike reference, the open
+GradScaler skip streak, the run's starting loss and best loss level, and each tower's early norm.
+The monitor and the offline replay (:func:`replay`, used by ``benchmarks/health_transfer.py`` on
+recorded runs) feed raw summaries through the same :class:`Judge`, so a replay decides exactly as
+the live run would have.
+
+Example:
+    >>> from gradsweep.spaces.health import HealthConfig
+    >>> from gradsweep.objectives.health.summary import CheckSummary, TowerSummary
+    >>> judge = Judge(HealthConfig(), RuleContext())
+    >>> def window(step, loss):
+    ...     tower = TowerSummary(steps_with_grad=1, grad_norm_pre=1.0, norms=[1.0])
+    ...     return CheckSummary(first_step=step, step=step, n_steps=1, towers={"all": tower},
+    ...                         losses=[loss], loss_steps=[step])
+    >>> [str(worst(r.verdict for r in judge.judge(window(i, x)))) for i, x in enumerate([2.0, 1.0, 3.0, 3.1])]
+    ['healthy', 'healthy', 'warning', 'unstable']
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable
+from typing import Any
+
+from gradsweep.objectives.health.rules import RuleContext, RuleResult, evaluate, history_needed
+from gradsweep.objectives.health.stats import longest_true_run, spike_scores
+from gradsweep.objectives.health.summary import CheckSummary
+from gradsweep.objectives.health.verdict import worst
+from gradsweep.spaces.health import HealthConfig
+
+__all__ = ["EARLY_STEPS", "Judge", "replay", "worst"]
+
+#: The first steps that set a run's baselines: a tower's early norm is the smallest positive finite
+#: pre-clip norm of its first EARLY_STEPS steps with gradients (the first is the model as
+#: initialized, whatever the learning rate; a smaller later one means a zero-initialized layer was
+#: still waking up); the starting loss is the median of the first EARLY_STEPS finite losses.
+EARLY_STEPS = 5
+
+
+class Judge:
+    """Feeds raw window summaries through the rules, keeping what spans windows.
+
+    Args:
+        config: the rules and their thresholds.
+        context: clip limits, frozen towers and scaler state (``checks_done`` is kept here).
+    """
+
+    def __init__(self, config: HealthConfig, context: RuleContext) -> None:
+        self.config = config
+        self.context = context
+        self.history: deque[CheckSummary] = deque(maxlen=history_needed(config))
+        self.checks = 0
+        self._loss_reference: list[float] = []
+        self._streak = 0
+        self._loss_start = math.nan
+        self._loss_best = math.nan
+        self._early: dict[str, list[float]] = {}
+        self._early_losses: list[float] = []
+
+    def judge(self, summary: CheckSummary) -> list[RuleResult]:
+        """Fill in ``summary``'s cross-window fields, append it, and run the rules.
+
+        Returns:
+            The rules' non-healthy findings, most severe first.
+        """
+        self._fill(summary)
+        self.checks += 1
+        self.history.append(summary)
+        ctx = RuleContext(
+            self.context.tower_clip,
+            self.context.global_clip,
+            self.context.frozen,
+            self.context.scaler_enabled,
+            self.checks,
+        )
+        return evaluate(list(self.history), self.config, ctx)
+
+    def _fill(self, s: CheckSummary) -> None:
+        longest, self._streak = longest_true_run(s.skipped_flags, carry=self._streak)
+        s.overflow_streak = longest
+        scores, self._loss_reference = spike_scores(
+            s.losses, self._loss_reference, self.config.loss_spike.window
+        )
+        finite = [(z, i) for i, z in enumerate(scores) if not math.isnan(z)]
+        if finite:
+            z, i = max(finite)
+            s.loss_spike_z, s.loss_spike_step, s.loss_spike_value = z, s.loss_steps[i], s.losses[i]
+        if len(self._early_losses) < EARLY_STEPS:
+            self._early_losses += [x for x in s.losses if math.isfinite(x)][
+                : EARLY_STEPS - len(self._early_losses)
+            ]
+            self._loss_start = _median(self._early_losses) if self._early_losses else math.nan
+        s.loss_start, s.loss_best = self._loss_start, self._loss_best
+        level = s.loss_level
+        if math.isfinite(level) and not (level >= self._loss_best):  # NaN-safe minimum
+            self._loss_best = level
+        for name, ts in s.towers.items():
+            seen = self._early.setdefault(name, [])
+            for v in ts.norms:
+                if len(seen) >= EARLY_STEPS:
+                    break
+                seen.append(v)
+            positive = [v for v in seen if math.isfinite(v) and v > 0.0]
+            ts.early_norm = min(positive) if positive else math.nan
+
+    def state_dict(self) -> dict[str, Any]:
+        """Host-side state (plain data)."""
+        return {
+            "history": [s.to_dict() for s in self.history],
+            "loss_reference": list(self._loss_reference),
+            "streak": self._streak,
+            "checks": self.checks,
+            "loss_start": self._loss_start,
+            "loss_best": self._loss_best,
+            "early": {k: list(v) for k, v in self._early.items()},
+            "early_losses": list(self._early_losses),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` output (older checkpoints without the newer keys load too)."""
+        self.history.clear()
+        self.history.extend(CheckSummary.from_dict(d) for d in state["history"])
+        self._loss_reference = [float(x) for x in state["loss_reference"]]
+        self._streak = int(state["streak"])
+        self.checks = int(state["checks"])
+        self._loss_start = float(state.get("loss_start", math.nan))
+        self._loss_best = float(state.get("loss_best", math.nan))
+        self._early_losses = [float(x) for x in state.get("early_losses", [])]
+        self._early = {str(k): [float(x) for x in v] for k, v in dict(state.get("early", {})).items()}
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
+
+
+def replay(
+    summaries: Iterable[CheckSummary], config: HealthConfig, context: RuleContext
+) -> list[tuple[int, list[RuleResult]]]:
+    """Judge recorded raw summaries in order, as a live monitor would have.
+
+    Args:
+        summaries: one run's raw window summaries (``recording.capture()``), oldest first; they
+            are copied, not changed.
+        config: the rules to replay.
+        context: the run's clip limits, frozen towers and scaler state.
+
+    Returns:
+        ``(step, findings)`` per check.
+    """
+    judge = Judge(config, context)
+    return [(s.step, judge.judge(CheckSummary.from_dict(s.to_dict()))) for s in summaries]
