@@ -57,11 +57,16 @@ class VanishingRule(_Rule):
 
 class ExplodingRule(_Rule):
     """A tower's mean pre-clip grad norm over ``factor`` x its early norm (the smallest of its first
-    steps' norms), or over the absolute ``threshold`` when one is set, sustained."""
+    steps' norms), or over the absolute ``threshold`` when one is set, sustained.
+
+    ``clip_multiple`` (off by default) warns when the pre-clip norm sits over that multiple of the
+    clip ``max_norm`` (seed 004's early sign); it never prunes: clipping exists to absorb such norms,
+    and runs that clip at every step (as many transformers do) would warn all the time.
+    """
 
     factor: float = Field(default=100.0, gt=1.0)
     threshold: float | None = Field(default=None, gt=0.0)
-    clip_multiple: float = Field(default=5.0, gt=1.0)
+    clip_multiple: float | None = Field(default=None, gt=1.0)
     sustain: int = Field(default=3, ge=1)
 
 

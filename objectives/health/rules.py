@@ -7,7 +7,7 @@ Rules and their thresholds come from :class:`gradsweep.spaces.health.HealthConfi
 | ``nonfinite`` | hard | more than ``tolerance`` non-finite loss steps (or non-finite gradient steps without an enabled GradScaler) in one window | never (it acts at once) |
 | ``scaler_overflow`` | hard | GradScaler skipped more than ``max_streak`` steps in a row, or its scale fell under ``min_scale`` | never |
 | ``divergence`` | hard | the loss level (window median) above the run's starting loss (median of its first 5) by more than ``margin`` x its size, for ``sustain`` checks | not yet sustained |
-| ``exploding`` | soft | a tower's (or the global) mean pre-clip grad norm over ``factor`` x its early norm (or over ``threshold`` when set), for ``sustain`` checks | not yet sustained, or over ``clip_multiple`` x its clip ``max_norm`` (clipping absorbs those; seed 004's early warning) |
+| ``exploding`` | soft | a tower's (or the global) mean pre-clip grad norm over ``factor`` x its early norm (or over ``threshold`` when set), for ``sustain`` checks | not yet sustained, or (when ``clip_multiple`` is set) over that multiple of its clip ``max_norm`` |
 | ``vanishing`` | soft | a tower's grad norm under ``max(ratio x early norm, threshold, tower_floors[tower])`` for ``sustain`` checks | not yet sustained |
 | ``decay_dominance`` | soft | a tower's AdamW decay-to-grad ratio over ``ratio`` for ``sustain`` checks | not yet sustained |
 | ``loss_spike`` | soft | a robust loss z-score over ``z_score`` in ``sustain`` checks in a row | not yet sustained |
@@ -178,7 +178,7 @@ def exploding_rule(
         out = _sustained_result(
             "exploding", history, over(name, value_of, line(early_of)), rule.sustain, config, ctx
         )
-        if out or max_norm is None:
+        if out or max_norm is None or rule.clip_multiple is None:
             return out
         clip_line = rule.clip_multiple * max_norm
         why = f" ({rule.clip_multiple:g}x clip max_norm {max_norm:g})"

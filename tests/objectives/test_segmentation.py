@@ -114,24 +114,24 @@ def test_four_micro_batches_of_four_train_like_batches_of_sixteen(space, tmp_pat
 
 
 def _exploding(report) -> bool:  # type: ignore[no-untyped-def]
-    return any("grad norm" in reason and "> 25" in reason for reason in report.reasons)
+    """A reason of the (relative) exploding rule: a tower's grad norm over 100x its early norm."""
+    return any("grad norm" in reason and "x its early norm" in reason for reason in report.reasons)
 
 
 def test_before_spikes_in_stage_two_and_after_is_healthy(before, after) -> None:  # type: ignore[no-untyped-def]
     before_value, before_rep = before
     after_value, after_rep = after
-    spikes = [r for r in before_rep.health_reports if _exploding(r)]
-    # seed 004's "before" (stage 2 at the stage-1 LR, clip 1.0): gradient norms jump past the
-    # preset's line (25) ...
-    assert spikes
+    flagged = [r for r in before_rep.health_reports if r.verdict is not Verdict.HEALTHY]
+    # seed 004's "before" (stage 2 at the stage-1 LR, clip 1.0) is flagged by the default rules,
+    # with no health numbers in the preset ...
+    assert flagged
     # ...only after the unfreeze: stage 1 (4 epochs of 12 steps) is clean
-    assert min(r.step for r in spikes) >= 4 * 12
-    # the first epoch over the line is a WARNING, not a prune: the preset's exploding rule needs
-    # two epochs in a row (the small-scale test below has the sustained explosion). Whether the
-    # second stage-2 epoch at tiny scale stays over the line depends on the CPU's conv kernels:
-    # on an AVX-512 machine its global norm was 31 (UNSTABLE), with oneDNN held to AVX2 it was
-    # under 25 (sixth session), so this pins the first epoch only
-    assert spikes[0].verdict is Verdict.WARNING
+    assert min(r.step for r in flagged) >= 4 * 12
+    # the first stage-2 epoch is a WARNING, not a prune, and says why: the decoder's gradient norm
+    # against its own early norm, or a loss spike (which finding comes first depends on the CPU's
+    # conv kernels at this scale: the small-scale test below has the sustained explosion)
+    assert flagged[0].verdict is Verdict.WARNING
+    assert _exploding(flagged[0]) or any(r.startswith("loss spike") for r in flagged[0].reasons)
     # the "after" config (multipliers 0.5 / backbone 0.05, clip 0.5) is healthy at every check
     assert all(r.verdict is Verdict.HEALTHY for r in after_rep.health_reports)
     # and segments better (the margin moves with the kernels too: 0.09 here, 0.025 under AVX2)
@@ -144,14 +144,15 @@ def test_at_small_scale_before_explodes_for_good_and_after_is_never_unstable(spa
     before_value, before_rep = _run(baseline_config(space, "before", scale="small"), tmp_path / "before")
     after_value, after_rep = _run(baseline_config(space, "after", scale="small"), tmp_path / "after")
     unstable = [r for r in before_rep.health_reports if r.verdict is Verdict.UNSTABLE]
-    # UNSTABLE at the first report of stage 2 (stage 1 = 4 epochs = steps 0-255), for exploding grads
+    # UNSTABLE at the first report of stage 2 (stage 1 = 4 epochs = steps 0-255), for exploding
+    # grads (relative to each tower's early norm) and a loss far above its start, which is a hard
+    # rule: a sweep prunes the trial there and then
     assert unstable and unstable[0].step < 5 * 64 and unstable[0].step >= 4 * 64
-    assert _exploding(unstable[0])
-    # and it stays there: most of stage 2's 8 reports are UNSTABLE (6 on an AVX-512 machine, 5 with
-    # oneDNN held to AVX2: the exploding run's trajectory depends on the CPU's kernels)
+    assert _exploding(unstable[0]) and "divergence" in unstable[0].unstable_rules
+    # and it stays there: most of stage 2's 8 reports are UNSTABLE (the exploding run's trajectory
+    # depends on the CPU's kernels)
     assert len(unstable) > 8 // 2
-    # the fix never reaches UNSTABLE: its single epochs at the line are warnings
-    # (with the rule's sustain at 1, its stage-1 epoch at 25.x was called an explosion)
+    # the fix never reaches UNSTABLE
     assert not any(r.verdict is Verdict.UNSTABLE for r in after_rep.health_reports)
     assert after_value > before_value + 0.3
 
