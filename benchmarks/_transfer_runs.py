@@ -116,17 +116,17 @@ def bank_config(
 
 
 def train(objective: str, config: TrialConfig) -> dict[str, Any]:
-    """Train ``config`` to the end on the CPU; the final value, every check, seconds, any error."""
+    """Train ``config`` to the end on the CPU: final value, every check, seconds, error, planned steps."""
     from gradsweep.objectives.api import NullReporter, TrialContext, run_objective
     from gradsweep.objectives.health.recording import capture
     from gradsweep.objectives.registry import load_objective
 
     fn = load_objective(objective)
-    error, value = None, math.nan
+    error, value, reporter = None, math.nan, NullReporter()
     start = time.perf_counter()
     with capture() as records:
         try:
-            value = run_objective(fn, config, TrialContext(config, reporter=NullReporter(), device="cpu"))
+            value = run_objective(fn, config, TrialContext(config, reporter=reporter, device="cpu"))
         except Exception as exc:  # a run's failure is data (non-finite values raise NonFiniteValue)
             error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
     seconds = time.perf_counter() - start
@@ -146,7 +146,8 @@ def train(objective: str, config: TrialConfig) -> dict[str, Any]:
                 },
             }
         )
-    return {"value": value, "checks": checks, "seconds": seconds, "error": error}
+    total = reporter.total_steps
+    return {"value": value, "checks": checks, "seconds": seconds, "error": error, "total_steps": total}
 
 
 def untrained_value(
@@ -195,6 +196,7 @@ def run_index(
         "untrained": untrained,
         "label": label_run(result["value"], direction, untrained, result["checks"], result["error"]),
         "checks": result["checks"],
+        "total_steps": result["total_steps"],
         "seconds": round(result["seconds"], 3),
         "error": result["error"],
     }

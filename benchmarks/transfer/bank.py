@@ -72,7 +72,8 @@ class RunRecord:
         direction: ``maximize`` or ``minimize``.
         untrained: the metric with every LR 0 (same objective, scale and seed).
         label: see the module docstring.
-        checks: every health check, in order.
+        checks: every health check, in order (full windows of 25 steps: steps after the last one are unchecked).
+        total_steps: the optimizer steps the run planned (``trainer.total_steps``; None if it never built one).
         seconds: wall time of the run.
         error: ``"Type: message"`` when the run raised, else None.
         top_quartile: among the best quarter of its objective's runs (see :func:`top_quartile_flags`).
@@ -89,6 +90,7 @@ class RunRecord:
     untrained: float
     label: str
     checks: list[CheckRecord]
+    total_steps: int | None
     seconds: float
     error: str | None = None
     top_quartile: bool = False
@@ -205,6 +207,7 @@ def load_bank(path: str | Path) -> list[RunRecord]:
                 CheckRecord(int(c["monitor"]), CheckSummary.from_dict(c["summary"]), _context(c["context"]))
                 for c in r["checks"]
             ],
+            total_steps=r.get("total_steps"),
             seconds=float(r["seconds"]),
             error=r.get("error"),
             top_quartile=flag,

@@ -88,7 +88,7 @@ def test_one_real_tiny_run_gives_a_bank_line_with_checks(tmp_path: Path) -> None
     line = json.loads(out.read_text())
     # tiny: 10 epochs of 5 steps, checked every 25 steps (the default), with the config's clipping
     assert line["kind"] == "run" and len(line["checks"]) == 2 and math.isfinite(line["value"])
-    assert [c["summary"]["step"] for c in line["checks"]] == [24, 49]
+    assert [c["summary"]["step"] for c in line["checks"]] == [24, 49] and line["total_steps"] == 50
     assert line["checks"][0]["context"]["global_clip"] == line["params"]["clip.max_norm"]
     assert line["label"] in ("healthy", "diverged") and line["error"] is None
     (record,) = load_bank(out)
