@@ -30,7 +30,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,7 +39,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from gradsweep.search.health_attrs import read_flags
 
-__all__ = ["TOP_QUANTILE", "Evidence", "evidence"]
+__all__ = ["TOP_QUANTILE", "Evidence", "count_evidence", "evidence"]
 
 #: The share of the best complete trials a soft rule must not prune (the top quartile).
 TOP_QUANTILE = 0.25
@@ -76,6 +76,24 @@ class Evidence:
         )
 
 
+def count_evidence(rule: str, finished: Sequence[tuple[float, Collection[str]]], maximize: bool) -> Evidence:
+    """:func:`evidence` over plain data: each finished trial's final value and the rules that flagged it.
+
+    Args:
+        rule: a soft rule's name.
+        finished: ``(final value, flagging rules)`` of each finished trial (non-finite values are skipped).
+        maximize: whether larger values are better.
+    """
+    done = [(v, rules) for v, rules in finished if math.isfinite(v)]
+    if not done:
+        return Evidence(rule, 0, 0)
+    values = np.asarray([v for v, _ in done], dtype=float)
+    line = float(np.quantile(values, 1.0 - TOP_QUANTILE if maximize else TOP_QUANTILE))
+    flagged = [v for v, rules in done if rule in rules]
+    top = sum(1 for v in flagged if (v >= line if maximize else v <= line))
+    return Evidence(rule, len(flagged), top)
+
+
 def evidence(trials: Sequence[FrozenTrial], rule: str, direction: StudyDirection) -> Evidence:
     """Count the complete trials ``rule`` flagged and those of them in the top quartile.
 
@@ -87,14 +105,9 @@ def evidence(trials: Sequence[FrozenTrial], rule: str, direction: StudyDirection
     Returns:
         The :class:`Evidence` (``flagged = 0`` when no complete trial has a finite value).
     """
-    done = [
-        t for t in trials if t.state == TrialState.COMPLETE and t.value is not None and math.isfinite(t.value)
+    finished = [
+        (float(t.value), read_flags(t))
+        for t in trials
+        if t.state == TrialState.COMPLETE and t.value is not None
     ]
-    if not done:
-        return Evidence(rule, 0, 0)
-    values = np.asarray([t.value for t in done], dtype=float)
-    maximize = direction == StudyDirection.MAXIMIZE
-    line = float(np.quantile(values, 1.0 - TOP_QUANTILE if maximize else TOP_QUANTILE))
-    flagged = [t for t in done if rule in read_flags(t)]
-    top = sum(1 for t in flagged if (t.value >= line if maximize else t.value <= line))  # type: ignore[operator]
-    return Evidence(rule, len(flagged), top)
+    return count_evidence(rule, finished, direction == StudyDirection.MAXIMIZE)
