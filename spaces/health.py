@@ -73,8 +73,10 @@ class ExplodingRule(_Rule):
 class DivergenceRule(_Rule):
     """The loss level (median loss of a check window) above the run's starting loss, sustained.
 
-    The starting loss is the median of the run's first five finite losses (the model as
-    initialized and its first updates; one batch alone is too noisy a start). ``margin`` is relative: the level must exceed
+    The starting loss is the run's first finite loss (the model as initialized, the same for every
+    learning rate), with the next four averaged in (a median) when they are within 1.5x of it:
+    one batch alone is a noisy start, and a learning rate far past stable can blow the loss up from
+    the second step on. ``margin`` is relative: the level must exceed
     ``start + margin * |start|``. A hard rule: a run whose loss is worse than its untrained model's
     for ``sustain`` checks is pruned at once.
     """

@@ -32,12 +32,13 @@ from gradsweep.objectives.health.summary import CheckSummary
 from gradsweep.objectives.health.verdict import worst
 from gradsweep.spaces.health import HealthConfig
 
-__all__ = ["EARLY_STEPS", "Judge", "replay", "worst"]
+__all__ = ["EARLY_STEPS", "Judge", "replay", "starting_loss", "worst"]
 
 #: The first steps that set a run's baselines: a tower's early norm is the smallest positive finite
 #: pre-clip norm of its first EARLY_STEPS steps with gradients (the first is the model as
 #: initialized, whatever the learning rate; a smaller later one means a zero-initialized layer was
-#: still waking up); the starting loss is the median of the first EARLY_STEPS finite losses.
+#: still waking up); the starting loss comes from the first EARLY_STEPS finite losses
+#: (:func:`starting_loss`).
 EARLY_STEPS = 5
 
 
@@ -93,7 +94,7 @@ class Judge:
             self._early_losses += [x for x in s.losses if math.isfinite(x)][
                 : EARLY_STEPS - len(self._early_losses)
             ]
-            self._loss_start = _median(self._early_losses) if self._early_losses else math.nan
+            self._loss_start = starting_loss(self._early_losses)
         s.loss_start, s.loss_best = self._loss_start, self._loss_best
         level = s.loss_level
         if math.isfinite(level) and not (level >= self._loss_best):  # NaN-safe minimum
@@ -131,6 +132,27 @@ class Judge:
         self._loss_best = float(state.get("loss_best", math.nan))
         self._early_losses = [float(x) for x in state.get("early_losses", [])]
         self._early = {str(k): [float(x) for x in v] for k, v in dict(state.get("early", {})).items()}
+
+
+def starting_loss(early: list[float]) -> float:
+    """The run's starting loss from its first finite losses (NaN for none).
+
+    The first loss is the model as initialized, whatever the learning rate; the next ones are
+    averaged in (a median, against batch noise) only when they sit within half the first one's
+    size above it: a learning rate far past stable can blow the loss up from the second step on
+    (a two-layer MLP at Adam LR 3 went from 2.1 to 25-39 at steps 1-4), and those must not raise
+    the line the loss is judged against.
+
+    Example:
+        >>> starting_loss([2.1, 25.4, 30.2, 35.2, 28.0])
+        2.1
+        >>> starting_loss([2.1, 2.3, 1.9, 2.0, 2.2])
+        2.1
+    """
+    if not early:
+        return math.nan
+    first = early[0]
+    return _median([first] + [x for x in early[1:] if x <= first + 0.5 * abs(first)])
 
 
 def _median(values: list[float]) -> float:

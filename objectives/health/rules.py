@@ -6,7 +6,7 @@ Rules and their thresholds come from :class:`gradsweep.spaces.health.HealthConfi
 |---|---|---|---|
 | ``nonfinite`` | hard | more than ``tolerance`` non-finite loss steps (or non-finite gradient steps without an enabled GradScaler) in one window | never (it acts at once) |
 | ``scaler_overflow`` | hard | GradScaler skipped more than ``max_streak`` steps in a row, or its scale fell under ``min_scale`` | never |
-| ``divergence`` | hard | the loss level (window median) above the run's starting loss (median of its first 5) by more than ``margin`` x its size, for ``sustain`` checks | not yet sustained |
+| ``divergence`` | hard | the loss level (window median) above the run's starting loss (its first loss, with the next four that stay near it) by more than ``margin`` x its size, for ``sustain`` checks | not yet sustained |
 | ``exploding`` | soft | a tower's (or the global) mean pre-clip grad norm over ``factor`` x its early norm (or over ``threshold`` when set), for ``sustain`` checks | not yet sustained, or (when ``clip_multiple`` is set) over that multiple of its clip ``max_norm`` |
 | ``vanishing`` | soft | a tower's grad norm under ``max(ratio x early norm, threshold, tower_floors[tower])`` for ``sustain`` checks | not yet sustained |
 | ``decay_dominance`` | soft | a tower's AdamW decay-to-grad ratio over ``ratio`` for ``sustain`` checks | not yet sustained |
