@@ -80,6 +80,12 @@ class KnobSpec:
         return not isinstance(self.param, FixedParam)
 
 
+def _is_knob(value: Any) -> bool:
+    """A searched knob where a structural field name is reused (``optimizer.name`` is a knob; a
+    tower's or a stage's ``name`` is structure)."""
+    return isinstance(value, FloatParam | IntParam | CategoricalParam)
+
+
 def _condition_for(name: str) -> tuple[str, str] | None:
     for prefix, cond in _CONDITIONS.items():
         if name == prefix or name.startswith(prefix + "."):
@@ -94,9 +100,9 @@ def _walk(obj: Any, name: str, ypath: str, out: list[KnobSpec]) -> None:
         out.append(KnobSpec(name, ypath, obj, _condition_for(name)))
     elif isinstance(obj, BaseModel):
         for field in type(obj).model_fields:
-            if field in _NOT_SEARCHED:
-                continue
             sub = getattr(obj, field)
+            if field in _NOT_SEARCHED and not _is_knob(sub):
+                continue
             _walk(sub, f"{name}.{field}" if name else field, f"{ypath}.{field}" if ypath else field, out)
     elif isinstance(obj, list):
         for i, item in enumerate(obj):
@@ -180,7 +186,7 @@ def _materialize(obj: Any, name: str, space: SearchSpace, params: dict[str, Any]
             if not probe and not _condition_holds(space, _CONDITIONS.get(sub_name), params):
                 continue  # an inactive conditional subtree keeps TrialConfig's defaults
             value = getattr(obj, field)
-            if field in _NOT_SEARCHED:
+            if field in _NOT_SEARCHED and not _is_knob(value):
                 out[field] = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
             else:
                 out[field] = _materialize(value, sub_name, space, params, probe)

@@ -135,3 +135,24 @@ def test_space_to_dict_round_trips_without_warnings(space) -> None:
         data = space_to_dict(space)
     # the stored form of a space (study attrs) parses back into the same space, ties included
     assert parse_space(data) == space
+
+
+def test_the_optimizer_is_a_searchable_knob_while_tower_and_stage_names_stay_structure() -> None:
+    data = {
+        "name": "opt",
+        "objective": "contrastive",
+        "metric": {"name": "loss", "direction": "minimize"},
+        "optimizer": {"name": {"type": "categorical", "choices": ["adamw", "sgd"]}},
+        "towers": [{"name": "all", "patterns": ["*"], "lr": 1e-3}],
+        "stages": [{"name": "train", "epochs": 1}],
+    }
+    space = parse_space(data)
+    # the optimizer's name is sampled; the tower's and the stage's names are not knobs
+    assert list(distributions(space)) == ["optimizer.name"]
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    chosen = {resolve(space, suggest(space, study.ask())).optimizer.name for _ in range(12)}
+    assert chosen == {"adamw", "sgd"}
+    # a choice outside the optimizers is refused before any trial, naming the field
+    bad = {**data, "optimizer": {"name": {"type": "categorical", "choices": ["adamw", "lion"]}}}
+    with pytest.raises(SpaceError, match=r"optimizer.name: value 'lion' is not allowed here"):
+        parse_space(bad)
