@@ -7,7 +7,9 @@ One idea per module:
 - :mod:`~gradsweep.objectives.health.stats`: pure helpers (norm aggregation, decay-to-grad ratio, spikes, stalls)
 - :mod:`~gradsweep.objectives.health.decay`: AdamW decay vs gradient-driven step sizes per tower
 - :mod:`~gradsweep.objectives.health.summary`: host-side summary of one check window
-- :mod:`~gradsweep.objectives.health.rules`: rules turning summaries into verdicts with reasons
+- :mod:`~gradsweep.objectives.health.rules`: rules turning summaries into verdicts with reasons (hard and soft)
+- :mod:`~gradsweep.objectives.health.judge`: ``Judge``, the state that spans windows (baselines, history), and ``replay``
+- :mod:`~gradsweep.objectives.health.recording`: ``capture()`` of raw check summaries, for offline replay
 - :mod:`~gradsweep.objectives.health.verdict`: ``Verdict``, ``HealthReport``
 - :mod:`~gradsweep.objectives.health.monitor`: ``HealthMonitor``
 - :mod:`~gradsweep.objectives.health.loss_mean`: ``LossMean``, a step's mean loss over its micro-batches

@@ -75,6 +75,17 @@ def _print_status(s: StudySummary) -> None:
                 escape(g.example_label),
             )
         console.print(table)
+    if s.flagged:
+        table = Table(
+            title="flagged by soft health rules, not pruned",
+            title_justify="left",
+        )
+        for col in ("rule", "trials", "example"):
+            table.add_column(col, overflow="fold")
+        for f in s.flagged:
+            numbers = ", ".join(f"#{n} ({state})" for n, state in f.trials)
+            table.add_row(escape(f.rule), numbers, escape(f.example))
+        console.print(table)
     if s.failures:
         table = Table(title=f"failed ({len(s.failures)})", title_justify="left")
         table.add_column("trial")

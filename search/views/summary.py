@@ -46,6 +46,50 @@ class RunningTrial:
 
 
 @dataclass(frozen=True)
+class Flagged:
+    """A soft health rule's flags on trials it did not prune (calibration had no evidence yet, or
+    ``soft_prune: never``).
+
+    Attributes:
+        rule: the rule.
+        trials: the numbers of the flagged trials that were not pruned, with their states.
+        example: the first flagged trial's reason at the check it was flagged (empty if not kept).
+    """
+
+    rule: str
+    trials: list[tuple[int, str]]
+    example: str
+
+
+def flagged_trials(trials: list[FrozenTrial]) -> list[Flagged]:
+    """Soft-rule flags of trials that were not pruned, one entry per rule (first-flagged order)."""
+    by_rule: dict[str, list[FrozenTrial]] = {}
+    for t in trials:
+        if t.state == TrialState.PRUNED:
+            continue
+        flags = t.user_attrs.get(_keys.HEALTH_FLAGS)
+        if isinstance(flags, dict):
+            for rule in flags:
+                by_rule.setdefault(str(rule), []).append(t)
+    out = []
+    for rule, members in by_rule.items():
+        first = members[0]
+        history = first.user_attrs.get(_keys.HEALTH_HISTORY)
+        example = next(
+            (
+                "; ".join(str(r) for r in entry.get("reasons") or [])
+                for entry in (history if isinstance(history, list) else [])
+                if isinstance(entry, dict) and rule in (entry.get("unstable_rules") or [])
+            ),
+            "",
+        )
+        out.append(
+            Flagged(rule, [(t.number, t.state.name.lower()) for t in members], first_line(example) or "")
+        )
+    return out
+
+
+@dataclass(frozen=True)
 class StudySummary:
     """Everything ``gradsweep status`` shows.
 
@@ -59,6 +103,7 @@ class StudySummary:
         failures: failed trials with the first line of their error.
         best: the best COMPLETE trial, or None.
         running: running trials with their latest health verdict.
+        flagged: soft health rules' flags on trials they did not prune.
     """
 
     study: str
@@ -72,6 +117,7 @@ class StudySummary:
     failures: list[Failure]
     best: BestTrial | None
     running: list[RunningTrial]
+    flagged: list[Flagged] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -128,6 +174,7 @@ def summarize(
         failures=failures,
         best=best,
         running=running,
+        flagged=flagged_trials(trials),
     )
 
 

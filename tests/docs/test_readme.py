@@ -117,9 +117,14 @@ def check_first_launch(cwd: Path, n_trials: int) -> None:
         t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL) for t in trials
     )
     before, after = by_baseline["before"], by_baseline["after"]
-    # the seed's "before" config (starved text tower, decay dominating) is pruned for health, its reason naming the tower
-    assert before.state == TrialState.PRUNED and before.user_attrs["gradsweep.prune.kind"] == "unstable"
-    assert "text_encoder" in before.user_attrs["gradsweep.prune.reason"]
+    # the seed's "before" config (starved text tower, decay dominating) is flagged by the soft
+    # decay_dominance rule, its reason naming the tower; a 4-trial sweep has no evidence that lets a
+    # soft rule prune, so it completes (the README says so)
+    assert before.state == TrialState.COMPLETE and before.user_attrs["gradsweep.health.flags"].keys() == {
+        "decay_dominance"
+    }
+    reasons = [r for e in before.user_attrs["gradsweep.health.history"] for r in e.get("reasons", [])]
+    assert any(r.startswith("text_encoder decay-to-grad ratio") for r in reasons)
     # the "after" config completes with a recall in [0, 1]
     assert after.state == TrialState.COMPLETE and 0.0 <= after.value <= 1.0
     out = subprocess.run(

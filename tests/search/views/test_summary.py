@@ -35,3 +35,31 @@ def test_summary_of_empty_study() -> None:
     assert (s.total, s.best, s.prune_groups) == (0, None, [])
     # the direction comes from the study
     assert s.direction == "minimize"
+
+
+def test_soft_flags_of_trials_that_were_not_pruned_are_listed_by_rule() -> None:
+    from gradsweep.objectives.health.verdict import HealthReport, Verdict
+    from gradsweep.search.health_attrs import write_health_attrs
+
+    study = optuna.create_study(direction="maximize")
+    for rules, pruned in [(["exploding"], False), (["exploding"], True), ([], False)]:
+        trial = study.ask()
+        reasons = (
+            ["enc grad norm 5e+02 > 1e+02 (100x its early norm 1) for 3 checks (steps 19-39)"]
+            if rules
+            else []
+        )
+        write_health_attrs(
+            trial,
+            HealthReport(39, Verdict.UNSTABLE if rules else Verdict.HEALTHY, reasons, {}, rules),
+            limit=5,
+        )
+        if pruned:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        else:
+            study.tell(trial, 0.5)
+    s = summarize("s", study.trials, "maximize")
+    # the pruned trial is in the prune groups, not here; the flagged one that completed is
+    assert [(f.rule, f.trials) for f in s.flagged] == [("exploding", [(0, "complete")])]
+    assert s.flagged[0].example.startswith("enc grad norm 5e+02 > 1e+02")
+    assert json.loads(json.dumps(s.to_dict()))["flagged"][0]["rule"] == "exploding"
