@@ -44,7 +44,7 @@ from benchmarks.transfer.bank import RunRecord, load_bank
 from gradsweep.objectives.health.judge import Judge
 from gradsweep.objectives.health.rules import RuleResult
 from gradsweep.objectives.health.summary import CheckSummary
-from gradsweep.objectives.health.verdict import Verdict
+from gradsweep.objectives.health.verdict import HARD_RULES, Verdict
 from gradsweep.search.calibration import count_evidence
 from gradsweep.spaces.health import HealthConfig
 
@@ -284,9 +284,7 @@ def replay_sweeps(
                         pruned_at, kind = step, "soft"
                         break
                 if pruned_at is None:
-                    finished.append(
-                        (j.run.value, set(j.rule_steps) - {"nonfinite", "divergence", "scaler_overflow"})
-                    )
+                    finished.append((j.run.value, set(j.rule_steps) - HARD_RULES))
                     continue
                 out.saved += j.last_step - pruned_at
                 if kind == "hard":

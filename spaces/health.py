@@ -7,7 +7,8 @@ Absolute numbers (``exploding.threshold``, ``vanishing.tower_floors``) remain as
 overrides. The relative defaults were chosen on the health-transfer benchmark
 (``benchmarks/health_transfer.py``, BENCHMARKS.md "Health transfer").
 
-Rules are *hard* (``nonfinite``, ``scaler_overflow``, ``divergence``: they prune at once) or
+Rules are *hard* (``nonfinite``, ``scaler_overflow``, ``divergence``, and ``dead``: no gradient
+reaching any tower, found by the vanishing rule; they prune at once) or
 *soft* (the others): a soft rule's sustained finding is an ``unstable`` flag that prunes only when
 ``soft_prune`` allows it; ``calibrated`` (the default) lets a soft rule prune once the sweep's own
 finished trials show that trials it flagged rarely end in the top quartile
@@ -47,12 +48,18 @@ class NonFiniteRule(_Rule):
 
 
 class VanishingRule(_Rule):
-    """A tower's grad norm under ``ratio`` x its own early norm (or an absolute floor), sustained."""
+    """A tower's grad norm under ``ratio`` x its own early norm (or an absolute floor), sustained.
+
+    Every training tower under ``threshold`` at once (no gradient reaches the model) for
+    ``dead_sustain`` checks is the hard finding ``dead``: exactly zero gradients need less evidence
+    than small ones.
+    """
 
     ratio: float = Field(default=1e-4, ge=0.0, lt=1.0)
     threshold: float = Field(default=1e-12, ge=0.0, description="absolute floor for every tower")
     tower_floors: dict[str, float] = Field(default_factory=dict)
     sustain: int = Field(default=5, ge=1)
+    dead_sustain: int = Field(default=3, ge=1)
 
 
 class ExplodingRule(_Rule):

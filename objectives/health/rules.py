@@ -8,7 +8,7 @@ Rules and their thresholds come from :class:`gradsweep.spaces.health.HealthConfi
 | ``scaler_overflow`` | hard | GradScaler skipped more than ``max_streak`` steps in a row, or its scale fell under ``min_scale`` | never |
 | ``divergence`` | hard | the loss level (window median) above the run's starting loss (its first loss, with the next four that stay near it) by more than ``margin`` x its size, for ``sustain`` checks | not yet sustained |
 | ``exploding`` | soft | a tower's (or the global) mean pre-clip grad norm over ``factor`` x its early norm (or over ``threshold`` when set), for ``sustain`` checks | not yet sustained, or (when ``clip_multiple`` is set) over that multiple of its clip ``max_norm`` |
-| ``vanishing`` | soft | a tower's grad norm under ``max(ratio x early norm, threshold, tower_floors[tower])`` for ``sustain`` checks | not yet sustained |
+| ``vanishing`` (``dead``) | soft (``dead``: hard) | every training tower's grad norm under ``threshold`` (1e-12: no gradient at all) for ``dead_sustain`` (3) checks is ``dead``; else a tower's grad norm under ``max(ratio x early norm, threshold, tower_floors[tower])`` for ``sustain`` checks | not yet sustained |
 | ``decay_dominance`` | soft | a tower's AdamW decay-to-grad ratio over ``ratio`` for ``sustain`` checks | not yet sustained |
 | ``loss_spike`` | soft | a robust loss z-score over ``z_score`` in ``sustain`` checks in a row | not yet sustained |
 | ``loss_regress`` | soft | the loss level gave back more than ``fraction`` of the progress from the first loss to the best level, for ``sustain`` checks | not yet sustained |
@@ -213,12 +213,25 @@ def vanishing_rule(
     history: Sequence[CheckSummary], config: HealthConfig, ctx: RuleContext
 ) -> list[RuleResult]:
     """A tower that has gradients but whose norm stays under ``ratio`` x its early norm (or an
-    absolute floor), sustained."""
+    absolute floor), sustained. When every training tower sits under the absolute floor
+    (``threshold``, 1e-12: no gradient reaches the model at all), the finding is ``dead``, a hard
+    rule: such a run cannot learn any more."""
     rule = config.vanishing
+    towers = [t for t in history[-1].towers if t not in ctx.frozen]
+
+    def dead(s: CheckSummary) -> str | None:
+        live = [s.towers[t] for t in towers if t in s.towers and s.towers[t].steps_with_grad > 0]
+        if not live or not all(
+            math.isfinite(ts.grad_norm_pre) and ts.grad_norm_pre < rule.threshold for ts in live
+        ):
+            return None
+        return f"no gradient reaches the model: every tower's grad norm < {_g(rule.threshold)}"
+
+    found = _sustained_result("dead", history, dead, rule.dead_sustain, config, ctx)
+    if found:
+        return found
     out: list[RuleResult] = []
-    for tower in history[-1].towers:
-        if tower in ctx.frozen:
-            continue
+    for tower in towers:
         absolute = max(rule.threshold, rule.tower_floors.get(tower, 0.0))
 
         def violation(s: CheckSummary, t: str = tower, absolute: float = absolute) -> str | None:
@@ -381,6 +394,7 @@ def history_needed(config: HealthConfig) -> int:
     return 1 + max(
         config.exploding.sustain,
         config.vanishing.sustain,
+        config.vanishing.dead_sustain,
         config.decay_dominance.sustain,
         config.loss_spike.sustain,
         config.loss_stall.window + 1,

@@ -44,9 +44,9 @@ class Verdict(StrEnum):
 
 
 #: Rules whose ``unstable`` prunes at once: non-finite values, a GradScaler storm, a loss worse
-#: than the untrained model's. The others are soft: their ``unstable`` is a flag that prunes as
+#: than the untrained model's, no gradient reaching any tower (``dead``, found by the vanishing rule). The others are soft: their ``unstable`` is a flag that prunes as
 #: ``HealthConfig.soft_prune`` allows (``gradsweep.search.calibration``).
-HARD_RULES = frozenset({"nonfinite", "scaler_overflow", "divergence"})
+HARD_RULES = frozenset({"nonfinite", "scaler_overflow", "divergence", "dead"})
 
 _SEVERITY = {Verdict.HEALTHY: 0, Verdict.WARNING: 1, Verdict.UNSTABLE: 2}
 

@@ -37,14 +37,14 @@ def test_vanishing_warns_then_fires_after_sustain_with_reason() -> None:
 
 def test_sustain_counts_only_the_trailing_run() -> None:
     config = HealthConfig(vanishing={"threshold": 1e-7, "sustain": 2})
-    history = [_summary(1, a=1e-9), _summary(2, a=1.0), _summary(3, a=1e-9)]
+    history = [_summary(1, a=1e-9, b=1.0), _summary(2, a=1.0, b=1.0), _summary(3, a=1e-9, b=1.0)]
     # a healthy check in between resets the run: warning, not unstable
     assert worst(r.verdict for r in evaluate(history, config, RuleContext(checks_done=3))) == Verdict.WARNING
 
 
 def test_warmup_caps_sustained_rules_at_warning() -> None:
     config = HealthConfig(warmup_checks=3, vanishing={"threshold": 1e-7, "sustain": 1})
-    history = [_summary(1, a=1e-9)]
+    history = [_summary(1, a=1e-9, b=1.0)]
     # within warmup a sustained rule only warns
     assert evaluate(history, config, RuleContext(checks_done=2))[0].verdict == Verdict.WARNING
     # after warmup it fires

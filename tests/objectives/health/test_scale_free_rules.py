@@ -72,10 +72,10 @@ def test_a_zero_initialized_towers_early_norm_skips_its_zero_steps() -> None:
 
 
 def test_vanishing_is_relative_to_the_early_norm() -> None:
-    start = _window(9, [1.0] * 10, text=[1e-8] * 10)  # tiny but its own normal
-    steady = [_window(19 + 10 * i, [1.0] * 10, text=[1.2e-8] * 10) for i in range(6)]
+    start = _window(9, [1.0] * 10, text=[1e-8] * 10, video=[1.0] * 10)  # tiny but its own normal
+    steady = [_window(19 + 10 * i, [1.0] * 10, text=[1.2e-8] * 10, video=[1.0] * 10) for i in range(6)]
     assert all(r == [] for r in _run(HealthConfig(), [start, *steady]))
-    dead = [_window(19 + 10 * i, [1.0] * 10, text=[1e-13] * 10) for i in range(5)]
+    dead = [_window(19 + 10 * i, [1.0] * 10, text=[1e-13] * 10, video=[1.0] * 10) for i in range(5)]
     results = _run(HealthConfig(), [start, *dead])
     assert results[-1][0].verdict == Verdict.UNSTABLE and results[-1][0].rule == "vanishing"
     assert "1e-13 < 1e-12" in results[-1][0].reason
@@ -170,3 +170,18 @@ def test_exploding_config_refuses_meaningless_lines(bad: dict) -> None:
 def test_early_steps_is_five() -> None:
     # the docs (spaces/health.py, rules table) say "first five"
     assert EARLY_STEPS == 5
+
+
+def test_no_gradient_in_any_tower_is_dead_a_hard_rule() -> None:
+    start = _window(9, [4.2] * 10, enc=[1.0] * 10, dec=[0.5] * 10)
+    flat = [_window(19 + 10 * i, [4.2] * 10, enc=[0.0] * 10, dec=[2e-24] * 10) for i in range(5)]
+    results = _run(HealthConfig(), [start, *flat])
+    last = results[-1]
+    assert [(r.rule, r.verdict, r.hard) for r in last] == [("dead", Verdict.UNSTABLE, True)]
+    assert (
+        last[0].reason
+        == "no gradient reaches the model: every tower's grad norm < 1e-12 for 5 checks (steps 19-59)"
+    )
+    # one tower still learning: the other is vanishing (soft), not dead
+    half = [_window(19 + 10 * i, [4.2] * 10, enc=[0.0] * 10, dec=[0.4] * 10) for i in range(5)]
+    assert [(r.rule, r.hard) for r in _run(HealthConfig(), [start, *half])[-1]] == [("vanishing", False)]
