@@ -61,9 +61,10 @@ def test_status_of_engine_study(gradsweep: Callable, engine_url: str) -> None:
     data = json.loads(gradsweep("status", "--storage", engine_url, "--json").out)
     # every trial is in a final state and counted
     assert data["total"] == 5 and data["counts"]["RUNNING"] == 0
-    # the unstable baseline is pruned for health, with the engine's reason grouped by tower and rule
-    unstable = [g for g in data["prune_groups"] if g["kind"] == "unstable"]
-    assert unstable and unstable[0]["trials"] == [0] and "grad norm" in unstable[0]["key"]
+    # the unstable baseline is pruned for health, with the engine's reason grouped by rule: its loss
+    # ran above its start (a hard rule; a sampled LR near 10 may do the same) and its towers exploded
+    groups = [g for g in data["prune_groups"] if g["kind"] == "unstable" and 0 in g["trials"]]
+    assert len(groups) == 1 and "above its start" in groups[0]["key"] and "grad norm" in groups[0]["key"]
     # the study attrs the engine wrote are shown
     assert (data["metric"], data["direction"], data["scale"]) == ("neg_mse", "maximize", "tiny")
 
@@ -73,8 +74,8 @@ def test_report_of_engine_study(engine_url: str) -> None:
     from gradsweep.search.views import load_study
 
     data = collect(load_study(engine_url, None))
-    pruned = [c for c in data.curves if c.prune is not None and c.prune.kind == "unstable"]
-    # the health-pruned trial has curves per tower with its prune point and reason
+    pruned = [c for c in data.curves if c.prune is not None and c.prune.kind == "unstable" and c.number == 0]
+    # the health-pruned baseline has curves per tower with its prune point and reason
     assert len(pruned) == 1 and {"encoder", "head"} <= set(pruned[0].series)
     assert "grad norm" in pruned[0].prune.reason and pruned[0].prune.step in range(0, 41)
 
