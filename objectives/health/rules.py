@@ -412,7 +412,8 @@ def evaluate(history: Sequence[CheckSummary], config: HealthConfig, ctx: RuleCon
         ctx: clip limits, frozen towers, scaler state, checks so far.
 
     Returns:
-        The non-healthy findings, most severe first (stable within a severity).
+        The non-healthy findings, most severe first, hard rules before soft ones within a
+        severity (stable otherwise): a prune's reason starts with the finding that pruned.
 
     Raises:
         ValueError: if ``history`` is empty.
@@ -423,4 +424,4 @@ def evaluate(history: Sequence[CheckSummary], config: HealthConfig, ctx: RuleCon
     for attr, rule in RULES:
         if getattr(config, attr).enabled:
             results += rule(history, config, ctx)
-    return sorted(results, key=lambda r: -r.verdict.severity)
+    return sorted(results, key=lambda r: (-r.verdict.severity, not r.hard))

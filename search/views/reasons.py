@@ -12,6 +12,10 @@ Example:
     'text_encoder grad norm'
     >>> reason_rule("text_encoder grad norm 3.1e-07 < 1e-06 for 5 checks (steps 400-500)")
     'vanishing'
+    >>> reason_rule("loss 13.38 above its start 0.5063 for 2 checks (steps 24-49); head grad norm 23 > 3.7")
+    'divergence'
+    >>> reason_key("loss 13.38 above its start 0.5063 for 2 checks (steps 24-49); head grad norm 23 > 3.7")
+    'loss # above its start # for # checks (steps #-#)'
     >>> reason_key("best 1.9 by step 2 - the largest later drop ... (lower is better) (CatchUpPruner)")
     'CatchUpPruner'
 """
@@ -28,9 +32,10 @@ from optuna.trial import FrozenTrial, TrialState
 from gradsweep.search import attrs as _keys
 from gradsweep.search.views.trials import first_line
 
-# A number token: 3, 3.1, 3.1e-07, -2, +inf, nan, inf (not part of a word such as "l2" or "fp16").
+# A number token: 3, 3.1, 3.1e-07, -2, +inf, nan, inf, and a multiple such as 100x or 0.0001x
+# (not part of a word such as "l2" or "fp16").
 _NUMBER = re.compile(
-    r"(?<![\w.])[-+]?(?:\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+|nan|inf)(?![\w])", re.IGNORECASE
+    r"(?<![\w.])[-+]?(?:\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+|nan|inf)x?(?![\w.])", re.IGNORECASE
 )
 # Words and symbols that only glue the rule name to its first number.
 _TRAILING = re.compile(r"(?:\s+|[:=<>(,]|\b(?:at|step|steps|of|for|is|was|below|above|over|under|best)\b)+$")
@@ -40,6 +45,9 @@ _NUM = r"\S+"
 # The health rules' lines (objectives/health/rules.py), first match wins; the name is the rule's.
 _HEALTH_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("nonfinite", re.compile(r"^non-finite (?:loss|gradients)\b")),
+    ("divergence", re.compile(rf"^loss {_NUM} above its start\b")),
+    ("loss_regress", re.compile(rf"^loss {_NUM} gave back\b")),
+    ("dead", re.compile(r"^no gradient reaches the model\b")),
     ("exploding", re.compile(rf"\bgrad norm {_NUM} > ")),
     ("vanishing", re.compile(rf"\bgrad norm {_NUM} < ")),
     ("decay_dominance", re.compile(r"\bdecay-to-grad ratio\b")),
@@ -56,8 +64,9 @@ def reason_rule(reason: str | None) -> str:
         reason: a reason line (None or empty gives ``"(no reason)"``).
 
     Returns:
-        A health rule's name (``nonfinite``, ``exploding``, ``vanishing``, ``decay_dominance``,
-        ``scaler_overflow``, ``loss_spike``, ``loss_stall``), the base pruner's class name
+        A health rule's name (``nonfinite``, ``divergence``, ``loss_regress``, ``dead``,
+        ``exploding``, ``vanishing``, ``decay_dominance``, ``scaler_overflow``, ``loss_spike``,
+        ``loss_stall``) of the line's first finding, the base pruner's class name
         (``CatchUpPruner``, ``MedianPruner``, ...), or else :func:`reason_key` of the line.
     """
     line = first_line(reason)
@@ -66,10 +75,17 @@ def reason_rule(reason: str | None) -> str:
     pruner = _pruner_name(line)
     if pruner:
         return pruner
+    line = first_finding(line)
     for name, pattern in _HEALTH_RULES:
         if pattern.search(line):
             return name
     return reason_key(line)
+
+
+def first_finding(line: str) -> str:
+    """The first of the findings a health prune joins with ``"; "`` (the one that pruned: the
+    monitor puts the most severe first, hard rules before soft ones)."""
+    return line.split("; ", 1)[0]
 
 
 def _pruner_name(line: str) -> str | None:
@@ -93,6 +109,7 @@ def reason_key(reason: str | None) -> str:
     pruner = _pruner_name(line)
     if pruner:  # a base pruner's comparison: its numbers and wording vary, the pruner is the rule
         return pruner
+    line = first_finding(line)
     match = _NUMBER.search(line)
     head = line[: match.start()] if match else line
     head = _TRAILING.sub("", head).strip()

@@ -15,7 +15,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from gradsweep.search import attrs as _keys
-from gradsweep.search.views.reasons import PruneGroup, group_prunes
+from gradsweep.search.views.reasons import PruneGroup, group_prunes, reason_rule
 from gradsweep.search.views.trials import best_trials, first_line, trial_value
 
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
@@ -77,9 +77,11 @@ def flagged_trials(trials: list[FrozenTrial]) -> list[Flagged]:
         history = first.user_attrs.get(_keys.HEALTH_HISTORY)
         example = next(
             (
-                "; ".join(str(r) for r in entry.get("reasons") or [])
+                str(line)
                 for entry in (history if isinstance(history, list) else [])
                 if isinstance(entry, dict) and rule in (entry.get("unstable_rules") or [])
+                for line in entry.get("reasons") or []
+                if reason_rule(str(line)) == rule
             ),
             "",
         )

@@ -58,8 +58,17 @@ def test_soft_flags_of_trials_that_were_not_pruned_are_listed_by_rule() -> None:
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         else:
             study.tell(trial, 0.5)
+    trial = study.ask()  # two soft rules at one check: each keeps its own line as its example
+    lines = ["body grad norm 2.1 > 1.2 (100x its early norm 0.012) for 3 checks (steps 5-15)",
+             "body decay-to-grad ratio 3 > 2 for 5 checks (steps 0-15)"]  # fmt: skip
+    write_health_attrs(
+        trial, HealthReport(15, Verdict.UNSTABLE, lines, {}, ["decay_dominance", "exploding"]), limit=5
+    )
+    study.tell(trial, 0.4)
     s = summarize("s", study.trials, "maximize")
+    decay = next(f for f in s.flagged if f.rule == "decay_dominance")
+    assert decay.trials == [(3, "complete")] and decay.example == lines[1]
     # the pruned trial is in the prune groups, not here; the flagged one that completed is
-    assert [(f.rule, f.trials) for f in s.flagged] == [("exploding", [(0, "complete")])]
+    assert (s.flagged[0].rule, s.flagged[0].trials) == ("exploding", [(0, "complete"), (3, "complete")])
     assert s.flagged[0].example.startswith("enc grad norm 5e+02 > 1e+02")
     assert json.loads(json.dumps(s.to_dict()))["flagged"][0]["rule"] == "exploding"
