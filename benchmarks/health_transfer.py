@@ -59,6 +59,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "exploding.factor=10": {"exploding": {"factor": 10.0}},
     "exploding.factor=30": {"exploding": {"factor": 30.0}},
     "exploding.factor=1000": {"exploding": {"factor": 1000.0}},
+    "exploding.factor=1e4": {"exploding": {"factor": 1e4}},
     "divergence.margin=0.1": {"divergence": {"margin": 0.1}},
     "divergence.sustain=1": {"divergence": {"sustain": 1}},
     "divergence.sustain=3": {"divergence": {"sustain": 3}},
