@@ -68,6 +68,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "loss_spike.z_score=16": {"loss_spike": {"z_score": 16.0}},
     "vanishing.ratio=1e-3": {"vanishing": {"ratio": 1e-3}},
     "divergence.off": {"divergence": {"enabled": False}},
+    "divergence.recovery=0.5": {"divergence": {"recovery": 0.5}},
+    "divergence.m0.1+r0.5": {"divergence": {"margin": 0.1, "recovery": 0.5}},
+    "divergence.m0.1+s3+r0.5": {"divergence": {"margin": 0.1, "sustain": 3, "recovery": 0.5}},
+    "divergence.m0.1+s4+r0.5": {"divergence": {"margin": 0.1, "sustain": 4, "recovery": 0.5}},
+    "divergence.m0.1+s4": {"divergence": {"margin": 0.1, "sustain": 4}},
+    "divergence.m0.1+s5+r0.5": {"divergence": {"margin": 0.1, "sustain": 5, "recovery": 0.5}},
+    "divergence.m0.25+s4+r0.5": {"divergence": {"margin": 0.25, "sustain": 4, "recovery": 0.5}},
 }
 POLICIES = ("never", "calibrated", "always")
 

@@ -90,6 +90,7 @@ class DivergenceRule(_Rule):
 
     margin: float = Field(default=0.0, ge=0.0)
     sustain: int = Field(default=2, ge=1)
+    recovery: float = Field(default=1.0, gt=0.0, le=1.0, description="1.0: no recovery guard")
 
 
 class LossRegressRule(_Rule):

@@ -6,7 +6,7 @@ Rules and their thresholds come from :class:`gradsweep.spaces.health.HealthConfi
 |---|---|---|---|
 | ``nonfinite`` | hard | more than ``tolerance`` non-finite loss steps (or non-finite gradient steps without an enabled GradScaler) in one window | never (it acts at once) |
 | ``scaler_overflow`` | hard | GradScaler skipped more than ``max_streak`` steps in a row, or its scale fell under ``min_scale`` | never |
-| ``divergence`` | hard | the loss level (window median) above the run's starting loss (its first loss, with the next four that stay near it) by more than ``margin`` x its size, for ``sustain`` checks | not yet sustained |
+| ``divergence`` | hard | the loss level (window median) above the run's starting loss (its first loss, with the next four that stay near it) by more than ``margin`` x its size, for ``sustain`` checks, and not recovering (back down by over ``recovery`` of its excursion) | not yet sustained, or recovering |
 | ``exploding`` | soft | a tower's (or the global) mean pre-clip grad norm over ``factor`` x its early norm (or over ``threshold`` when set), for ``sustain`` checks | not yet sustained, or (when ``clip_multiple`` is set) over that multiple of its clip ``max_norm`` |
 | ``vanishing`` (``dead``) | soft (``dead``: hard) | every training tower's grad norm under ``threshold`` (1e-12: no gradient at all) for ``dead_sustain`` (3) checks is ``dead``; else a tower's grad norm under ``max(ratio x early norm, threshold, tower_floors[tower])`` for ``sustain`` checks | not yet sustained |
 | ``decay_dominance`` | soft | a tower's AdamW decay-to-grad ratio over ``ratio`` for ``sustain`` checks | not yet sustained |
@@ -336,21 +336,32 @@ def loss_stall_rule(
 def divergence_rule(
     history: Sequence[CheckSummary], config: HealthConfig, ctx: RuleContext
 ) -> list[RuleResult]:
-    """The loss level above the run's first loss (plus ``margin`` x its size), sustained: hard."""
+    """The loss level above the run's starting loss (plus ``margin`` x its size) for ``sustain``
+    checks, and not recovering: hard. A level that has come back down by more than ``recovery`` of
+    its excursion's height (from the highest level of the checks above the line toward the start)
+    is recovering, as a high learning rate's early "catapult" does, and stays a warning."""
     rule = config.divergence
 
-    def violation(s: CheckSummary) -> str | None:
+    def over(s: CheckSummary) -> str | None:
         level, start = s.loss_level, s.loss_start
         if not (math.isfinite(level) and math.isfinite(start)):
             return None
-        line = start + rule.margin * abs(start)
-        if not level > line:
+        if not level > start + rule.margin * abs(start):
             return None
         return f"loss {level:.4g} above its start {start:.4g}" + (
             f" + {rule.margin:g}x" if rule.margin else ""
         )
 
-    return _sustained_result("divergence", history, violation, rule.sustain, config, ctx)
+    found = _sustained_result("divergence", history, over, rule.sustain, config, ctx)
+    if not found or found[0].verdict != Verdict.UNSTABLE or rule.recovery >= 1.0:
+        return found
+    count, _, _ = _sustained(history, over)
+    excursion = [s.loss_level for s in list(history)[-count:]]
+    start, peak, now = history[-1].loss_start, max(excursion), excursion[-1]
+    if now < peak - rule.recovery * (peak - start):
+        reason = f"{found[0].reason}, recovering from {peak:.4g}"
+        return [RuleResult(Verdict.WARNING, "divergence", reason)]
+    return found
 
 
 def loss_regress_rule(
