@@ -18,7 +18,7 @@ Example YAML::
 
     health:
       check_every: 25
-      exploding: {factor: 100.0, sustain: 3}              # relative to the tower's first steps
+      exploding: {factor: 1000.0, sustain: 3}             # relative to the tower's first steps
       exploding: {threshold: 100.0}                        # or an absolute line as an override
       vanishing: {tower_floors: {text_encoder: 1.0e-6}}
       soft_prune: calibrated                               # or always | never
@@ -71,7 +71,7 @@ class ExplodingRule(_Rule):
     and runs that clip at every step (as many transformers do) would warn all the time.
     """
 
-    factor: float = Field(default=100.0, gt=1.0)
+    factor: float = Field(default=1000.0, gt=1.0)
     threshold: float | None = Field(default=None, gt=0.0)
     clip_multiple: float | None = Field(default=None, gt=1.0)
     sustain: int = Field(default=3, ge=1)
@@ -83,14 +83,19 @@ class DivergenceRule(_Rule):
     The starting loss is the run's first finite loss (the model as initialized, the same for every
     learning rate), with the next four averaged in (a median) when they are within 1.5x of it:
     one batch alone is a noisy start, and a learning rate far past stable can blow the loss up from
-    the second step on. ``margin`` is relative: the level must exceed
+    the second step on. A level that has come back down by more than ``recovery`` of its
+    excursion above the start (from the highest level since it crossed the line, on a log scale
+    for positive losses) is recovering and only warns: a high learning rate's early "catapult"
+    (the loss jumps 2-14x, then falls below its start within four checks) ended in the top
+    quartile in the health-transfer bank. The defaults (margin 0.1, sustain 4, recovery 0.2) are
+    measured there (BENCHMARKS.md "Health transfer"). ``margin`` is relative: the level must exceed
     ``start + margin * |start|``. A hard rule: a run whose loss is worse than its untrained model's
     for ``sustain`` checks is pruned at once.
     """
 
-    margin: float = Field(default=0.0, ge=0.0)
-    sustain: int = Field(default=2, ge=1)
-    recovery: float = Field(default=1.0, gt=0.0, le=1.0, description="1.0: no recovery guard")
+    margin: float = Field(default=0.1, ge=0.0)
+    sustain: int = Field(default=4, ge=1)
+    recovery: float = Field(default=0.2, gt=0.0, le=1.0, description="1.0: no recovery guard")
 
 
 class LossRegressRule(_Rule):

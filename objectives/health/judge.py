@@ -15,8 +15,11 @@ Example:
     ...     tower = TowerSummary(steps_with_grad=1, grad_norm_pre=1.0, norms=[1.0])
     ...     return CheckSummary(first_step=step, step=step, n_steps=1, towers={"all": tower},
     ...                         losses=[loss], loss_steps=[step])
-    >>> [str(worst(r.verdict for r in judge.judge(window(i, x)))) for i, x in enumerate([2.0, 1.0, 3.0, 3.1])]
-    ['healthy', 'healthy', 'warning', 'unstable']
+    >>> [str(worst(r.verdict for r in judge.judge(window(i, x)))) for i, x in enumerate([2.0, 9, 9, 9, 9, 1.0])]
+    ['healthy', 'warning', 'warning', 'warning', 'unstable', 'unstable']
+
+The loss ran over its start (2.0) for four checks: ``divergence``, a hard rule, whose verdict then
+stands at every later check, though the loss came back down.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from typing import Any
 from gradsweep.objectives.health.rules import RuleContext, RuleResult, evaluate, history_needed
 from gradsweep.objectives.health.stats import longest_true_run, spike_scores
 from gradsweep.objectives.health.summary import CheckSummary
-from gradsweep.objectives.health.verdict import worst
+from gradsweep.objectives.health.verdict import Verdict, worst
 from gradsweep.spaces.health import HealthConfig
 
 __all__ = ["EARLY_STEPS", "Judge", "replay", "starting_loss", "worst"]
@@ -61,6 +64,7 @@ class Judge:
         self._loss_best = math.nan
         self._early: dict[str, list[float]] = {}
         self._early_losses: list[float] = []
+        self._latched: dict[str, str] = {}  # hard rule -> its first unstable reason
 
     def judge(self, summary: CheckSummary) -> list[RuleResult]:
         """Fill in ``summary``'s cross-window fields, append it, and run the rules.
@@ -78,7 +82,25 @@ class Judge:
             self.context.scaler_enabled,
             self.checks,
         )
-        return evaluate(list(self.history), self.config, ctx)
+        return self._latch(evaluate(list(self.history), self.config, ctx), summary.step)
+
+    def _latch(self, results: list[RuleResult], step: int) -> list[RuleResult]:
+        """A hard rule's UNSTABLE stands at every later check: the run is done for, and a report
+        that comes between two checks must not miss it (a diverged loss can dip and look as if it
+        were recovering at the next check)."""
+        now = {r.rule for r in results if r.hard and r.verdict == Verdict.UNSTABLE}
+        for r in results:
+            if r.rule in now and r.rule not in self._latched:
+                self._latched[r.rule] = f"{r.reason} (unstable since step {step})"
+        held = [
+            RuleResult(Verdict.UNSTABLE, rule, reason)
+            for rule, reason in self._latched.items()
+            if rule not in now
+        ]
+        if not held:
+            return results
+        kept = [r for r in results if r.rule not in {h.rule for h in held}]
+        return sorted(held + kept, key=lambda r: (-r.verdict.severity, not r.hard))
 
     def _fill(self, s: CheckSummary) -> None:
         longest, self._streak = longest_true_run(s.skipped_flags, carry=self._streak)
@@ -119,6 +141,7 @@ class Judge:
             "loss_best": self._loss_best,
             "early": {k: list(v) for k, v in self._early.items()},
             "early_losses": list(self._early_losses),
+            "latched": dict(self._latched),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -131,6 +154,7 @@ class Judge:
         self._loss_start = float(state.get("loss_start", math.nan))
         self._loss_best = float(state.get("loss_best", math.nan))
         self._early_losses = [float(x) for x in state.get("early_losses", [])]
+        self._latched = {str(k): str(v) for k, v in dict(state.get("latched", {})).items()}
         self._early = {str(k): [float(x) for x in v] for k, v in dict(state.get("early", {})).items()}
 
 

@@ -338,8 +338,9 @@ def divergence_rule(
 ) -> list[RuleResult]:
     """The loss level above the run's starting loss (plus ``margin`` x its size) for ``sustain``
     checks, and not recovering: hard. A level that has come back down by more than ``recovery`` of
-    its excursion's height (from the highest level of the checks above the line toward the start)
-    is recovering, as a high learning rate's early "catapult" does, and stays a warning."""
+    its excursion's height (from the highest level of the checks above the line toward the start,
+    on a log scale for positive losses) is recovering, as a high learning rate's early "catapult"
+    does, and stays a warning."""
     rule = config.divergence
 
     def over(s: CheckSummary) -> str | None:
@@ -358,10 +359,19 @@ def divergence_rule(
     count, _, _ = _sustained(history, over)
     excursion = [s.loss_level for s in list(history)[-count:]]
     start, peak, now = history[-1].loss_start, max(excursion), excursion[-1]
-    if now < peak - rule.recovery * (peak - start):
+    if _fell_back(start, peak, now, rule.recovery):
         reason = f"{found[0].reason}, recovering from {peak:.4g}"
         return [RuleResult(Verdict.WARNING, "divergence", reason)]
     return found
+
+
+def _fell_back(start: float, peak: float, now: float, fraction: float) -> bool:
+    """Whether ``now`` has come down from ``peak`` by more than ``fraction`` of the way back to
+    ``start``, on a log scale when all three are positive (a loss that blew up a millionfold and fell
+    by half has not recovered), else on a linear one."""
+    if start > 0.0 and now > 0.0:
+        start, peak, now = math.log(start), math.log(peak), math.log(now)
+    return now < peak - fraction * (peak - start)
 
 
 def loss_regress_rule(

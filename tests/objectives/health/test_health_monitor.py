@@ -259,8 +259,6 @@ def test_loss_spike_single_check_warns() -> None:
     # one spike (not yet sustained) warns, naming the step
     assert reports[3].verdict == Verdict.WARNING
     assert any(r.startswith("loss spike") and "at step 13" in r for r in reports[3].reasons)
-    # the corrupted batch's gradient is also far over the tower's early norm: a warning too
-    assert any(r.startswith("all grad norm") and "100x its early norm" in r for r in reports[3].reasons)
 
 
 def test_state_dict_round_trip_mid_window() -> None:
