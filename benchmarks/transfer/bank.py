@@ -62,7 +62,8 @@ class RunRecord:
     """One run of the bank.
 
     Attributes:
-        objective: bank name (``contrastive`` ... ``segmentation``, ``charlm``, ``digits_cnn``, ``digits_vae``).
+        objective: bank name (``contrastive`` ... ``segmentation``, ``charlm``, ``digits_cnn``, ``digits_vae``,
+            ``seq2seq``, ``tabular``).
         scale: the objective's scale.
         seed: the objective's data/init seed (every run of an objective has the same one).
         index: the run's number; with objective, scale and seed it is the run's key.

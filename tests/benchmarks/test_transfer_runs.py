@@ -7,8 +7,18 @@ import math
 from pathlib import Path
 
 import pytest
+import yaml
 
-from benchmarks._transfer_runs import append, collect, run_index, space_for, widen_space
+from benchmarks._transfer_runs import (
+    FRESH_OBJECTIVES,
+    OBJECTIVES,
+    SPACES_DIR,
+    append,
+    collect,
+    run_index,
+    space_for,
+    widen_space,
+)
 from benchmarks.transfer.bank import label_run, load_bank, top_quartile_flags
 from gradsweep.spaces.params import CategoricalParam, TieParam
 from gradsweep.spaces.space import load_space
@@ -99,3 +109,22 @@ def test_one_real_tiny_run_gives_a_bank_line_with_checks(tmp_path: Path) -> None
     append(small, {**row, "scale": "small"})
     collect(small, ["digits_cnn"], 1, 0)
     assert len(small.read_text().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "towers", "steps"),
+    [("seq2seq", {"embed", "encoder", "decoder"}, 60), ("tabular", {"body", "head"}, 150)],
+)
+def test_fresh_objectives_one_real_tiny_run(name: str, towers: set[str], steps: int) -> None:
+    assert name in FRESH_OBJECTIVES and name in OBJECTIVES
+    assert "health" not in yaml.safe_load((SPACES_DIR / f"transfer_{name}.yaml").read_text())
+    space = space_for(name)
+    row = run_index(name, space, 0, scale="tiny", seed=0, untrained=NAN)
+    # tiny: a few steps per epoch over the space's epochs, checked every 25 steps (the default)
+    assert row["total_steps"] == steps and len(row["checks"]) == steps // 25
+    assert [c["summary"]["step"] for c in row["checks"]] == [25 * (i + 1) - 1 for i in range(steps // 25)]
+    assert set(row["tower_lrs"]) == towers and set(row["checks"][0]["summary"]["towers"]) == towers
+    assert row["error"] is None or row["error"].startswith("NonFiniteValue")
+    # the same config and seed give the same result (data and init come from config.seed)
+    again = run_index(name, space, 0, scale="tiny", seed=0, untrained=NAN)
+    assert again["value"] == row["value"] or (math.isnan(again["value"]) and math.isnan(row["value"]))
