@@ -37,24 +37,26 @@ def _run(
     )  # fmt: skip
 
 
-DIVERGED = _run(0, "diverged", [4.0, 9.0, 9.0, 9.0, 9.0], [1.0] * 5, 9.0)
-HEALTHY = _run(1, "healthy", [4.0, 3.0, 2.0, 1.5, 1.0], [1.0] * 5, 1.0, top=True)
-FLAGGED = _run(2, "healthy", [4.0, 3.0, 3.0, 3.0, 3.0], [1.0, 500.0, 500.0, 500.0, 500.0], 3.0)
+DIVERGED = _run(0, "diverged", [4.0] + [9.0] * 6, [1.0] * 7, 9.0)
+HEALTHY = _run(1, "healthy", [4.0, 3.0, 2.0, 1.5, 1.0, 0.9, 0.8], [1.0] * 7, 0.8, top=True)
+FLAGGED = _run(2, "healthy", [4.0] + [3.0] * 6, [1.0] + [5000.0] * 6, 3.0)
 
 
 def test_replay_finds_the_divergence_with_its_onset_and_leaves_a_healthy_run_alone() -> None:
     judged = judge_run(DIVERGED, HealthConfig())
-    # the level is above the start from the second check (onset at its first step, 10); hard at the third
-    assert judged.onset == 10 and judged.first(hard=True) == 29 and judged.rule_steps == {"divergence": 29}
+    # the level is above the start from the second check (onset at its first step, 10); hard at the
+    # fourth check over the line (step 49)
+    assert judged.onset == 10 and judged.first(hard=True) == 49 and judged.rule_steps == {"divergence": 49}
+    assert judged.loss_up
     assert judge_run(HEALTHY, HealthConfig()).first() is None
 
 
 def test_group_stats_count_recall_and_false_verdicts() -> None:
     stats = group_stats([judge_run(r, HealthConfig()) for r in (DIVERGED, HEALTHY, FLAGGED)])
     assert (stats.runs, stats.diverged, stats.healthy, stats.diverged_hard) == (3, 1, 2, 1)
-    # the explosion (500x its early norm) is a soft flag on a healthy run, never a hard verdict
+    # the explosion (5000x its early norm) is a soft flag on a healthy run, never a hard verdict
     assert (stats.healthy_hard, stats.healthy_soft, stats.top_hard) == (0, 1, 0)
-    assert stats.delay == [19]
+    assert stats.delay == [39] and (stats.diverged_up, stats.diverged_up_hard) == (1, 1)
 
 
 def test_replayed_sweeps_prune_soft_flags_only_as_the_policy_allows() -> None:

@@ -110,9 +110,9 @@ def test_health_transfer_collects_a_bank_and_reports_on_it(tmp_path: Path) -> No
         timeout=300,
     )  # fmt: skip
     # the group rows (tuning has none of these two), the replayed sweeps per policy, the variant rows
-    assert any(line.startswith("| held out: ") and "| 4 (" in line for line in lines)
+    assert any(line.startswith("| held out (seen): ") and "| 4 (" in line for line in lines)
     assert sum(line.startswith(("| `never`", "| `calibrated`", "| `always`")) for line in lines) == 3
-    assert any(line.startswith("| exploding.factor=30 / held out") for line in lines)
+    assert any(line.startswith("| exploding.factor=30 / held out (seen)") for line in lines)
     assert re.fullmatch(r"bank: .*bank\.jsonl \(4 runs\); wall [0-9]+ s", lines[-1])
     # the bank holds one untrained line per objective and one line per run
     assert bank.read_text().count('"kind": "run"') == 4
