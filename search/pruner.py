@@ -17,6 +17,9 @@ Decision order in :meth:`HealthPruner.decide`:
    ``health.soft_prune`` says: ``calibrated`` (the default) once the study's finished trials give
    one of those rules the evidence :mod:`gradsweep.search.calibration` asks for (the reason then
    cites it), ``always``, or ``never``; a soft flag that may not prune yet goes on to step 2;
+   the same for the ``population`` rule, which only the sweep can run
+   (:mod:`gradsweep.search.population`: a tower far over the finished healthy trials' norms at
+   the same step), whose flag this pruner stores;
 2. the report is the trial's last (its step reaches ``gradsweep.total_steps - 1``: the last
    step counted from 0 or 1; :meth:`gradsweep.objectives.api.TrialContext.trainer` declares the total) -> keep: the value is the trial's
    result, and stopping now would save no step but throw the result away (Optuna's pruners
@@ -60,10 +63,18 @@ from optuna.trial import FrozenTrial, TrialState
 
 from gradsweep.objectives.health.verdict import HARD_RULES, HealthReport, Verdict
 from gradsweep.objectives.pruned import PruneKind
-from gradsweep.search.attrs import CONFIG, TOTAL_STEPS
+from gradsweep.search.attrs import CONFIG, HEALTH_FLAGS, TOTAL_STEPS
 from gradsweep.search.calibration import evidence
 from gradsweep.search.catchup import CatchUpPruner
-from gradsweep.search.health_attrs import read_health
+from gradsweep.search.health_attrs import read_flags, read_health
+from gradsweep.search.population import (
+    FACTOR,
+    MIN_TRIALS,
+    SUSTAIN,
+    population_finding,
+    reference_norms,
+    tower_norms,
+)
 from gradsweep.search.prune_attrs import PruneRecord, write_prune_attrs
 
 __all__ = ["DEFAULT_N_STARTUP_TRIALS", "HealthPruner", "PruneDecision", "PruneKind", "finite_view"]
@@ -131,6 +142,7 @@ class HealthPruner(BasePruner):
             )
         self.base_pruner = base_pruner
         self.prune_on_unstable = prune_on_unstable
+        self._reference_cache: tuple[tuple[int, int], dict[int, dict[str, list[float]]]] | None = None
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         """:meth:`decide`, storing ``gradsweep.prune.kind/reason/step`` on the trial when pruning."""
@@ -182,10 +194,44 @@ class HealthPruner(BasePruner):
             allowed, flag_note = self._unstable_may_prune(study, trial, latest)
             if allowed:
                 return PruneDecision(True, PruneKind.UNSTABLE, reason + flag_note)
+        found = self._population(study, trial, latest) if self._prunes_unstable(trial) else None
+        if found is not None:
+            allowed, note = self._soft_may_prune(study, trial, ["population"])
+            if allowed:
+                return PruneDecision(True, PruneKind.UNSTABLE, found + note)
+            flag_note += f"; {found}{note}"
         decision = self._base_decision(study, trial)
         if flag_note and not decision.prune:
             return PruneDecision(False, None, decision.reason + flag_note)
         return decision
+
+    def _population(self, study: optuna.Study, trial: FrozenTrial, latest: HealthReport | None) -> str | None:
+        """The population rule's reason when it flags the trial now (the flag is stored), else None."""
+        if latest is None:
+            return None
+        health = self._health(trial)
+        settings = health.get("population") if isinstance(health.get("population"), dict) else {}
+        if settings.get("enabled") is False:
+            return None
+        _, history = read_health(trial)
+        if not history or history[-1].step != latest.step:
+            history = [*history, latest]
+        reports = [(r.step, tower_norms(r.metrics)) for r in history]
+        finding = population_finding(
+            reports,
+            self._reference(study),
+            factor=float(settings.get("factor", FACTOR)),
+            min_trials=int(settings.get("min_trials", MIN_TRIALS)),
+            sustain=int(settings.get("sustain", SUSTAIN)),
+        )
+        if finding is None:
+            return None
+        flags = read_flags(trial)
+        if "population" not in flags:
+            study._storage.set_trial_user_attr(
+                trial._trial_id, HEALTH_FLAGS, {**flags, "population": finding.step}
+            )
+        return finding.reason()
 
     def _base_decision(self, study: optuna.Study, trial: FrozenTrial) -> PruneDecision:
         """Steps 2-3 of :meth:`decide`: the final-report guard, then the base pruner."""
@@ -227,6 +273,10 @@ class HealthPruner(BasePruner):
         rules = list(latest.unstable_rules)
         if not rules or any(r in HARD_RULES for r in rules):
             return True, ""  # a hard rule (or a report from before rules were named) prunes at once
+        return self._soft_may_prune(study, trial, rules)
+
+    def _soft_may_prune(self, study: optuna.Study, trial: FrozenTrial, rules: list[str]) -> tuple[bool, str]:
+        """Whether soft ``rules``' flags prune now (``health.soft_prune``), and a note on why."""
         policy, alpha = self._soft_policy(trial)
         if policy == "always":
             return True, ""
@@ -240,10 +290,22 @@ class HealthPruner(BasePruner):
         best = min(found, key=lambda e: e.bound)
         return False, f"; soft flag not pruning yet: {best.describe()} > {alpha:g}"
 
-    def _soft_policy(self, trial: FrozenTrial) -> tuple[str, float]:
+    def _reference(self, study: optuna.Study) -> dict[int, dict[str, list[float]]]:
+        """The population's norms, read again only when another trial has completed."""
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        key = (study._study_id, len(complete))
+        if self._reference_cache is None or self._reference_cache[0] != key:
+            self._reference_cache = (key, reference_norms(complete))
+        return self._reference_cache[1]
+
+    @staticmethod
+    def _health(trial: FrozenTrial) -> dict[str, Any]:
         config: Any = trial.user_attrs.get(CONFIG)
         health = config.get("health") if isinstance(config, dict) else None
-        health = health if isinstance(health, dict) else {}
+        return health if isinstance(health, dict) else {}
+
+    def _soft_policy(self, trial: FrozenTrial) -> tuple[str, float]:
+        health = self._health(trial)
         policy = str(health.get("soft_prune", "calibrated"))
         alpha = health.get("false_prune_rate", 0.1)
         return policy, float(alpha) if isinstance(alpha, int | float) else 0.1

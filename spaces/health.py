@@ -136,6 +136,16 @@ class LossStallRule(_Rule):
     min_delta: float = Field(default=1e-3, ge=0.0)
 
 
+class PopulationRule(_Rule):
+    """A tower's grad norm over ``factor`` x the largest of the sweep's finished healthy trials at the
+    same report step, for ``sustain`` reports, with at least ``min_trials`` of them there (a soft
+    rule the pruner runs: only the sweep sees the other trials; ``gradsweep.search.population``)."""
+
+    factor: float = Field(default=10.0, gt=1.0)
+    min_trials: int = Field(default=5, ge=1)
+    sustain: int = Field(default=2, ge=1)
+
+
 class HealthConfig(BaseModel):
     """Gradient-health monitoring and pruning settings for one trial."""
 
@@ -156,6 +166,7 @@ class HealthConfig(BaseModel):
     loss_stall: LossStallRule = LossStallRule()
     divergence: DivergenceRule = DivergenceRule()
     loss_regress: LossRegressRule = LossRegressRule()
+    population: PopulationRule = PopulationRule()
     soft_prune: Literal["calibrated", "always", "never"] = Field(
         default="calibrated",
         description="when a soft rule's unstable flag prunes: once the sweep's evidence allows, always, never",

@@ -48,6 +48,7 @@ _HEALTH_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("divergence", re.compile(rf"^loss {_NUM} above its start\b")),
     ("loss_regress", re.compile(rf"^loss {_NUM} gave back\b")),
     ("dead", re.compile(r"^no gradient reaches the model\b")),
+    ("population", re.compile(r"\bthe largest of \d+ finished healthy trials\b")),
     ("exploding", re.compile(rf"\bgrad norm {_NUM} > ")),
     ("vanishing", re.compile(rf"\bgrad norm {_NUM} < ")),
     ("decay_dominance", re.compile(r"\bdecay-to-grad ratio\b")),

@@ -130,3 +130,66 @@ def test_a_report_without_rule_names_prunes_as_before() -> None:
     trial = study.ask()
     write_health_attrs(trial, HealthReport(3, Verdict.UNSTABLE, ["old reason"], {}), limit=3)
     assert HealthPruner().decide(study, study.trials[0]).prune
+
+
+def _reporting(
+    study: optuna.Study, norms: list[float], health: dict | None = None
+) -> optuna.trial.FrozenTrial:
+    """A trial whose reports at steps 24, 49, ... carry ``enc`` grad norms ``norms``; left running."""
+    trial = study.ask({"x": FloatDistribution(0, 1)})
+    if health is not None:
+        trial.set_user_attr(CONFIG, {"health": health})
+    for i, norm in enumerate(norms):
+        step = 24 + 25 * i
+        write_health_attrs(
+            trial, HealthReport(step, Verdict.HEALTHY, [], {"health/enc/grad_norm_pre": norm}), limit=10
+        )
+        trial.report(1.0, step)
+    return study.trials[trial.number]
+
+
+def test_the_population_rule_flags_a_tower_far_over_the_finished_healthy_trials() -> None:
+    from optuna.trial import TrialState
+
+    study = optuna.create_study()
+    pruner = HealthPruner()
+    for i in range(5):  # five finished healthy trials with enc norms ~1
+        t = _reporting(study, [1.0 + 0.1 * i, 0.9 + 0.1 * i])
+        study.tell(t.number, 0.5 + 0.01 * i, state=TrialState.COMPLETE)
+    odd = _reporting(study, [40.0, 30.0])
+    decision = pruner.decide(study, odd)
+    # a soft rule: flagged (stored), not pruned without evidence, and the reason says both
+    assert not decision.prune
+    assert (
+        "enc grad norm 30 > 13 (10x the largest of 5 finished healthy trials at step 49) for 2 reports (steps 24-49)"
+        in decision.reason
+    )
+    assert "soft flag not pruning yet: population flagged 0 finished trials" in decision.reason
+    assert read_flags(study.trials[odd.number]) == {"population": 49}
+    # with soft_prune: always it prunes, its reason grouped under the population rule
+    always = _reporting(study, [40.0, 30.0], {"soft_prune": "always"})
+    decision = pruner.decide(study, always)
+    assert (
+        decision.prune and decision.kind == "unstable" and decision.reason.startswith("enc grad norm 30 > 13")
+    )
+    from gradsweep.search.views.reasons import reason_rule
+
+    assert reason_rule(decision.reason) == "population"
+    # one report over the line is not sustained; a trial in line is never flagged; off when disabled
+    assert "population" not in pruner.decide(study, _reporting(study, [1.0, 30.0])).reason
+    in_line = _reporting(study, [1.1, 1.0])
+    pruner.decide(study, in_line)
+    assert not read_flags(study.trials[in_line.number])
+    off = _reporting(study, [40.0, 30.0], {"population": {"enabled": False}})
+    assert "population" not in pruner.decide(study, off).reason
+
+
+def test_the_population_needs_min_trials_at_the_same_step() -> None:
+    from optuna.trial import TrialState
+
+    study = optuna.create_study()
+    for _ in range(4):
+        t = _reporting(study, [1.0, 1.0])
+        study.tell(t.number, 0.5, state=TrialState.COMPLETE)
+    # four finished trials are under the default min_trials (5): no finding
+    assert "population" not in HealthPruner().decide(study, _reporting(study, [40.0, 30.0])).reason
