@@ -49,6 +49,7 @@ from gradsweep.objectives.health.rules import RuleResult
 from gradsweep.objectives.health.summary import CheckSummary
 from gradsweep.objectives.health.verdict import HARD_RULES, Verdict
 from gradsweep.search.calibration import count_evidence
+from gradsweep.search.population import population_finding
 from gradsweep.spaces.health import HealthConfig
 
 REPO = Path(__file__).resolve().parent.parent
@@ -260,6 +261,16 @@ class SweepOutcome:
     hard_false: int = 0
     steps: int = 0
     saved: int = 0
+    population_flags: int = 0
+    population_top: int = 0
+    population_bad: int = 0
+
+
+def _check_norms(j: Judged) -> list[tuple[int, dict[str, float]]]:
+    """Each check's ``(step, {tower: mean pre-clip grad norm})``, as a report carries them."""
+    return [
+        (c.summary.step, {t: ts.grad_norm_pre for t, ts in c.summary.towers.items()}) for c in j.run.checks
+    ]
 
 
 def replay_sweeps(
@@ -269,7 +280,9 @@ def replay_sweeps(
 
     A hard UNSTABLE prunes at once; a soft one as ``policy`` says (``calibrated``: the evidence of
     the runs that finished earlier in the same sweep, :func:`gradsweep.search.calibration.count_evidence`).
-    A run that is not pruned finishes with its recorded value and the rules that flagged it.
+    A run that is not pruned finishes with its recorded value and the rules that flagged it. The
+    ``population`` rule (:mod:`gradsweep.search.population`) runs here as the pruner runs it live:
+    against the runs that finished earlier in the same sweep without any flag.
     """
     out = SweepOutcome()
     by_objective: dict[str, list[Judged]] = {}
@@ -282,15 +295,25 @@ def replay_sweeps(
             order = list(runs)
             rng.shuffle(order)
             finished: list[tuple[float, set[str]]] = []
+            reference: dict[int, dict[str, list[float]]] = {}
             out.sweeps += 1
             for j in order:
                 out.steps += j.last_step
                 pruned_at, kind = None, None
+                flags = set(j.rule_steps) - HARD_RULES
+                norms = _check_norms(j)
                 for i, (step, _) in enumerate(j.checks):
                     if j.hard_at(i):
                         pruned_at, kind = step, "hard"
                         break
                     soft = j.soft_rules_at(i)
+                    if population_finding(norms[: i + 1], reference) is not None:
+                        soft = soft | {"population"}
+                        if "population" not in flags:
+                            out.population_flags += 1
+                            out.population_top += j.run.top_quartile
+                            out.population_bad += j.run.label in ("nonfinite", "diverged")
+                        flags.add("population")
                     if soft and policy == "always":
                         pruned_at, kind = step, "soft"
                         break
@@ -302,7 +325,12 @@ def replay_sweeps(
                         pruned_at, kind = step, "soft"
                         break
                 if pruned_at is None:
-                    finished.append((j.run.value, set(j.rule_steps) - HARD_RULES))
+                    finished.append((j.run.value, flags))
+                    if not flags and not set(j.rule_steps) & HARD_RULES:
+                        for step, towers in norms:
+                            for tower, value in towers.items():
+                                if math.isfinite(value):
+                                    reference.setdefault(step, {}).setdefault(tower, []).append(value)
                     continue
                 out.saved += j.last_step - pruned_at
                 if kind == "hard":
@@ -342,14 +370,15 @@ def report(runs: Sequence[RunRecord], variants: Sequence[str], orders: int, seed
         "",
         f"Replayed sequential sweeps ({orders} random orders per objective), by `soft_prune` policy:",
         "",
-        "| policy | sweeps | soft prunes | of them top-quartile runs | hard prunes | of them top-quartile | steps saved |",
-        "|---|---|---|---|---|---|---|",
+        "| policy | sweeps | soft prunes | of them top-quartile runs | hard prunes | of them top-quartile | steps saved "
+        "| `population` flags | of them on non-finite or diverged runs | on top-quartile runs |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for policy in POLICIES:
         o = replay_sweeps(judged, policy, config.false_prune_rate, orders, seed)
         lines.append(
             f"| `{policy}` | {o.sweeps} | {o.soft_prunes} | {o.soft_false} | {o.hard_prunes} | {o.hard_false} "
-            f"| {100.0 * o.saved / max(o.steps, 1):.1f}% |"
+            f"| {100.0 * o.saved / max(o.steps, 1):.1f}% | {o.population_flags} | {o.population_bad} | {o.population_top} |"
         )
     if variants:
         lines += ["", "### Variants compared (settings changed from the defaults)", "", GROUP_HEADER]

@@ -77,3 +77,14 @@ def test_every_variant_is_a_valid_health_config() -> None:
     assert (
         health_config({"exploding": {"factor": 10.0}}).exploding.sustain == HealthConfig().exploding.sustain
     )
+
+
+def test_replayed_sweeps_run_the_population_rule_against_earlier_clean_runs() -> None:
+    calm = [_run(10 + i, "healthy", [4.0, 3.0, 2.0, 1.5, 1.0, 0.9, 0.8], [1.0] * 7, 0.8) for i in range(6)]
+    # norms 50x the others' from the first step (so its own early norm calls it steady)
+    loud = _run(20, "healthy", [4.0, 3.0, 2.0, 1.5, 1.0, 0.9, 0.8], [50.0] * 7, 0.8)
+    judged = [judge_run(r, HealthConfig()) for r in (*calm, loud)]
+    assert judge_run(loud, HealthConfig()).first() is None  # the monitor's own rules see nothing
+    out = replay_sweeps(judged, "never", 0.1, orders=20, seed=0)
+    # flagged in every order that puts it after at least five clean runs, never pruned ("never")
+    assert 0 < out.population_flags <= 20 and out.soft_prunes == 0 and out.population_top == 0
