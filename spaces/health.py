@@ -85,7 +85,8 @@ class DivergenceRule(_Rule):
     one batch alone is a noisy start, and a learning rate far past stable can blow the loss up from
     the second step on. A level that has come back down by more than ``recovery`` of its
     excursion above the start (from the highest level since it crossed the line, on a log scale
-    for positive losses) is recovering and only warns: a high learning rate's early "catapult"
+    for positive losses) is recovering and only warns, for at most ``2 x sustain`` checks over the
+    line: a high learning rate's early "catapult"
     (the loss jumps 2-14x, then falls below its start within four checks) ended in the top
     quartile in the health-transfer bank. The defaults (margin 0.1, sustain 4, recovery 0.2) are
     measured there (BENCHMARKS.md "Health transfer"). ``margin`` is relative: the level must exceed

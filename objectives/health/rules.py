@@ -6,7 +6,7 @@ Rules and their thresholds come from :class:`gradsweep.spaces.health.HealthConfi
 |---|---|---|---|
 | ``nonfinite`` | hard | more than ``tolerance`` non-finite loss steps (or non-finite gradient steps without an enabled GradScaler) in one window | never (it acts at once) |
 | ``scaler_overflow`` | hard | GradScaler skipped more than ``max_streak`` steps in a row, or its scale fell under ``min_scale`` | never |
-| ``divergence`` | hard | the loss level (window median) above the run's starting loss (its first loss, with the next four that stay near it) by more than ``margin`` x its size, for ``sustain`` checks, and not recovering (back down by over ``recovery`` of its excursion) | not yet sustained, or recovering |
+| ``divergence`` | hard | the loss level (window median) above the run's starting loss (its first loss, with the next four that stay near it) by more than ``margin`` x its size, for ``sustain`` checks, and not recovering (back down by over ``recovery`` of its excursion, for at most ``2 x sustain`` checks) | not yet sustained, or recovering |
 | ``exploding`` | soft | a tower's (or the global) mean pre-clip grad norm over ``factor`` x its early norm (or over ``threshold`` when set), for ``sustain`` checks | not yet sustained, or (when ``clip_multiple`` is set) over that multiple of its clip ``max_norm`` |
 | ``vanishing`` (``dead``) | soft (``dead``: hard) | every training tower's grad norm under ``threshold`` (1e-12: no gradient at all) for ``dead_sustain`` (3) checks is ``dead``; else a tower's grad norm under ``max(ratio x early norm, threshold, tower_floors[tower])`` for ``sustain`` checks | not yet sustained |
 | ``decay_dominance`` | soft | a tower's AdamW decay-to-grad ratio over ``ratio`` for ``sustain`` checks | not yet sustained |
@@ -340,7 +340,7 @@ def divergence_rule(
     checks, and not recovering: hard. A level that has come back down by more than ``recovery`` of
     its excursion's height (from the highest level of the checks above the line toward the start,
     on a log scale for positive losses) is recovering, as a high learning rate's early "catapult"
-    does, and stays a warning."""
+    does, and stays a warning, for at most ``2 x sustain`` checks over the line."""
     rule = config.divergence
 
     def over(s: CheckSummary) -> str | None:
@@ -359,7 +359,8 @@ def divergence_rule(
     count, _, _ = _sustained(history, over)
     excursion = [s.loss_level for s in list(history)[-count:]]
     start, peak, now = history[-1].loss_start, max(excursion), excursion[-1]
-    if _fell_back(start, peak, now, rule.recovery):
+    # a catapult comes back under the line within a few checks; twice the sustain is no catapult
+    if count < 2 * rule.sustain and _fell_back(start, peak, now, rule.recovery):
         reason = f"{found[0].reason}, recovering from {peak:.4g}"
         return [RuleResult(Verdict.WARNING, "divergence", reason)]
     return found
