@@ -25,8 +25,10 @@ stands at every later check, though the loss came back down.
 from __future__ import annotations
 
 import math
+import statistics
 from collections import deque
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from gradsweep.objectives.health.rules import RuleContext, RuleResult, evaluate, history_needed
@@ -60,7 +62,6 @@ class Judge:
         self.checks = 0
         self._loss_reference: list[float] = []
         self._streak = 0
-        self._loss_start = math.nan
         self._loss_best = math.nan
         self._early: dict[str, list[float]] = {}
         self._early_losses: list[float] = []
@@ -75,13 +76,7 @@ class Judge:
         self._fill(summary)
         self.checks += 1
         self.history.append(summary)
-        ctx = RuleContext(
-            self.context.tower_clip,
-            self.context.global_clip,
-            self.context.frozen,
-            self.context.scaler_enabled,
-            self.checks,
-        )
+        ctx = replace(self.context, checks_done=self.checks)
         return self._latch(evaluate(list(self.history), self.config, ctx), summary.step)
 
     def _latch(self, results: list[RuleResult], step: int) -> list[RuleResult]:
@@ -116,8 +111,7 @@ class Judge:
             self._early_losses += [x for x in s.losses if math.isfinite(x)][
                 : EARLY_STEPS - len(self._early_losses)
             ]
-            self._loss_start = starting_loss(self._early_losses)
-        s.loss_start, s.loss_best = self._loss_start, self._loss_best
+        s.loss_start, s.loss_best = starting_loss(self._early_losses), self._loss_best
         level = s.loss_level
         if math.isfinite(level) and not (level >= self._loss_best):  # NaN-safe minimum
             self._loss_best = level
@@ -137,7 +131,6 @@ class Judge:
             "loss_reference": list(self._loss_reference),
             "streak": self._streak,
             "checks": self.checks,
-            "loss_start": self._loss_start,
             "loss_best": self._loss_best,
             "early": {k: list(v) for k, v in self._early.items()},
             "early_losses": list(self._early_losses),
@@ -151,7 +144,6 @@ class Judge:
         self._loss_reference = [float(x) for x in state["loss_reference"]]
         self._streak = int(state["streak"])
         self.checks = int(state["checks"])
-        self._loss_start = float(state.get("loss_start", math.nan))
         self._loss_best = float(state.get("loss_best", math.nan))
         self._early_losses = [float(x) for x in state.get("early_losses", [])]
         self._latched = {str(k): str(v) for k, v in dict(state.get("latched", {})).items()}
@@ -176,13 +168,7 @@ def starting_loss(early: list[float]) -> float:
     if not early:
         return math.nan
     first = early[0]
-    return _median([first] + [x for x in early[1:] if x <= first + 0.5 * abs(first)])
-
-
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
+    return statistics.median([first] + [x for x in early[1:] if x <= first + 0.5 * abs(first)])
 
 
 def replay(

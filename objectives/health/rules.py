@@ -110,7 +110,19 @@ def _sustained_result(
     config: HealthConfig,
     ctx: RuleContext,
 ) -> list[RuleResult]:
-    count, first, text = _sustained(history, violation)
+    return _run_result(rule, history, _sustained(history, violation), sustain, config, ctx)
+
+
+def _run_result(
+    rule: str,
+    history: Sequence[CheckSummary],
+    run: tuple[int, CheckSummary | None, str | None],
+    sustain: int,
+    config: HealthConfig,
+    ctx: RuleContext,
+) -> list[RuleResult]:
+    """:func:`_sustained_result` for a run :func:`_sustained` already measured."""
+    count, first, text = run
     if count == 0 or first is None or text is None:
         return []
     fire = count >= sustain and ctx.checks_done > config.warmup_checks
@@ -353,10 +365,11 @@ def divergence_rule(
             f" + {rule.margin:g}x" if rule.margin else ""
         )
 
-    found = _sustained_result("divergence", history, over, rule.sustain, config, ctx)
+    run = _sustained(history, over)
+    found = _run_result("divergence", history, run, rule.sustain, config, ctx)
     if not found or found[0].verdict != Verdict.UNSTABLE or rule.recovery >= 1.0:
         return found
-    count, _, _ = _sustained(history, over)
+    count = run[0]
     excursion = [s.loss_level for s in list(history)[-count:]]
     start, peak, now = history[-1].loss_start, max(excursion), excursion[-1]
     # a catapult comes back under the line within a few checks; twice the sustain is no catapult

@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 
 import torch
@@ -144,18 +145,12 @@ def robust_z_score(value: float, reference: Sequence[float]) -> float:
         return 0.0
     if math.isnan(value):
         return math.nan
-    median = _median(finite)
-    mad = _median(sorted(abs(x - median) for x in finite))
+    median = statistics.median(finite)
+    mad = statistics.median(abs(x - median) for x in finite)
     spread = max(_MAD_TO_SIGMA * mad, SPIKE_SPREAD_FLOOR * abs(median), 1e-12)
     if math.isinf(value):
         return math.inf if value > 0 else -math.inf
     return (value - median) / spread
-
-
-def _median(sorted_values: Sequence[float]) -> float:
-    n = len(sorted_values)
-    mid = n // 2
-    return sorted_values[mid] if n % 2 else 0.5 * (sorted_values[mid - 1] + sorted_values[mid])
 
 
 def spike_scores(

@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -73,17 +74,14 @@ class CheckSummary:
     loss_spike_z: float = math.nan
     loss_spike_step: int | None = None
     loss_spike_value: float = math.nan
-    loss_start: float = math.nan  # the run's first finite loss
+    loss_start: float = math.nan  # the run's starting loss (judge.starting_loss)
     loss_best: float = math.nan  # the lowest loss level of the earlier checks
 
     @property
     def loss_level(self) -> float:
         """Median of the window's finite losses (NaN if none): the loss with its spikes left out."""
-        finite = sorted(x for x in self.losses if math.isfinite(x))
-        if not finite:
-            return math.nan
-        mid = len(finite) // 2
-        return finite[mid] if len(finite) % 2 else 0.5 * (finite[mid - 1] + finite[mid])
+        finite = [x for x in self.losses if math.isfinite(x)]
+        return statistics.median(finite) if finite else math.nan
 
     @property
     def skipped_steps(self) -> int:
