@@ -8,7 +8,7 @@ One idea per module:
 - :mod:`~gradsweep.objectives.health.decay`: AdamW decay vs gradient-driven step sizes per tower
 - :mod:`~gradsweep.objectives.health.summary`: host-side summary of one check window
 - :mod:`~gradsweep.objectives.health.rules`: rules turning summaries into verdicts with reasons (hard and soft)
-- :mod:`~gradsweep.objectives.health.judge`: ``Judge``, the state that spans windows (baselines, history), and ``replay``
+- :mod:`~gradsweep.objectives.health.judge`: ``Judge``, the state that spans windows (baselines, history), for the monitor and offline replay
 - :mod:`~gradsweep.objectives.health.recording`: ``capture()`` of raw check summaries, for offline replay
 - :mod:`~gradsweep.objectives.health.verdict`: ``Verdict``, ``HealthReport``
 - :mod:`~gradsweep.objectives.health.monitor`: ``HealthMonitor``

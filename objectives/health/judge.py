@@ -3,9 +3,9 @@
 The monitor measures one window at a time (:func:`~gradsweep.objectives.health.summary.summarize_window`);
 what the rules compare it with lives here: the recent checks, the loss-spike reference, the open
 GradScaler skip streak, the run's starting loss and best loss level, and each tower's early norm.
-The monitor and the offline replay (:func:`replay`, used by ``benchmarks/health_transfer.py`` on
-recorded runs) feed raw summaries through the same :class:`Judge`, so a replay decides exactly as
-the live run would have.
+The monitor and the offline replay of recorded runs (``benchmarks/health_transfer.py``'s
+``judge_run``, one Judge per monitor of a run) feed raw summaries through the same :class:`Judge`,
+so a replay decides exactly as the live run would have.
 
 Example:
     >>> from gradsweep.spaces.health import HealthConfig
@@ -27,7 +27,6 @@ from __future__ import annotations
 import math
 import statistics
 from collections import deque
-from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -37,7 +36,7 @@ from gradsweep.objectives.health.summary import CheckSummary
 from gradsweep.objectives.health.verdict import Verdict, worst
 from gradsweep.spaces.health import HealthConfig
 
-__all__ = ["EARLY_STEPS", "Judge", "replay", "starting_loss", "worst"]
+__all__ = ["EARLY_STEPS", "Judge", "starting_loss", "worst"]
 
 #: The first steps that set a run's baselines: a tower's early norm is the smallest positive finite
 #: pre-clip norm of its first EARLY_STEPS steps with gradients (the first is the model as
@@ -169,21 +168,3 @@ def starting_loss(early: list[float]) -> float:
         return math.nan
     first = early[0]
     return statistics.median([first] + [x for x in early[1:] if x <= first + 0.5 * abs(first)])
-
-
-def replay(
-    summaries: Iterable[CheckSummary], config: HealthConfig, context: RuleContext
-) -> list[tuple[int, list[RuleResult]]]:
-    """Judge recorded raw summaries in order, as a live monitor would have.
-
-    Args:
-        summaries: one run's raw window summaries (``recording.capture()``), oldest first; they
-            are copied, not changed.
-        config: the rules to replay.
-        context: the run's clip limits, frozen towers and scaler state.
-
-    Returns:
-        ``(step, findings)`` per check.
-    """
-    judge = Judge(config, context)
-    return [(s.step, judge.judge(CheckSummary.from_dict(s.to_dict()))) for s in summaries]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from benchmarks.health_transfer import (
     VARIANTS,
     group_stats,
@@ -88,3 +90,11 @@ def test_replayed_sweeps_run_the_population_rule_against_earlier_clean_runs() ->
     out = replay_sweeps(judged, "never", 0.1, orders=20, seed=0)
     # flagged in every order that puts it after at least five clean runs, never pruned ("never")
     assert 0 < out.population_flags <= 20 and out.soft_prunes == 0 and out.population_top == 0
+
+
+def test_replay_leaves_the_recorded_summaries_unchanged() -> None:
+    run = _run(0, "healthy", [1.0], [1.0], 1.0)
+    before = run.checks[0].summary.to_dict()
+    judged = judge_run(run, HealthConfig())
+    assert judged.checks == [(9, [])] and run.checks[0].summary.to_dict() == before
+    assert math.isnan(run.checks[0].summary.towers["all"].early_norm)
