@@ -27,19 +27,15 @@ from dataclasses import dataclass
 from optuna.trial import FrozenTrial, TrialState
 
 from gradsweep.search.health_attrs import read_flags, read_health
+from gradsweep.spaces.health import PopulationRule
 
 __all__ = [
-    "FACTOR",
-    "MIN_TRIALS",
-    "SUSTAIN",
     "PopulationFinding",
     "population_finding",
     "reference_norms",
     "tower_norms",
 ]
 
-#: Defaults (``health.population`` in a space overrides them).
-FACTOR, MIN_TRIALS, SUSTAIN = 10.0, 5, 2
 _PREFIX, _SUFFIX = "health/", "/grad_norm_pre"
 
 Reference = Mapping[int, Mapping[str, Sequence[float]]]
@@ -97,23 +93,22 @@ def reference_norms(trials: Iterable[FrozenTrial]) -> dict[int, dict[str, list[f
 def population_finding(
     history: Sequence[tuple[int, Mapping[str, float]]],
     reference: Reference,
-    *,
-    factor: float = FACTOR,
-    min_trials: int = MIN_TRIALS,
-    sustain: int = SUSTAIN,
+    rule: PopulationRule | None = None,
 ) -> PopulationFinding | None:
     """Whether a tower of the trial sits over the population's line at each of its last reports.
 
     Args:
         history: the trial's reports as ``(step, {tower: grad_norm_pre})``, oldest first.
         reference: :func:`reference_norms` (or the same shape built another way).
-        factor: the line is ``factor`` x the largest reference value at the step.
-        min_trials: references needed at a step to judge it.
-        sustain: reports in a row.
+        rule: ``factor`` (the line is that times the largest reference value at the step),
+            ``min_trials`` (references needed at a step to judge it) and ``sustain`` (reports in
+            a row); the defaults of ``health.population`` when None.
 
     Returns:
         The finding for the tower furthest over its line, or None.
     """
+    rule = rule if rule is not None else PopulationRule()
+    factor, min_trials, sustain = rule.factor, rule.min_trials, rule.sustain
     if len(history) < sustain:
         return None
     recent = history[-sustain:]

@@ -60,6 +60,7 @@ import optuna
 from optuna.pruners import BasePruner, PercentilePruner
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
+from pydantic import ValidationError
 
 from gradsweep.objectives.health.verdict import HARD_RULES, HealthReport, Verdict
 from gradsweep.objectives.pruned import PruneKind
@@ -67,15 +68,9 @@ from gradsweep.search.attrs import CONFIG, HEALTH_FLAGS, TOTAL_STEPS
 from gradsweep.search.calibration import evidence
 from gradsweep.search.catchup import CatchUpPruner
 from gradsweep.search.health_attrs import read_flags, read_health
-from gradsweep.search.population import (
-    FACTOR,
-    MIN_TRIALS,
-    SUSTAIN,
-    population_finding,
-    reference_norms,
-    tower_norms,
-)
+from gradsweep.search.population import population_finding, reference_norms, tower_norms
 from gradsweep.search.prune_attrs import PruneRecord, write_prune_attrs
+from gradsweep.spaces.health import HealthConfig
 
 __all__ = ["DEFAULT_N_STARTUP_TRIALS", "HealthPruner", "PruneDecision", "PruneKind", "finite_view"]
 
@@ -189,12 +184,13 @@ class HealthPruner(BasePruner):
             The decision, as :meth:`decide` gives it.
         """
         flag_note = ""
-        if latest is not None and latest.verdict == Verdict.UNSTABLE and self._prunes_unstable(trial):
+        prunes_unstable = self._prunes_unstable(trial)
+        if latest is not None and latest.verdict == Verdict.UNSTABLE and prunes_unstable:
             reason = "; ".join(latest.reasons) or f"health verdict unstable at step {latest.step}"
             allowed, flag_note = self._unstable_may_prune(study, trial, latest)
             if allowed:
                 return PruneDecision(True, PruneKind.UNSTABLE, reason + flag_note)
-        found = self._population(study, trial, latest) if self._prunes_unstable(trial) else None
+        found = self._population(study, trial, latest) if prunes_unstable else None
         if found is not None:
             allowed, note = self._soft_may_prune(study, trial, ["population"])
             if allowed:
@@ -207,23 +203,14 @@ class HealthPruner(BasePruner):
 
     def _population(self, study: optuna.Study, trial: FrozenTrial, latest: HealthReport | None) -> str | None:
         """The population rule's reason when it flags the trial now (the flag is stored), else None."""
-        if latest is None:
-            return None
-        health = self._health(trial)
-        settings = health.get("population") if isinstance(health.get("population"), dict) else {}
-        if settings.get("enabled") is False:
+        rule = self._health_config(trial).population
+        if latest is None or not rule.enabled:
             return None
         _, history = read_health(trial)
         if not history or history[-1].step != latest.step:
             history = [*history, latest]
         reports = [(r.step, tower_norms(r.metrics)) for r in history]
-        finding = population_finding(
-            reports,
-            self._reference(study),
-            factor=float(settings.get("factor", FACTOR)),
-            min_trials=int(settings.get("min_trials", MIN_TRIALS)),
-            sustain=int(settings.get("sustain", SUSTAIN)),
-        )
+        finding = population_finding(reports, self._reference(study), rule)
         if finding is None:
             return None
         flags = read_flags(trial)
@@ -277,7 +264,8 @@ class HealthPruner(BasePruner):
 
     def _soft_may_prune(self, study: optuna.Study, trial: FrozenTrial, rules: list[str]) -> tuple[bool, str]:
         """Whether soft ``rules``' flags prune now (``health.soft_prune``), and a note on why."""
-        policy, alpha = self._soft_policy(trial)
+        health = self._health_config(trial)
+        policy, alpha = health.soft_prune, health.false_prune_rate
         if policy == "always":
             return True, ""
         if policy == "never":
@@ -300,20 +288,22 @@ class HealthPruner(BasePruner):
 
     @staticmethod
     def _health(trial: FrozenTrial) -> dict[str, Any]:
+        """The ``health`` section of the trial's ``gradsweep.config`` as stored ({} if none)."""
         config: Any = trial.user_attrs.get(CONFIG)
         health = config.get("health") if isinstance(config, dict) else None
         return health if isinstance(health, dict) else {}
 
-    def _soft_policy(self, trial: FrozenTrial) -> tuple[str, float]:
-        health = self._health(trial)
-        policy = str(health.get("soft_prune", "calibrated"))
-        alpha = health.get("false_prune_rate", 0.1)
-        return policy, float(alpha) if isinstance(alpha, int | float) else 0.1
+    def _health_config(self, trial: FrozenTrial) -> HealthConfig:
+        """The trial's :class:`HealthConfig`, its defaults where the stored config says nothing
+        (or is not one: a study written by another version)."""
+        try:
+            return HealthConfig.model_validate(self._health(trial))
+        except ValidationError:
+            return HealthConfig()
 
     def _prunes_unstable(self, trial: FrozenTrial) -> bool:
-        config: Any = trial.user_attrs.get(CONFIG)
-        health = config.get("health") if isinstance(config, dict) else None
-        if isinstance(health, dict) and "prune_on_unstable" in health:
+        health = self._health(trial)
+        if "prune_on_unstable" in health:
             return bool(health["prune_on_unstable"])
         return self.prune_on_unstable
 
