@@ -437,9 +437,10 @@ def main(argv: list[str] | None = None) -> None:
 
         runs = args.runs if args.runs is not None else (4 if args.quick else 24)
         collect(args.bank, objectives, runs, args.seed, quick=args.quick)
-    bank = [r for r in load_bank(args.bank) if r.objective in objectives and r.label != "error"]
+    loaded = load_bank(args.bank)
+    bank = [r for r in loaded if r.objective in objectives and r.label != "error"]
     print(report(bank, args.variant_names, args.orders, args.seed))
-    errors = [r for r in load_bank(args.bank) if r.label == "error"]
+    errors = [r for r in loaded if r.label == "error"]
     if errors:
         print(
             f"\n{len(errors)} run(s) crashed without a non-finite value and are left out: "
