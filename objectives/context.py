@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from gradsweep.objectives.checkpoint import CheckpointStore
+from gradsweep.objectives.distributed import Place, current_place, shard
 from gradsweep.objectives.health.verdict import HealthReport
 from gradsweep.objectives.progress import Resumed, progress_state, restore_progress
 from gradsweep.objectives.reporting import NullReporter, Reporter
@@ -54,9 +55,14 @@ class TrialContext:
         device: overrides ``$GRADSWEEP_DEVICE`` and the CUDA-if-available default.
         checkpoint_dir: where :meth:`save_checkpoint` writes; ``None`` disables checkpoints.
         logger: defaults to ``logging.getLogger("gradsweep.objective")``.
+        place: this worker's rank and world size in a multi-worker (DDP) trial; default: read from
+            an initialised ``torch.distributed`` group, else a single process. Only rank 0
+            writes checkpoints (every rank loads them) and its reports are the trial's.
 
     Raises:
         TypeError: if ``reporter`` does not meet the :class:`Reporter` protocol.
+        ValueError: if ``config.workers`` differs from the world size (the linear LR scaling rule
+            and the global batch count ``config.workers``).
     """
 
     def __init__(
@@ -67,7 +73,15 @@ class TrialContext:
         device: str | torch.device | None = None,
         checkpoint_dir: str | os.PathLike[str] | None = None,
         logger: logging.Logger | None = None,
+        place: Place | None = None,
     ) -> None:
+        self.place = place if place is not None else current_place()
+        if config.workers != self.place.world_size:
+            raise ValueError(
+                f"workers: this config is for {config.workers} DDP worker(s) per trial (batch_size is per "
+                f"worker and lr_scaling counts them) but runs on {self.place.world_size}; run it with "
+                f"--workers-per-trial {config.workers}, or set workers: {self.place.world_size} in the config"
+            )
         if reporter is not None and not isinstance(reporter, Reporter):
             raise TypeError(
                 f"reporter must define report(value, step, health) and declare_total_steps(total) "
@@ -81,6 +95,48 @@ class TrialContext:
         self._trainer: Trainer | None = None
         seed_everything(config.seed)
 
+    # --- the worker's place (a DDP trial runs one context per worker) -----------------------
+    @property
+    def rank(self) -> int:
+        """This worker's rank (0 in a single process)."""
+        return self.place.rank
+
+    @property
+    def world_size(self) -> int:
+        """The trial's workers (1 in a single process)."""
+        return self.place.world_size
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: its reports are the trial's and it writes the checkpoints."""
+        return self.place.is_main
+
+    def shard(self, items: Any) -> Any:
+        """This worker's contiguous part of ``items`` (a global batch of indices, a range).
+
+        ``items`` of ``world_size * batch_size`` elements gives each worker ``batch_size``, and
+        the workers together the batch one process would train on (see
+        :func:`gradsweep.objectives.distributed.shard`).
+        """
+        return shard(items, self.place)
+
+    def sampler(self, dataset: Any, *, shuffle: bool = True, seed: int | None = None) -> Any:
+        """A ``DistributedSampler`` over ``dataset`` for this worker (call ``set_epoch`` each epoch).
+
+        For a ``DataLoader(dataset, batch_size=config.batch_size, sampler=ctx.sampler(dataset))``;
+        in a single process it samples the whole dataset. ``seed`` defaults to ``config.seed``.
+        """
+        from torch.utils.data.distributed import DistributedSampler
+
+        return DistributedSampler(
+            dataset,
+            num_replicas=self.world_size,
+            rank=self.rank,
+            shuffle=shuffle,
+            seed=self.config.seed if seed is None else seed,
+            drop_last=True,
+        )
+
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         """``torch.autocast`` per ``config.amp.dtype`` on CUDA; a no-op on CPU or with ``none``."""
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(str(self.config.amp.dtype))
@@ -89,9 +145,15 @@ class TrialContext:
         return torch.autocast(device_type="cuda", dtype=dtype)
 
     def trainer(self, model: torch.nn.Module, steps_per_epoch: int) -> Trainer:
-        """Move ``model`` to :attr:`device` (in place) and build its :class:`Trainer`."""
+        """Move ``model`` to :attr:`device` (in place) and build its :class:`Trainer`.
+
+        In a multi-worker trial the trainer wraps the model in ``DistributedDataParallel``: call
+        ``trainer.wrapped(...)`` for the training forward (``trainer.model`` stays the plain model).
+        """
         model.to(self.device)
-        self._trainer = Trainer(model, self.config, steps_per_epoch=steps_per_epoch, device=self.device)
+        self._trainer = Trainer(
+            model, self.config, steps_per_epoch=steps_per_epoch, device=self.device, place=self.place
+        )
         self.declare_total_steps(self._trainer.total_steps)
         return self._trainer
 
@@ -119,8 +181,14 @@ class TrialContext:
         self.reporter.report(float(value), int(step), self.latest_health)
 
     def save_checkpoint(self, state: dict[str, Any]) -> Path | None:
-        """Save ``state`` atomically (the newest two are kept); ``None`` without a checkpoint dir."""
-        return self.checkpoints.save(state) if self.checkpoints is not None else None
+        """Save ``state`` atomically (the newest two are kept); ``None`` without a checkpoint dir.
+
+        On a worker other than rank 0 it writes nothing (the replicas are identical; rank 0's
+        checkpoint is the trial's, and every worker loads it on a retry).
+        """
+        if self.checkpoints is None or not self.is_main:
+            return None
+        return self.checkpoints.save(state)
 
     def load_checkpoint(self) -> dict[str, Any] | None:
         """The newest loadable checkpoint, or ``None``."""

@@ -17,6 +17,11 @@ Metrics on the held-out clips, both directions (``v2t``: video queries, caption 
 The objective evaluates, reports (metric + health) and checkpoints after every epoch, and
 resumes from its newest checkpoint.
 
+With several DDP workers (``--workers-per-trial N``) each worker trains on its shard of every
+global batch of ``N * batch_size`` clips and the InfoNCE negatives span the whole global batch
+(the embeddings are gathered with their gradient), so N workers compute the update of one
+process with ``batch_size`` N times larger.
+
 Extras: ``temperature_init`` (default 0.07).
 """
 
@@ -32,6 +37,7 @@ from torch import nn
 from gradsweep.objectives.api import TrialContext, refuse_accumulation
 from gradsweep.objectives.data.captions import Tokenizer
 from gradsweep.objectives.data.digits_clips import Clips, ClipSpec, make_clips
+from gradsweep.objectives.distributed import current_place, gather
 from gradsweep.spaces.trial_config import TrialConfig
 
 METRICS = tuple(f"{m}_{d}" for d in ("v2t", "t2v") for m in ("recall_at_1", "recall_at_5", "ndcg_at_5"))
@@ -149,14 +155,27 @@ class DualTower(nn.Module):
     def logit_scale(self) -> torch.Tensor:
         return self.temperature.clamp(max=math.log(100.0)).exp()
 
+    def forward(
+        self, video: torch.Tensor, ids: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Video and text embeddings and the logit scale: one call, so DDP sees every parameter used."""
+        return self.encode_video(video), self.encode_text(ids), self.logit_scale()
+
 
 def info_nce(a: torch.Tensor, b: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
-    """Symmetric InfoNCE between matching rows of ``a`` and ``b`` (both ``(B, E)``, unnormalised)."""
+    """Symmetric InfoNCE between matching rows of ``a`` and ``b`` (both ``(B, E)``, unnormalised).
+
+    In a trial of several workers the rows of every worker are gathered: this worker's rows are
+    the queries, everyone's the candidates, and the mean over the workers (DDP's gradient
+    average) is the loss of one process over the global batch.
+    """
     a = F.normalize(a.float(), dim=-1)
     b = F.normalize(b.float(), dim=-1)
-    logits = logit_scale * a @ b.T  # (B, B)
-    target = torch.arange(a.shape[0], device=a.device)
-    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+    all_a, all_b = gather(a), gather(b)  # (N*B, E); a and b themselves in a single process
+    target = torch.arange(a.shape[0], device=a.device) + a.shape[0] * current_place().rank  # own rows
+    a_to_b = logit_scale * a @ all_b.T  # (B, N*B)
+    b_to_a = logit_scale * b @ all_a.T
+    return 0.5 * (F.cross_entropy(a_to_b, target) + F.cross_entropy(b_to_a, target))
 
 
 def retrieval_metrics(
@@ -233,7 +252,7 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
 
     # 1. data (a pure function of the seed)
     train, held_out = make_clips(scale.clips, seed=config.seed)
-    steps_per_epoch = max(1, len(train) // config.batch_size)
+    steps_per_epoch = max(1, len(train) // config.global_batch)  # global batches (all workers)
 
     # 2. model and the per-step kit (optimizer groups per tower, schedule, clip, scaler, health)
     model = build_model(config)
@@ -251,11 +270,12 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(order_seed))
         order = order.to(ctx.device)
         for i in range(run.steps):
-            idx = order[i * config.batch_size : (i + 1) * config.batch_size]
+            # the global batch, and this worker's part of it (all of it in a single process)
+            idx = ctx.shard(order[i * config.global_batch : (i + 1) * config.global_batch])
             video, ids = all_video[idx], all_ids[idx]  # (B, T, 1, S, S), (B, L)
             with ctx.autocast():
-                v, t = model.encode_video(video), model.encode_text(ids)
-                loss = info_nce(v, t, model.logit_scale())
+                v, t, logit_scale = trainer.wrapped(video, ids)  # DDP's forward on several workers
+                loss = info_nce(v, t, logit_scale)
             if trainer.monitor is not None:
                 trainer.monitor.observe_output("text_embedding", t.detach())
                 trainer.monitor.observe_output("video_embedding", v.detach())

@@ -15,6 +15,13 @@ by cosine similarity); the memory bank is a few labelled training images (``Scal
 since with every training image labelled even random conv features score ~97% on digits and
 the metric cannot tell representations apart; maximize.
 
+With several DDP workers (``--workers-per-trial N``) every worker draws the same global batch of
+``N * batch_size`` images and their two views, trains on its shard, and the keys of every worker
+are the negatives (MoCo v3's ``concat_all_gather``). On CUDA the batch norms become
+``SyncBatchNorm`` (MoCo v3 does the same), so N workers compute the update of one process with
+an N times larger batch; on CPU, where torch has no SyncBatchNorm, each worker normalises its
+own shard, which is where a CPU run of N workers differs from one process.
+
 Extras: ``loss_reduction`` (``sum`` | ``mean``, default ``mean``), ``temperature`` (0.2),
 ``momentum`` (EMA coefficient of the key encoder, default per scale), ``knn_k`` (20).
 """
@@ -30,6 +37,7 @@ from torch import nn
 
 from gradsweep.objectives.api import TrialContext, refuse_accumulation
 from gradsweep.objectives.data.digits_views import load_digits, split, subsample, two_views
+from gradsweep.objectives.distributed import current_place, gather_detached
 from gradsweep.objectives.nets import Backbone
 from gradsweep.spaces.trial_config import TrialConfig
 
@@ -76,8 +84,12 @@ class MoCo(nn.Module):
         self.projector = mlp(s.dim, s.hidden, s.out)
         self.predictor = mlp(s.out, s.hidden, s.out)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.predictor(self.projector(self.backbone(x)))  # (B, out)
+    def forward(
+        self, x: torch.Tensor, x2: torch.Tensor | None = None
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Queries of ``x``, ``(B, out)``; of both views when ``x2`` is given (one call, as DDP wants)."""
+        q = self.predictor(self.projector(self.backbone(x)))
+        return q if x2 is None else (q, self.predictor(self.projector(self.backbone(x2))))
 
 
 class KeyEncoder(nn.Module):
@@ -105,15 +117,18 @@ def contrastive_loss(q: torch.Tensor, k: torch.Tensor, temperature: float) -> to
     """InfoNCE between queries and keys of the same images (positives on the diagonal).
 
     Args:
-        q: ``(B, D)`` queries; k: ``(B, D)`` keys (no gradient).
+        q: ``(B, D)`` queries; k: ``(B, D)`` keys (no gradient); in a trial of several workers the
+            keys of all of them are the candidates.
         temperature: softmax temperature.
 
     Returns:
         The mean cross-entropy, a scalar (``ln(B)`` for uninformative features).
     """
     q, k = F.normalize(q.float(), dim=1), F.normalize(k.float(), dim=1)
-    logits = q @ k.T / temperature  # (B, B)
-    return F.cross_entropy(logits, torch.arange(q.shape[0], device=q.device))
+    keys = gather_detached(k)  # every worker's keys, (N*B, D); k itself in a single process
+    logits = q @ keys.T / temperature  # (B, N*B)
+    target = torch.arange(q.shape[0], device=q.device) + q.shape[0] * current_place().rank
+    return F.cross_entropy(logits, target)
 
 
 def symmetric_loss(l12: torch.Tensor, l21: torch.Tensor, reduction: str) -> torch.Tensor:
@@ -202,12 +217,15 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
     train, test = split(load_digits(), test_fraction=0.25, seed=config.seed)
     train = subsample(train, s.train_images, seed=config.seed)
     bank_set = subsample(train, s.bank_images, seed=config.seed + 1)  # the few labelled images
-    batch = min(config.batch_size, len(train))
-    steps_per_epoch = len(train) // batch
+    batch = min(config.batch_size, len(train) // ctx.world_size)  # per worker
+    global_batch = batch * ctx.world_size
+    steps_per_epoch = len(train) // global_batch
 
     # 3. model, key encoder, trainer (optimizer, staged scheduler, scaler, clipper, health monitor)
     torch.manual_seed(config.seed)
     model = build_model(config)
+    if ctx.world_size > 1 and ctx.device.type == "cuda":  # batch statistics over the global batch
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     trainer = ctx.trainer(model, steps_per_epoch)
     key = KeyEncoder(model).to(ctx.device)
 
@@ -226,11 +244,12 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
         losses = []
         for i in range(n_steps):
             # a. two augmented views of a batch: (B, 1, 8, 8) each
-            x = train.x[order[i * batch : (i + 1) * batch]]
-            v1, v2 = (v.to(ctx.device) for v in two_views(x, g))
+            # (the views of the global batch, the same on every worker; then this worker's shard)
+            x = train.x[order[i * global_batch : (i + 1) * global_batch]]
+            v1, v2 = (ctx.shard(v).to(ctx.device) for v in two_views(x, g))
             # b. queries from the online network; EMA update, then keys from the key encoder
             with ctx.autocast():
-                q1, q2 = model(v1), model(v2)  # (B, out)
+                q1, q2 = trainer.wrapped(v1, v2)  # (B, out) each; DDP's forward on several workers
                 with torch.no_grad():
                     key.update(model, momentum)
                     k1, k2 = key(v1), key(v2)  # (B, out)

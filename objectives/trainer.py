@@ -12,10 +12,21 @@ model without batch statistics). Stages, schedules, ``health.check_every``, ``gl
 ``steps_per_epoch`` all count optimizer steps. A sampled LR reaches ``param_group["lr"]``
 through ``build_optimizer`` (the tower's effective LR) and then ``StagedScheduler.step``
 (warmup, decay, stage multipliers), nothing else.
+
+In a trial of several DDP workers (:class:`~gradsweep.objectives.distributed.Place` with a world
+size above 1) the trainer wraps the model in ``DistributedDataParallel`` (:attr:`Trainer.wrapped`,
+the module to call for the training forward): the backward of the last micro-batch of each
+optimizer step averages the gradients over the workers, the ones before it run under
+``no_sync`` (the trainer enters and leaves it between calls), and clipping, the GradScaler and
+the health monitor then see the same averaged gradients on every worker. The monitor's loss is
+the mean over the workers too, so every worker reaches the same verdict. A stage that freezes or
+thaws a tower changes which parameters DDP must reduce: the wrapper is rebuilt then (DDP only
+reduces the parameters that required a gradient when it was built).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +35,7 @@ from typing import Any
 import torch
 
 from gradsweep.errors import UserError
+from gradsweep.objectives.distributed import SINGLE, Place, mean_over_workers
 from gradsweep.objectives.health.loss_mean import LossMean
 from gradsweep.objectives.health.monitor import HealthMonitor
 from gradsweep.objectives.health.verdict import HealthReport
@@ -106,6 +118,7 @@ class Trainer:
         device: where training runs.
         scaler: the GradScaler to use (default: one built from the config for ``device``); the
             Lightning callback passes the one it hands to Lightning's precision plugin.
+        place: this worker's place in a multi-worker trial (default: a single process).
 
     Raises:
         ValueError: if ``steps_per_epoch`` < 1.
@@ -119,6 +132,7 @@ class Trainer:
         steps_per_epoch: int,
         device: torch.device,
         scaler: torch.amp.GradScaler | None = None,
+        place: Place = SINGLE,
     ) -> None:
         if steps_per_epoch < 1:
             raise ValueError(f"steps_per_epoch must be at least 1 but got {steps_per_epoch}")
@@ -146,6 +160,68 @@ class Trainer:
         self._watch: StepWatch | None = None
         self._losses = LossMean()  # the micro-batches backpropagated since the last optimizer step
         self._stepped = False
+        self.place = place
+        self.device = device
+        self._ddp: torch.nn.Module | None = None
+        self._ddp_key: tuple[bool, ...] | None = None
+        self._no_sync = contextlib.ExitStack()  # holds the wrapper's no_sync() between micro-batches
+        self._in_no_sync = False
+        if place.distributed:
+            self.wrapped  # noqa: B018 (builds DDP now: it makes every replica start from rank 0's weights)
+            self._sync_next()
+
+    # --- DDP ---------------------------------------------------------------------------
+    @property
+    def wrapped(self) -> torch.nn.Module:
+        """The module to call for the training forward: ``DistributedDataParallel(model)`` in a trial
+        of several workers, else :attr:`model` itself.
+
+        Calling :attr:`model` directly in a multi-worker trial would skip DDP's gradient
+        averaging (the replicas would drift apart). The wrapper is rebuilt when the set of
+        parameters that require a gradient changed (a stage froze or thawed a tower).
+        """
+        if not self.place.distributed:
+            return self.model
+        key = tuple(p.requires_grad for p in self.model.parameters())
+        if self._ddp is None or key != self._ddp_key:
+            self._build_ddp(key)
+        assert self._ddp is not None
+        return self._ddp
+
+    def _build_ddp(self, key: tuple[bool, ...]) -> None:
+        from torch.nn.parallel import DistributedDataParallel
+
+        in_no_sync = self._in_no_sync
+        self._leave_no_sync()
+        if not any(key):  # a stage that trains nothing: nothing to reduce
+            self._ddp = self.model
+        else:
+            ids = (
+                [self.device.index if self.device.index is not None else 0]
+                if self.device.type == "cuda"
+                else None
+            )
+            self._ddp = DistributedDataParallel(self.model, device_ids=ids)
+        self._ddp_key = key
+        if in_no_sync:
+            self._enter_no_sync()
+
+    def _enter_no_sync(self) -> None:
+        no_sync = getattr(self._ddp, "no_sync", None)
+        if callable(no_sync):
+            self._no_sync.enter_context(no_sync())
+            self._in_no_sync = True
+
+    def _leave_no_sync(self) -> None:
+        self._no_sync.close()
+        self._in_no_sync = False
+
+    def _sync_next(self) -> None:
+        """Set up the wrapper for the next micro-batch: under ``no_sync`` unless it ends an optimizer step."""
+        self._leave_no_sync()
+        if self.accumulation_steps > 1 and self._losses.count < self.accumulation_steps - 1:
+            self.wrapped  # noqa: B018 (builds the wrapper for the current stage)
+            self._enter_no_sync()
 
     @property
     def stepped(self) -> bool:
@@ -228,8 +304,12 @@ class Trainer:
             self._losses.add(loss)
             if self._losses.count < n:
                 self._stepped = False
+                if self.place.distributed:
+                    self._sync_next()
                 return None
             health_loss = self._losses.take()
+        if self.place.distributed:
+            health_loss = mean_over_workers(health_loss)
         self.scaler.unscale_(self.optimizer)
         clip_result = self.clipper.clip()
         report = None
@@ -241,6 +321,8 @@ class Trainer:
         self.scheduler.step()
         self.global_step += 1
         self._stepped = True
+        if self.place.distributed:
+            self._sync_next()
         if report is not None:
             self.latest_health = report
         return report

@@ -214,9 +214,16 @@ def _config_data(space: SearchSpace, params: dict[str, Any], probe: bool) -> dic
 
 
 def resolve(
-    space: SearchSpace, params: dict[str, Any], *, scale: str | None = None, seed: int | None = None
+    space: SearchSpace,
+    params: dict[str, Any],
+    *,
+    scale: str | None = None,
+    seed: int | None = None,
+    workers: int | None = None,
 ) -> TrialConfig:
     """Build the concrete :class:`TrialConfig` for ``params`` (as from :func:`suggest`).
+
+    ``scale``, ``seed`` and ``workers`` (the DDP workers of one trial) override the space's.
 
     Raises:
         SpaceError: a parameter is missing or a value is not allowed where it lands.
@@ -226,6 +233,8 @@ def resolve(
         data["scale"] = scale
     if seed is not None:
         data["seed"] = seed
+    if workers is not None:
+        data["workers"] = workers
     active = {k.name for k in active_knobs(space, params)}
     data["params"] = {k: v for k, v in params.items() if k in active}
     try:

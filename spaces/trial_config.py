@@ -190,8 +190,9 @@ class TrialConfig(_Frozen):
     ``params`` keeps the flat sampled values (Optuna parameter name -> value) the config
     was resolved from, so a config can be enqueued into a study as a baseline.
     ``provenance`` is filled by export (study, trial number, value, version, space).
-    ``batch_size`` is the micro-batch of one forward/backward; ``accumulation_steps`` micro-batches
-    make one optimizer step (:attr:`effective_batch`).
+    ``batch_size`` is the micro-batch of one forward/backward on one worker; ``accumulation_steps``
+    micro-batches on each of ``workers`` DDP workers make one optimizer step (:attr:`effective_batch`).
+    ``workers`` is set by the engine from ``--workers-per-trial`` (1: a single process).
     """
 
     objective: str
@@ -201,6 +202,7 @@ class TrialConfig(_Frozen):
     optimizer: OptimizerConfig = OptimizerConfig()
     batch_size: int = Field(default=64, ge=1)
     accumulation_steps: int = Field(default=1, ge=1)
+    workers: int = Field(default=1, ge=1)
     towers: tuple[TowerConfig, ...] = Field(min_length=1)
     schedule: ScheduleConfig = ScheduleConfig()
     clip: ClipConfig = ClipConfig()
@@ -234,22 +236,26 @@ class TrialConfig(_Frozen):
 
     @property
     def effective_batch(self) -> int:
-        """Examples per optimizer step: ``batch_size * accumulation_steps``.
-
-        The DDP world size will multiply in here when multi-worker trials land.
+        """Examples per optimizer step: ``batch_size * accumulation_steps * workers``.
 
         Example:
-            >>> cfg = TrialConfig(objective="moco", batch_size=2, accumulation_steps=4,
+            >>> cfg = TrialConfig(objective="moco", batch_size=2, accumulation_steps=4, workers=2,
             ...                   towers=[TowerConfig(name="all", patterns=["*"], lr=1e-3)])
             >>> cfg.effective_batch
-            8
+            16
         """
-        return self.batch_size * self.accumulation_steps
+        return self.batch_size * self.accumulation_steps * self.workers
+
+    @property
+    def global_batch(self) -> int:
+        """Examples in one forward/backward over all workers: ``batch_size * workers``."""
+        return self.batch_size * self.workers
 
     def effective_lr(self, tower: str) -> float:
         """Base LR of ``tower`` after the batch-size scaling rule (before schedule and stage multipliers).
 
-        ``lr_scaling: linear`` scales by :attr:`effective_batch` (the batch of one optimizer step).
+        ``lr_scaling: linear`` scales by :attr:`effective_batch` (the batch of one optimizer step,
+        over all workers).
         """
         lr = self.tower(tower).lr
         if self.schedule.lr_scaling == "linear":

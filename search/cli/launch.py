@@ -39,6 +39,24 @@ CpusPerTrial = Annotated[float, typer.Option(help="CPUs per trial.", rich_help_p
 GpusPerTrial = Annotated[
     float, typer.Option(help="GPUs per trial; 0.25 puts four trials on one GPU.", rich_help_panel=_RES)
 ]
+WorkersPerTrial = Annotated[
+    int,
+    typer.Option(
+        help="DDP workers per trial: each trial one Ray Train job (gloo on CPU, NCCL on GPU); batch_size is per worker.",
+        rich_help_panel=_RES,
+    ),
+]
+CpusPerWorker = Annotated[
+    float | None,
+    typer.Option(help="CPUs per worker with --workers-per-trial (default 1).", rich_help_panel=_RES),
+]
+GpusPerWorker = Annotated[
+    float | None,
+    typer.Option(
+        help="GPUs per worker with --workers-per-trial (0 or a whole number; default 0).",
+        rich_help_panel=_RES,
+    ),
+]
 CpuFallback = Annotated[
     bool, typer.Option("--cpu-fallback", help="Run on CPU if no GPU is found.", rich_help_panel=_RES)
 ]
@@ -91,6 +109,9 @@ RESOURCE_OPTIONS = {
     "max_failures": "max_failures",
     "checkpoint_every": "checkpoint_every_s",
     "store_wait": "store_wait_s",
+    "workers_per_trial": "workers_per_trial",
+    "cpus_per_worker": "cpus_per_worker",
+    "gpus_per_worker": "gpus_per_worker",
 }
 
 
@@ -189,6 +210,9 @@ def launch_cmd(
     concurrency: Concurrency = None,
     cpus_per_trial: CpusPerTrial = 1.0,
     gpus_per_trial: GpusPerTrial = 0.0,
+    workers_per_trial: WorkersPerTrial = 1,
+    cpus_per_worker: CpusPerWorker = None,
+    gpus_per_worker: GpusPerWorker = None,
     cpu_fallback: CpuFallback = False,
     max_failures: MaxFailures = 0,
     checkpoint_every: CheckpointEvery = DEFAULT_CHECKPOINT_EVERY_S,
@@ -246,6 +270,9 @@ def resume_cmd(
     concurrency: Concurrency = None,
     cpus_per_trial: CpusPerTrial = 1.0,
     gpus_per_trial: GpusPerTrial = 0.0,
+    workers_per_trial: WorkersPerTrial = 1,
+    cpus_per_worker: CpusPerWorker = None,
+    gpus_per_worker: GpusPerWorker = None,
     cpu_fallback: CpuFallback = False,
     max_failures: MaxFailures = 0,
     checkpoint_every: CheckpointEvery = DEFAULT_CHECKPOINT_EVERY_S,

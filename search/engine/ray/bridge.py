@@ -124,6 +124,7 @@ class StudyBridge:
         scale: scale override for resolved configs (None keeps the space's).
         seed: seed written into every resolved config (None keeps the space's).
         device: ``cuda`` or ``cpu`` for the workers.
+        workers: DDP workers per trial, written into every resolved config (``config.workers``).
         abort_after: stop asking when this many first trials all failed (0 disables).
         on_store_error: called once when the store stops taking writes (the runner stops Tune).
 
@@ -142,6 +143,7 @@ class StudyBridge:
         scale: str | None = None,
         seed: int | None = None,
         device: str = "cpu",
+        workers: int = 1,
         abort_after: int = 5,
         on_store_error: Callable[[], None] | None = None,
         store_wait_s: float = DEFAULT_STORE_WAIT_S,
@@ -158,6 +160,7 @@ class StudyBridge:
         self.scale = scale
         self.seed = seed
         self.device = device
+        self.workers = workers
         self.abort_after = abort_after
         self.tally = Tally(target=n_trials, direction=study.direction.name.lower())
         self.aborted: str | None = None
@@ -229,7 +232,7 @@ class StudyBridge:
         try:
             # the sampler reads the study; a retry keeps the params already stored for this trial
             params = self._retry(lambda t=trial: suggest(self.space, t))
-            config = resolve(self.space, params, scale=self.scale, seed=self.seed)
+            config = resolve(self.space, params, scale=self.scale, seed=self.seed, workers=self.workers)
         except ValueError as exc:  # SpaceError: a combination the space's rules refuse
             self._tell(trial, failed(f"invalid config: {str(exc).splitlines()[0]}"))
             raise _InvalidConfig from None

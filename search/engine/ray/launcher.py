@@ -86,6 +86,7 @@ def execute_sweep(
         scale=plan.scale,
         seed=plan.seed,
         device=info.device,
+        workers=settings.resources.workers_per_trial,
         abort_after=settings.abort_after,
         store_wait_s=settings.resources.store_wait_s,
     )

@@ -26,6 +26,7 @@ from ray.tune.stopper import Stopper
 
 from gradsweep.search.engine.outcome import INTERRUPTED, R_TRIAL
 from gradsweep.search.engine.ray.bridge import StudyBridge
+from gradsweep.search.engine.ray.ddp import LOOP_CONFIG, ddp_trainer, gs_config
 from gradsweep.search.engine.ray.runtime import RayInfo, Resources, local_ray_lost
 from gradsweep.search.engine.ray.scheduler import PruningScheduler
 from gradsweep.search.engine.ray.searcher import StudySearcher
@@ -67,12 +68,12 @@ class RunResult:
 
 def trial_name(trial: Any) -> str:
     """Ray trial name: the Optuna trial number."""
-    return f"trial_{int(trial.config[R_TRIAL]):05d}"
+    return f"trial_{int(gs_config(trial.config)[R_TRIAL]):05d}"
 
 
 def trial_dirname(trial: Any) -> str:
     """Ray trial directory: Optuna number and Ray trial id (each id leads to the other)."""
-    return f"trial_{int(trial.config[R_TRIAL]):05d}_{trial.trial_id}"
+    return f"trial_{int(gs_config(trial.config)[R_TRIAL]):05d}_{trial.trial_id}"
 
 
 #: Called by the cut-off watchdog with the trials it recorded; prints and returns the exit status.
@@ -156,14 +157,17 @@ def run_trials(
     storage_path = run_dir(runs_dir, study_name)  # one safe directory, whatever the study's name
     storage_path.mkdir(parents=True, exist_ok=True)
     run_name = time.strftime("run-%Y%m%d-%H%M%S") + f"-{os.getpid()}"  # two launches in one second differ
-    trainable = tune.with_resources(
-        tune.with_parameters(gradsweep_trainable, checkpoint_every_s=resources.checkpoint_every_s),
-        {"cpu": resources.cpus_per_trial, "gpu": info.gpus_per_trial},
-    )
+    if resources.distributed:  # each trial a Ray Train job of N DDP workers
+        trainable: Any = ddp_trainer(resources, device=info.device)
+    else:
+        trainable = tune.with_resources(
+            tune.with_parameters(gradsweep_trainable, checkpoint_every_s=resources.checkpoint_every_s),
+            {"cpu": resources.cpus_per_trial, "gpu": info.gpus_per_trial},
+        )
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=StudySearcher(bridge),
+            search_alg=StudySearcher(bridge, nest=LOOP_CONFIG if resources.distributed else None),
             scheduler=PruningScheduler(bridge),
             num_samples=max(bridge.n_trials, 1),
             max_concurrent_trials=info.concurrency,

@@ -20,9 +20,10 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from gradsweep.errors import UserError
+from gradsweep.search.engine.ray import TRAIN_ENV
 
 QUIET_ENV = {
     "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",  # no CSV / JSON / TensorBoard result files
@@ -31,7 +32,9 @@ QUIET_ENV = {
     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
     "RAY_DEDUP_LOGS": "0",
     "TUNE_PRINT_ALL_TRIAL_ERRORS": "0",  # errors are stored on the trial, not dumped to the terminal
+    "RAY_TRAIN_ENABLE_V2_MIGRATION_WARNINGS": "0",
 }
+
 CLUSTER_MODE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 #: ``--checkpoint-every``: a retried trial repeats at most about a minute of training.
 DEFAULT_CHECKPOINT_EVERY_S = 60.0
@@ -68,8 +71,12 @@ class Resources:
     max_failures: int = 0
     checkpoint_every_s: float = DEFAULT_CHECKPOINT_EVERY_S
     store_wait_s: float = DEFAULT_STORE_WAIT_S
+    workers_per_trial: int = 1
+    cpus_per_worker: float | None = None
+    gpus_per_worker: float | None = None
 
     def __post_init__(self) -> None:
+        self._check_workers()
         if not self.cpus_per_trial > 0:
             raise UserError(f"--cpus-per-trial must be > 0, got {self.cpus_per_trial:g}")
         if self.gpus_per_trial < 0:
@@ -85,13 +92,86 @@ class Resources:
         if not 0 <= self.store_wait_s < math.inf:  # also refuses nan
             raise UserError(f"--store-wait must be >= 0 seconds and finite, got {self.store_wait_s:g}")
 
+    def _check_workers(self) -> None:
+        n = self.workers_per_trial
+        if n < 1:
+            raise UserError(f"--workers-per-trial must be at least 1, got {n}")
+        given = [
+            f
+            for f, v in (
+                ("--cpus-per-worker", self.cpus_per_worker),
+                ("--gpus-per-worker", self.gpus_per_worker),
+            )
+            if v is not None
+        ]
+        if n == 1 and given:
+            raise UserError(
+                f"{given[0]} sizes the workers of a multi-worker trial; give --workers-per-trial 2 or more, or use --cpus-per-trial / --gpus-per-trial"
+            )
+        if n > 1 and (self.cpus_per_trial != 1.0 or self.gpus_per_trial != 0.0):
+            flag = "--cpus-per-trial" if self.cpus_per_trial != 1.0 else "--gpus-per-trial"
+            raise UserError(
+                f"{flag} sizes a single-process trial; with --workers-per-trial {n} give each worker's share "
+                "with --cpus-per-worker / --gpus-per-worker"
+            )
+        if self.cpus_per_worker is not None and not self.cpus_per_worker > 0:
+            raise UserError(f"--cpus-per-worker must be > 0, got {self.cpus_per_worker:g}")
+        gpw = self.gpus_per_worker
+        if gpw is not None and (gpw < 0 or gpw != int(gpw)):
+            raise UserError(
+                f"--gpus-per-worker must be 0 or a whole number (NCCL gives each worker its own GPUs), got {gpw:g}"
+            )
+
+    @property
+    def distributed(self) -> bool:
+        """Each trial is a DDP job of :attr:`workers_per_trial` workers (Ray Train)."""
+        return self.workers_per_trial > 1
+
+    @property
+    def worker_cpus(self) -> float:
+        """CPUs of one worker: ``--cpus-per-worker`` (default 1), or the trial's for a single process."""
+        if not self.distributed:
+            return self.cpus_per_trial
+        return 1.0 if self.cpus_per_worker is None else self.cpus_per_worker
+
+    @property
+    def worker_gpus(self) -> float:
+        """GPUs of one worker: ``--gpus-per-worker`` (default 0), or the trial's for a single process."""
+        if not self.distributed:
+            return self.gpus_per_trial
+        return 0.0 if self.gpus_per_worker is None else self.gpus_per_worker
+
+    @property
+    def trial_cpus(self) -> float:
+        """CPUs one trial reserves: every worker's."""
+        return self.worker_cpus * self.workers_per_trial
+
+    @property
+    def trial_gpus(self) -> float:
+        """GPUs one trial reserves: every worker's."""
+        return self.worker_gpus * self.workers_per_trial
+
+    def without_gpus(self) -> Resources:
+        """The same request on CPU (``--cpu-fallback`` on a cluster without GPUs)."""
+        if self.distributed:
+            return replace(self, gpus_per_worker=None if self.gpus_per_worker is None else 0.0)
+        return replace(self, gpus_per_trial=0.0)
+
+    def size_text(self) -> str:
+        """How the request reads on the command line (for messages)."""
+        if self.distributed:
+            text = f"--workers-per-trial {self.workers_per_trial} with --cpus-per-worker {self.worker_cpus:g}"
+            return text + (f" and --gpus-per-worker {self.worker_gpus:g}" if self.worker_gpus else "")
+        text = f"--cpus-per-trial {self.cpus_per_trial:g}"
+        return text + (f" with --gpus-per-trial {self.gpus_per_trial:g}" if self.gpus_per_trial else "")
+
     def concurrency_for(self, *, cpus: float, gpus: float) -> int:
         """Trials at once: ``--concurrency`` if given, else what ``cpus`` (and ``gpus``) fit, at least 1."""
         if self.concurrency is not None:
             return self.concurrency
-        fit = math.floor(cpus / self.cpus_per_trial + 1e-9)
-        if self.gpus_per_trial > 0:
-            fit = min(fit, math.floor(gpus / self.gpus_per_trial + 1e-9))
+        fit = math.floor(cpus / self.trial_cpus + 1e-9)
+        if self.trial_gpus > 0:
+            fit = min(fit, math.floor(gpus / self.trial_gpus + 1e-9))
         return max(1, fit)
 
 
@@ -101,7 +181,7 @@ class RayInfo:
 
     device: str
     concurrency: int
-    gpus_per_trial: float
+    gpus_per_trial: float  # of one worker in a multi-worker trial (after --cpu-fallback)
     cpus: float
     gpus: float
     nodes: int
@@ -151,16 +231,31 @@ def check_local_gpus(resources: Resources) -> None:
     Raises:
         UserError: ``gpus_per_trial`` > 0, no local GPU, no ``cpu_fallback``.
     """
-    if (
-        cluster_address(resources) is None
-        and resources.gpus_per_trial > 0
-        and _local_gpus() == 0
-        and not resources.cpu_fallback
-    ):
+    if cluster_address(resources) is not None:
+        return
+    if resources.trial_gpus > 0 and _local_gpus() == 0 and not resources.cpu_fallback:
+        flag = "--gpus-per-worker" if resources.distributed else "--gpus-per-trial"
         raise UserError(
-            f"--gpus-per-trial {resources.gpus_per_trial:g} but this machine has no GPU; "
+            f"{flag} {resources.worker_gpus:g} but this machine has no GPU; "
             "drop the flag, or pass --cpu-fallback to run on CPU"
         )
+    if resources.distributed:  # a local Ray gets this machine's CPUs: refuse before starting it
+        cpus = _local_cpus()
+        if cpus is not None and resources.trial_cpus > cpus + 1e-9:
+            raise UserError(
+                f"{resources.size_text()} needs {resources.trial_cpus:g} CPUs per trial but this machine "
+                f"has {cpus}; lower --workers-per-trial or --cpus-per-worker"
+            )
+
+
+def _local_cpus() -> int | None:
+    """The CPUs a local Ray would have here (cgroup limits included), or None when unknown."""
+    try:
+        from ray._private.utils import get_num_cpus
+
+        return int(get_num_cpus())
+    except Exception:  # private helper moved: leave the check to Ray's own sizing
+        return os.cpu_count()
 
 
 def check_address(address: str | None, *, timeout_s: float = 5.0) -> None:
@@ -273,17 +368,32 @@ def unschedulable(resources: Resources, nodes: list[dict[str, float]]) -> str | 
         >>> unschedulable(Resources(cpus_per_trial=2), [{"CPU": 4.0}]) is None
         True
     """
-    need_cpu, need_gpu = resources.cpus_per_trial, resources.gpus_per_trial
+    need_cpu, need_gpu = resources.worker_cpus, resources.worker_gpus
     eps = 1e-9
-    if any(n.get("CPU", 0.0) + eps >= need_cpu and n.get("GPU", 0.0) + eps >= need_gpu for n in nodes):
-        return None
+    cpu_flag = "--cpus-per-worker" if resources.distributed else "--cpus-per-trial"
+    gpu_flag = "--gpus-per-worker" if resources.distributed else "--gpus-per-trial"
     most_cpu = max((n.get("CPU", 0.0) for n in nodes), default=0.0)
     most_gpu = max((n.get("GPU", 0.0) for n in nodes), default=0.0)
-    if most_cpu + eps < need_cpu:
-        return f"--cpus-per-trial {need_cpu:g} but the largest Ray node has {most_cpu:g} CPUs"
-    if most_gpu + eps < need_gpu:
-        return f"--gpus-per-trial {need_gpu:g} but the largest Ray node has {most_gpu:g} GPUs"
-    return f"--cpus-per-trial {need_cpu:g} with --gpus-per-trial {need_gpu:g}: no Ray node has both"
+    if not any(n.get("CPU", 0.0) + eps >= need_cpu and n.get("GPU", 0.0) + eps >= need_gpu for n in nodes):
+        if most_cpu + eps < need_cpu:
+            return f"{cpu_flag} {need_cpu:g} but the largest Ray node has {most_cpu:g} CPUs"
+        if most_gpu + eps < need_gpu:
+            return f"{gpu_flag} {need_gpu:g} but the largest Ray node has {most_gpu:g} GPUs"
+        return f"{cpu_flag} {need_cpu:g} with {gpu_flag} {need_gpu:g}: no Ray node has both"
+    if resources.distributed:  # the workers of one trial may spread over nodes: count them all
+        fits = 0
+        for n in nodes:
+            per_node = math.floor(n.get("CPU", 0.0) / need_cpu + eps)
+            if need_gpu > 0:
+                per_node = min(per_node, math.floor(n.get("GPU", 0.0) / need_gpu + eps))
+            fits += per_node
+        if fits < resources.workers_per_trial:
+            cpus = sum(n.get("CPU", 0.0) for n in nodes)
+            return (
+                f"{resources.size_text()} needs {resources.trial_cpus:g} CPUs per trial but the Ray "
+                f"cluster holds {fits} such workers ({cpus:g} CPUs)"
+            )
+    return None
 
 
 def _autoscaling_limits() -> dict[str, float] | None:
@@ -386,8 +496,8 @@ def start_ray(resources: Resources) -> RayInfo:
             with loopback_only(), own_session():
                 ray.init(address="local", _node_ip_address="127.0.0.1", **kwargs)
             start_reaper()
-        else:
-            ray.init(address=address, **kwargs)
+        else:  # a cluster's workers do not inherit this process's environment
+            ray.init(address=address, runtime_env={"env_vars": dict(TRAIN_ENV)}, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = address or "a local Ray"
         raise UserError(f"cannot start or reach Ray at {where}: {str(exc).strip().splitlines()[0]}") from exc
@@ -395,18 +505,14 @@ def start_ray(resources: Resources) -> RayInfo:
         totals = ray.cluster_resources()
         cpus, gpus = float(totals.get("CPU", 0.0)), float(totals.get("GPU", 0.0))
 
-        gpus_per_trial = resources.gpus_per_trial
-        if gpus_per_trial > 0 and gpus == 0:
+        per_trial = resources
+        if resources.trial_gpus > 0 and gpus == 0:
             if not resources.cpu_fallback:
+                flag = "--gpus-per-worker" if resources.distributed else "--gpus-per-trial"
                 raise UserError(
-                    f"--gpus-per-trial {gpus_per_trial:g} but the Ray cluster has no GPU; pass --cpu-fallback to run on CPU"
+                    f"{flag} {resources.worker_gpus:g} but the Ray cluster has no GPU; pass --cpu-fallback to run on CPU"
                 )
-            gpus_per_trial = 0.0
-        per_trial = Resources(
-            cpus_per_trial=resources.cpus_per_trial,
-            gpus_per_trial=gpus_per_trial,
-            concurrency=resources.concurrency,
-        )
+            per_trial = resources.without_gpus()
         alive = [dict(n.get("Resources", {})) for n in ray.nodes() if n.get("Alive")]
         warning = check_schedulable(
             per_trial,
@@ -419,9 +525,9 @@ def start_ray(resources: Resources) -> RayInfo:
         raise
     if warning:
         print(f"warning: {warning}", file=sys.stderr, flush=True)
-    device = "cuda" if gpus_per_trial > 0 else "cpu"
+    device = "cuda" if per_trial.worker_gpus > 0 else "cpu"
     concurrency = per_trial.concurrency_for(cpus=cpus, gpus=gpus)
-    return RayInfo(device, concurrency, gpus_per_trial, cpus, gpus, len(alive), owned)
+    return RayInfo(device, concurrency, per_trial.worker_gpus, cpus, gpus, len(alive), owned)
 
 
 _reaper: subprocess.Popen[bytes] | None = None

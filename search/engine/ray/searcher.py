@@ -21,12 +21,15 @@ class StudySearcher(Searcher):
 
     Args:
         bridge: the driver-side study owner.
+        nest: hand each config to Ray under this key (``train_loop_config`` for the
+            ``TorchTrainer`` of multi-worker trials), or as it is (None).
     """
 
-    def __init__(self, bridge: StudyBridge) -> None:
+    def __init__(self, bridge: StudyBridge, *, nest: str | None = None) -> None:
         mode = "max" if bridge.tally.direction == "maximize" else "min"
         super().__init__(metric=R_VALUE, mode=mode)
         self.bridge = bridge
+        self.nest = nest
 
     def __getstate__(self) -> dict[str, Any]:
         """Ray pickles its tuner settings next to the results: leave the study (and its URL) out."""
@@ -39,7 +42,9 @@ class StudySearcher(Searcher):
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         config = self.bridge.ask(trial_id)
-        return Searcher.FINISHED if config is None else config
+        if config is None:
+            return Searcher.FINISHED
+        return {self.nest: config} if self.nest else config
 
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False

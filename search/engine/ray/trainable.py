@@ -31,6 +31,7 @@ import ray.tune
 
 from gradsweep.objectives.api import NonFiniteValue, TrialContext, TrialPruned, run_objective
 from gradsweep.objectives.checkpoint import CheckpointStore
+from gradsweep.objectives.distributed import SINGLE, Place
 from gradsweep.objectives.registry import load_objective
 from gradsweep.search.engine.outcome import (
     NON_FINITE,
@@ -80,6 +81,12 @@ class PersistClock:
         self._last = self._clock()
 
 
+#: How a result reaches the driver: ``ray.tune.report``, or ``ray.train.report`` on a DDP worker.
+Send = Callable[..., None]
+#: The checkpoint Ray hands a retried trial: ``ray.tune.get_checkpoint`` or ``ray.train.get_checkpoint``.
+GetCheckpoint = Callable[[], Any]
+
+
 class RayReporter:
     """Reporter for objectives running inside a Ray Tune trial (never raises; the driver prunes).
 
@@ -87,12 +94,23 @@ class RayReporter:
         number: the Optuna trial number (sent with every result).
         checkpoint_dir: the directory ``ctx.save_checkpoint`` writes, or None.
         checkpoint_every_s: hand a new checkpoint to Ray at most this often (0: every one).
+        send: what sends a result (default ``ray.tune.report``).
+        is_main: False on a DDP worker other than rank 0: it reports as every worker must (Ray
+            Train takes rank 0's results) but never hands a checkpoint to Ray.
     """
 
     def __init__(
-        self, number: int, checkpoint_dir: Path | None = None, *, checkpoint_every_s: float = 0.0
+        self,
+        number: int,
+        checkpoint_dir: Path | None = None,
+        *,
+        checkpoint_every_s: float = 0.0,
+        send: Send | None = None,
+        is_main: bool = True,
     ) -> None:
         self.number = number
+        self._send: Send = send if send is not None else ray.tune.report
+        self.is_main = is_main
         self.checkpoint_dir = checkpoint_dir
         self.persist = PersistClock(checkpoint_every_s)
         self._last_health_step: int | None = None
@@ -108,7 +126,7 @@ class RayReporter:
         self.total_steps = int(total)
 
     def _checkpoint(self) -> ray.tune.Checkpoint | None:
-        if self._store is None or not self.persist.due():
+        if self._store is None or not self.is_main or not self.persist.due():
             return None
         newest = self._store.newest_number()
         if newest <= self._last_ckpt:
@@ -130,13 +148,13 @@ class RayReporter:
         if self.total_steps is not None:
             metrics[R_TOTAL] = self.total_steps
         self.last_step = int(step)
-        ray.tune.report(metrics, checkpoint=self._checkpoint())
+        self._send(metrics, checkpoint=self._checkpoint())
 
     def final(
         self, outcome: FinalState, *, value: float = math.nan, kind: str = "", reason: str = ""
     ) -> None:
         """Report how the run ended (the driver stores the final Optuna state from it)."""
-        ray.tune.report(
+        self._send(
             {
                 R_TRIAL: self.number,
                 R_VALUE: value,
@@ -149,21 +167,33 @@ class RayReporter:
         )
 
 
-def _restore_checkpoint(into: Path) -> None:
-    checkpoint = ray.tune.get_checkpoint()
+def _restore_checkpoint(into: Path, get_checkpoint: GetCheckpoint) -> None:
+    checkpoint = get_checkpoint()
     if checkpoint is None:
         return
     with checkpoint.as_directory() as src:
         shutil.copytree(src, into, dirs_exist_ok=True)
 
 
-def gradsweep_trainable(config: dict[str, Any], checkpoint_every_s: float = 0.0) -> None:
-    """Run one objective as a Ray Tune trial (the config comes from the driver's searcher).
+def run_trial(
+    config: dict[str, Any],
+    *,
+    checkpoint_every_s: float,
+    send: Send,
+    get_checkpoint: GetCheckpoint,
+    place: Place = SINGLE,
+    device: str | None = None,
+) -> None:
+    """Run one objective for the driver: restore the newest checkpoint, train, report how it ended.
 
     Args:
         config: ``gs_trial`` (Optuna number), ``gs_config`` (TrialConfig dict),
             ``gs_objective`` (spec), ``gs_device`` (``cuda``/``cpu``).
-        checkpoint_every_s: seconds between checkpoints handed to Ray (``tune.with_parameters``).
+        checkpoint_every_s: seconds between checkpoints handed to Ray.
+        send: how results reach the driver.
+        get_checkpoint: the checkpoint of a retried trial (None on a first attempt).
+        place: this worker's rank and world size (a DDP worker), a single process by default.
+        device: the worker's device (``cuda:1``), default ``gs_device``.
     """
     number = int(config[R_TRIAL])
     trial_config = TrialConfig.from_dict(config[C_CONFIG])
@@ -172,10 +202,16 @@ def gradsweep_trainable(config: dict[str, Any], checkpoint_every_s: float = 0.0)
     try:
         ckpt_dir = workdir / "checkpoints"
         ckpt_dir.mkdir()
-        _restore_checkpoint(ckpt_dir)
-        reporter = RayReporter(number, ckpt_dir, checkpoint_every_s=checkpoint_every_s)
+        _restore_checkpoint(ckpt_dir, get_checkpoint)  # every worker of a DDP trial loads rank 0's
+        reporter = RayReporter(
+            number, ckpt_dir, checkpoint_every_s=checkpoint_every_s, send=send, is_main=place.is_main
+        )
         ctx = TrialContext(
-            trial_config, reporter=reporter, device=str(config[C_DEVICE]), checkpoint_dir=ckpt_dir
+            trial_config,
+            reporter=reporter,
+            device=device or str(config[C_DEVICE]),
+            checkpoint_dir=ckpt_dir,
+            place=place,
         )
         try:
             value = run_objective(objective, trial_config, ctx)
@@ -188,3 +224,18 @@ def gradsweep_trainable(config: dict[str, Any], checkpoint_every_s: float = 0.0)
         reporter.final(FinalState.COMPLETE, value=value)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def gradsweep_trainable(config: dict[str, Any], checkpoint_every_s: float = 0.0) -> None:
+    """Run one objective as a Ray Tune trial (the config comes from the driver's searcher).
+
+    Args:
+        config: see :func:`run_trial`.
+        checkpoint_every_s: seconds between checkpoints handed to Ray (``tune.with_parameters``).
+    """
+    run_trial(
+        config,
+        checkpoint_every_s=checkpoint_every_s,
+        send=ray.tune.report,
+        get_checkpoint=ray.tune.get_checkpoint,
+    )
