@@ -171,7 +171,9 @@ def run_trials(
             scheduler=PruningScheduler(bridge),
             num_samples=max(bridge.n_trials, 1),
             max_concurrent_trials=info.concurrency,
-            reuse_actors=True,
+            # a reused TorchTrainer actor runs the next trial with the first trial's config
+            # (Ray 2.60: its train_loop_config is bound when the actor is built)
+            reuse_actors=not resources.distributed,
             time_budget_s=timeout_s,
             trial_name_creator=trial_name,
             trial_dirname_creator=trial_dirname,
