@@ -42,6 +42,13 @@ This module is the public surface and re-exports the kit, one idea per module:
 :mod:`~gradsweep.objectives.lightning` instead (``GradsweepCallback``, ``gradsweep_optimizers``;
 not re-exported here, so the kit imports without ``lightning``).
 
+In a trial of several DDP workers (``--workers-per-trial N``) the objective runs once per worker:
+``config.batch_size`` is per worker, ``ctx.rank`` / ``ctx.world_size`` / ``ctx.is_main`` say
+which one this is, ``ctx.shard(indices)`` (or ``ctx.sampler(dataset)``) gives its part of each
+global batch of ``config.global_batch``, and the training forward goes through
+``trainer.wrapped`` (``DistributedDataParallel``; the model itself in one process). See
+:mod:`~gradsweep.objectives.distributed` for the collectives a loss may need (``gather``).
+
 Checkpoint and resume (the built-ins all do it this way; ``epochs_done`` is the 1-based
 number of the last epoch trained, so ``trainer.epochs`` skips exactly the epochs done)::
 

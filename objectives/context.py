@@ -79,8 +79,9 @@ class TrialContext:
         if config.workers != self.place.world_size:
             raise ValueError(
                 f"workers: this config is for {config.workers} DDP worker(s) per trial (batch_size is per "
-                f"worker and lr_scaling counts them) but runs on {self.place.world_size}; run it with "
-                f"--workers-per-trial {config.workers}, or set workers: {self.place.world_size} in the config"
+                f"worker) but runs on {self.place.world_size}; run it in a sweep with --workers-per-trial "
+                f"{config.workers}, or for {self.place.world_size} set workers: {self.place.world_size} and "
+                f"batch_size: {config.global_batch // self.place.world_size} (the same global batch)"
             )
         if reporter is not None and not isinstance(reporter, Reporter):
             raise TypeError(

@@ -90,7 +90,7 @@ def trial_config(trial: FrozenTrial, prov: dict[str, Any]) -> TrialConfig:
     return config.model_copy(update=update)
 
 
-OMIT_WHEN_UNWRITTEN = ("batch_size", "accumulation_steps", "scale")
+OMIT_WHEN_UNWRITTEN = ("batch_size", "accumulation_steps", "scale", "workers")
 """Config keys an objective may ignore: left out of an export when the space did not write them and
 they hold TrialConfig's default (loading the file gives the same config back)."""
 

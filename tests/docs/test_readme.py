@@ -31,6 +31,10 @@ NOT_RUN = {
     "optuna-dashboard": "cluster section: the same server `gradsweep dashboard` starts (run below)",
     "gradsweep launch examples/lightning/": "run with these arguments, and its outcome checked, by "
     "tests/examples/test_lightning_example.py (which reads this line)",
+    "gradsweep launch contrastive --scale tiny -n 1 --baseline after --seed 0 --workers-per-trial": "run with "
+    "these arguments, and its value checked against one process, by tests/search/engine/test_engine_ddp.py "
+    "(which reads this line)",
+    "gradsweep launch moco --scale full": "needs a GPU cluster (four GPUs per trial)",
 }
 
 

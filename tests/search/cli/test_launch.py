@@ -19,6 +19,9 @@ OPTIONS = {
     "max_failures": 2,
     "checkpoint_every": 0.0,
     "store_wait": 5.0,
+    "workers_per_trial": 1,
+    "cpus_per_worker": None,
+    "gpus_per_worker": None,
 }
 
 
@@ -37,6 +40,34 @@ def test_a_bad_value_names_its_flag() -> None:
     # Resources' own check names the flag the user typed
     with pytest.raises(UserError, match="--max-failures must be >= 0"):
         resources_from({**OPTIONS, "max_failures": -1})
+
+
+def test_worker_options_size_a_multi_worker_trial() -> None:
+    single = {**OPTIONS, "cpus_per_trial": 1.0, "gpus_per_trial": 0.0}
+    resources = resources_from({**single, "workers_per_trial": 3, "cpus_per_worker": 2.0, "gpus_per_worker": 1.0})
+    # a trial reserves every worker's share; trials at once count whole trials
+    assert (resources.trial_cpus, resources.trial_gpus) == (6.0, 3.0)
+    assert resources.concurrency_for(cpus=12, gpus=4) == 3  # --concurrency 3 given
+    assert Resources(workers_per_trial=2).concurrency_for(cpus=5, gpus=0) == 2  # 1 CPU per worker by default
+    # the per-trial flags do not mix with workers, nor the per-worker ones with a single process
+    with pytest.raises(UserError, match="--cpus-per-trial sizes a single-process trial"):
+        resources_from({**OPTIONS, "workers_per_trial": 2})
+    with pytest.raises(UserError, match="--gpus-per-worker sizes the workers"):
+        resources_from({**single, "gpus_per_worker": 1.0})
+    with pytest.raises(UserError, match="--gpus-per-worker must be 0 or a whole number"):
+        resources_from({**single, "workers_per_trial": 2, "gpus_per_worker": 0.5})
+
+
+def test_a_cluster_too_small_for_one_trial_s_workers_is_refused() -> None:
+    from gradsweep.search.engine.ray.runtime import check_schedulable
+
+    four = Resources(workers_per_trial=4, cpus_per_worker=2)
+    # workers spread over nodes: two nodes of 4 CPUs hold the four 2-CPU workers of one trial
+    assert check_schedulable(four, [{"CPU": 4.0}, {"CPU": 4.0}], autoscaler_limits=None, owned_local=True) is None
+    with pytest.raises(UserError, match="holds 3 such workers"):
+        check_schedulable(four, [{"CPU": 4.0}, {"CPU": 3.0}], autoscaler_limits=None, owned_local=True)
+    with pytest.raises(UserError, match="--cpus-per-worker 2 but the largest Ray node has 1 CPUs"):
+        check_schedulable(four, [{"CPU": 1.0}] * 8, autoscaler_limits=None, owned_local=True)
 
 
 @pytest.mark.parametrize("command", [["launch", "contrastive", "-n", "1"], ["resume", "--study", "x"]])

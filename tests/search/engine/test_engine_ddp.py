@@ -9,6 +9,7 @@ within a minute; bad values get one line before anything is written.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from gradsweep.search.engine.ray.launcher import LaunchRequest, launch
 from gradsweep.search.engine.ray.runtime import Resources
 from gradsweep.spaces.space import load_space
 from gradsweep.spaces.trial_config import TrialConfig
+from tests.docs.test_readme import bash_lines
 from tests.search.engine._support import load, space_data, subprocess_env
 from tests.search.engine.conftest import shared_ray
 
@@ -41,6 +43,7 @@ OBJS = Path(__file__).parent / "_ddp_objs.py"
 #: tolerance is one held-out clip.
 CLIP = 1 / 120
 GRADSWEEP = str(Path(sys.executable).parent / "gradsweep")
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
@@ -127,9 +130,19 @@ def test_sigkilled_worker_retries_the_trial_from_rank0_checkpoint_or_fails(
 
 def test_cli_sweep_with_two_workers_matches_one_process_with_the_global_batch(tmp_path: Path) -> None:
     db = tmp_path / "study.db"
-    cmd = [GRADSWEEP, "launch", "contrastive", "--scale", "tiny", "-n", "1",
-           "--baseline", "after", "--seed", "0", "--workers-per-trial", "2", "--storage", f"sqlite:///{db}",
-           "--runs-dir", str(tmp_path / "runs"), "-q"]  # fmt: skip
+    readme = next(
+        line for line in bash_lines((REPO / "README.md").read_text()) if "--workers-per-trial 2" in line
+    )
+    # the README's line, as written (its test leaves this line to this one)
+    cmd = [
+        GRADSWEEP,
+        *shlex.split(readme)[1:],
+        "--storage",
+        f"sqlite:///{db}",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "-q",
+    ]
     done = subprocess.run(
         cmd, capture_output=True, text=True, env=subprocess_env(), cwd=tmp_path, timeout=300
     )
