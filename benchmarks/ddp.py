@@ -57,6 +57,7 @@ def startup_per_trial(workers: int, trials: int, root: Path) -> float:
         storage=f"sqlite:///{where / 'study.db'}",
         runs_dir=where / "runs",
         seed=0,
+        pruner="none",  # every trial runs its four reports
         resources=Resources(concurrency=1, workers_per_trial=workers),
     )
     summary = launch(request)

@@ -116,3 +116,11 @@ def test_health_transfer_collects_a_bank_and_reports_on_it(tmp_path: Path) -> No
     assert re.fullmatch(r"bank: .*bank\.jsonl \(4 runs\); wall [0-9]+ s", lines[-1])
     # the bank holds one untrained line per objective and one line per run
     assert bank.read_text().count('"kind": "run"') == 4
+
+
+def test_ddp_step_times_run_side_by_side() -> None:
+    # the step-time part (two real gloo processes); the start-up part runs the engine that
+    # tests/search/engine/test_engine_ddp.py covers
+    lines = _run(["-m", "benchmarks.ddp", "--quick", "--skip-startup", "--global-batch", "32"], timeout=300)
+    assert any(line.strip().startswith("2 DDP workers, 1 thread each:") for line in lines), lines
+    assert lines[-1].startswith("2 DDP workers vs the best single process:") and lines[-1].endswith("x")

@@ -44,7 +44,9 @@ def test_a_bad_value_names_its_flag() -> None:
 
 def test_worker_options_size_a_multi_worker_trial() -> None:
     single = {**OPTIONS, "cpus_per_trial": 1.0, "gpus_per_trial": 0.0}
-    resources = resources_from({**single, "workers_per_trial": 3, "cpus_per_worker": 2.0, "gpus_per_worker": 1.0})
+    resources = resources_from(
+        {**single, "workers_per_trial": 3, "cpus_per_worker": 2.0, "gpus_per_worker": 1.0}
+    )
     # a trial reserves every worker's share; trials at once count whole trials
     assert (resources.trial_cpus, resources.trial_gpus) == (6.0, 3.0)
     assert resources.concurrency_for(cpus=12, gpus=4) == 3  # --concurrency 3 given
@@ -63,7 +65,10 @@ def test_a_cluster_too_small_for_one_trial_s_workers_is_refused() -> None:
 
     four = Resources(workers_per_trial=4, cpus_per_worker=2)
     # workers spread over nodes: two nodes of 4 CPUs hold the four 2-CPU workers of one trial
-    assert check_schedulable(four, [{"CPU": 4.0}, {"CPU": 4.0}], autoscaler_limits=None, owned_local=True) is None
+    assert (
+        check_schedulable(four, [{"CPU": 4.0}, {"CPU": 4.0}], autoscaler_limits=None, owned_local=True)
+        is None
+    )
     with pytest.raises(UserError, match="holds 3 such workers"):
         check_schedulable(four, [{"CPU": 4.0}, {"CPU": 3.0}], autoscaler_limits=None, owned_local=True)
     with pytest.raises(UserError, match="--cpus-per-worker 2 but the largest Ray node has 1 CPUs"):
