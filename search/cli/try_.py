@@ -290,6 +290,9 @@ def try_(
             cfg = TrialConfig.from_dict({**cfg.to_dict(), **update})
     else:
         cfg = recommended_config(str(objective), scale=scale, seed=seed)
+    cfg, note = one_process(cfg)
+    if note:
+        console_err.print(f"note: {note}", highlight=False, soft_wrap=True, markup=False)
     spec = objective or cfg.objective
     if config is not None or space is not None:
         check_config_objective(config or Path(str(space)), cfg, spec)
@@ -323,6 +326,31 @@ def try_(
         echo_json(result)
         return
     _print(result)
+
+
+def one_process(cfg: TrialConfig) -> tuple[TrialConfig, str | None]:
+    """A config of a multi-worker trial as one process with the same global batch, and a note saying so.
+
+    ``try`` trains in one process; N workers of ``batch_size`` B compute the updates of one
+    process with ``batch_size`` N*B (a model without batch statistics; BatchNorm normalises
+    over N*B here instead of each worker's B).
+
+    Example:
+        >>> from gradsweep.spaces.trial_config import TowerConfig
+        >>> cfg = TrialConfig(objective="x", batch_size=32, workers=2, towers=[TowerConfig(name="a", patterns=["*"], lr=1e-3)])
+        >>> one, note = one_process(cfg)
+        >>> one.batch_size, one.workers, one.effective_batch == cfg.effective_batch
+        (64, 1, True)
+    """
+    if cfg.workers == 1:
+        return cfg, None
+    one = cfg.model_copy(update={"workers": 1, "batch_size": cfg.global_batch})
+    note = (
+        f"the config is for {cfg.workers} DDP workers of batch_size {cfg.batch_size}; it trains here as one "
+        f"process with their global batch, batch_size {one.batch_size} (the same updates, except that batch "
+        "statistics such as BatchNorm's see the whole batch)"
+    )
+    return one, note
 
 
 def _print(r: dict[str, Any]) -> None:

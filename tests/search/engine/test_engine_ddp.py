@@ -160,6 +160,23 @@ def test_cli_sweep_with_two_workers_matches_one_process_with_the_global_batch(tm
     finally:
         torch.set_num_threads(threads)
     assert abs(trial.value - value) <= CLIP, (trial.value, value)
+    # export, then `try`: the two-worker config reproduces in one process with the global batch
+    out = tmp_path / "best.yaml"
+    for args in (
+        ["export", "--storage", f"sqlite:///{db}", "--out", str(out)],
+        ["try", "--config", str(out)],
+    ):
+        done = subprocess.run(
+            [GRADSWEEP, *args],
+            capture_output=True,
+            text=True,
+            env=subprocess_env(),
+            cwd=tmp_path,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+    assert "trains here as one process with their global batch" in done.stderr
+    assert "reproduces trial #0" in done.stdout, done.stdout
 
 
 @pytest.mark.parametrize(
