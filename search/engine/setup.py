@@ -81,8 +81,8 @@ class PreparedSweep:
     sampler: optuna.samplers.BaseSampler
     pruner: HealthPruner
 
-    def open(self) -> Sweep:
-        """Create or join the study, store the sweep's plan and enqueue its baselines.
+    def open(self, *, workers: int = 1) -> Sweep:
+        """Create or join the study, store the sweep's plan (with ``workers`` per trial) and enqueue its baselines.
 
         Raises:
             UserError: the store refuses the write (one line, password masked).
@@ -98,7 +98,13 @@ class PreparedSweep:
         before = count_finished(study) if self.exists else 0
         seed = request.seed if request.seed is not None else request.space.seed
         plan = SweepPlan(
-            checked.objective, checked.scale, request.sampler, request.pruner, seed, before + request.n_trials
+            checked.objective,
+            checked.scale,
+            request.sampler,
+            request.pruner,
+            seed,
+            before + request.n_trials,
+            workers,
         )
         study.set_user_attr(SWEEP, plan.to_dict())
         enqueue_baselines(study, checked.baselines)
@@ -127,7 +133,9 @@ def prepare_sweep(request: SweepRequest, checked: CheckedRequest) -> PreparedSwe
     return PreparedSweep(request, checked, storage, attrs, exists, sampler, pruner)
 
 
-def reopen_sweep(url: str, name: str, *, target: int | None = None, retry_failed: bool = False) -> Sweep:
+def reopen_sweep(
+    url: str, name: str, *, target: int | None = None, retry_failed: bool = False, workers: int | None = None
+) -> Sweep:
     """Load the study of an interrupted sweep with the sampler and pruner its plan names.
 
     Stale RUNNING trials (a killed driver) become FAIL ``interrupted``; with ``retry_failed``
@@ -138,9 +146,11 @@ def reopen_sweep(url: str, name: str, *, target: int | None = None, retry_failed
         name: the study.
         target: finished trials wanted in all (None keeps the plan's).
         retry_failed: enqueue interrupted trials' params again.
+        workers: the DDP workers per trial this run will use (None: not checked).
 
     Raises:
-        UserError: unknown study, a study not made by ``gradsweep launch``, or an unusable store.
+        UserError: unknown study, a study not made by ``gradsweep launch``, an unusable store, or
+            ``workers`` other than the launch's (the trials' global batch counts them).
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(url, create=False)
@@ -151,6 +161,12 @@ def reopen_sweep(url: str, name: str, *, target: int | None = None, retry_failed
     if SWEEP not in attrs or SPACE not in attrs:
         raise UserError(f"study {name!r} was not started by `gradsweep launch`; nothing to resume")
     plan = SweepPlan.from_dict(attrs[SWEEP])
+    if workers is not None and workers != plan.workers:
+        raise UserError(
+            f"study {name!r} was launched with --workers-per-trial {plan.workers}; resume it with "
+            f"--workers-per-trial {plan.workers} (batch_size is per worker: its trials' global batch and "
+            "LR scaling count the workers)"
+        )
     if target is not None:
         plan = replace(plan, target=target)
     try:

@@ -54,13 +54,15 @@ class SweepPlan:
     pruner: str
     seed: int | None
     target: int
+    workers: int = 1  # DDP workers per trial (``--workers-per-trial``); resume keeps it
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SweepPlan:
-        return cls(**{k: data[k] for k in ("objective", "scale", "sampler", "pruner", "seed", "target")})
+        fields = {k: data[k] for k in ("objective", "scale", "sampler", "pruner", "seed", "target")}
+        return cls(**fields, workers=int(data.get("workers", 1)))  # studies from before it was stored: 1
 
 
 @dataclass(frozen=True)

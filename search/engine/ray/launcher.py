@@ -155,7 +155,7 @@ def launch(request: LaunchRequest, *, progress: ProgressFactory | None = None) -
     prepared = prepare_sweep(request, checked)
     info = start_ray(request.resources)  # GPU / cluster problems surface before the study exists
     try:
-        sweep = prepared.open()
+        sweep = prepared.open(workers=request.resources.workers_per_trial)
         return execute_sweep(sweep, info=info, n_trials=request.n_trials, settings=request, progress=progress)
     finally:
         stop_ray(info.owned)

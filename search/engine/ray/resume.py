@@ -60,7 +60,11 @@ def resume(request: ResumeRequest, *, progress: ProgressFactory | None = None) -
     check_local_gpus(request.resources)
     check_address(cluster_address(request.resources))
     sweep = reopen_sweep(
-        request.storage, request.study, target=request.n_trials, retry_failed=request.retry_failed
+        request.storage,
+        request.study,
+        target=request.n_trials,
+        retry_failed=request.retry_failed,
+        workers=request.resources.workers_per_trial,
     )
     remaining = max(sweep.plan.target - count_finished(sweep.study), 0)
     started = time.monotonic()

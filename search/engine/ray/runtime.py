@@ -389,10 +389,12 @@ def unschedulable(resources: Resources, nodes: list[dict[str, float]]) -> str | 
             fits += per_node
         if fits < resources.workers_per_trial:
             cpus = sum(n.get("CPU", 0.0) for n in nodes)
-            return (
-                f"{resources.size_text()} needs {resources.trial_cpus:g} CPUs per trial but the Ray "
-                f"cluster holds {fits} such workers ({cpus:g} CPUs)"
+            gpus = sum(n.get("GPU", 0.0) for n in nodes)
+            need = f"{resources.trial_cpus:g} CPUs" + (
+                f" and {resources.trial_gpus:g} GPUs" if need_gpu else ""
             )
+            have = f"{cpus:g} CPUs" + (f", {gpus:g} GPUs" if need_gpu else "")
+            return f"{resources.size_text()} needs {need} per trial but the Ray cluster holds {fits} such workers ({have})"
     return None
 
 

@@ -203,3 +203,19 @@ def test_bad_worker_values_get_one_line_and_write_nothing(
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], done.stderr
     assert not db.exists()
+
+
+def test_resume_keeps_the_launch_s_workers_per_trial(tmp_path: Path) -> None:
+    from gradsweep.errors import UserError
+    from gradsweep.search.engine.ray.resume import ResumeRequest, resume
+    from gradsweep.search.engine.request import validate_request
+    from gradsweep.search.engine.setup import prepare_sweep
+
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    request = LaunchRequest(space=load_space("contrastive"), n_trials=2, storage=storage, scale="tiny")
+    sweep = prepare_sweep(request, validate_request(request)).open(workers=2)
+    assert sweep.plan.workers == 2 and sweep.study.user_attrs["gradsweep.sweep"]["workers"] == 2
+    # resuming with another worker count is refused before Ray starts or any trial is touched
+    with pytest.raises(UserError, match="resume it with --workers-per-trial 2"):
+        resume(ResumeRequest(study="contrastive", storage=storage, resources=Resources()))
+    assert not load(storage, "contrastive").get_trials()
