@@ -48,6 +48,10 @@ class WatchAttached(UserError, RuntimeError):
     """``trainer.step`` (or a second ``trainer.watch()``) while a :class:`StepWatch` owns the step."""
 
 
+class WrapperBypassed(UserError, RuntimeError):
+    """A multi-worker trial's optimizer step whose forward did not go through :attr:`Trainer.wrapped`."""
+
+
 @dataclass(frozen=True)
 class StageRun:
     """One stage as an objective loops over it: ``for _ in range(stage.steps)``."""
@@ -166,6 +170,7 @@ class Trainer:
         self._ddp_key: tuple[bool, ...] | None = None
         self._no_sync = contextlib.ExitStack()  # holds the wrapper's no_sync() between micro-batches
         self._in_no_sync = False
+        self._wrapped_forwards = 0  # forwards through the wrapper since the last optimizer step
         if place.distributed:
             self.wrapped  # noqa: B018 (builds DDP now: it makes every replica start from rank 0's weights)
             self._sync_next()
@@ -202,9 +207,23 @@ class Trainer:
                 else None
             )
             self._ddp = DistributedDataParallel(self.model, device_ids=ids)
+        self._ddp.register_forward_pre_hook(self._count_forward)
         self._ddp_key = key
         if in_no_sync:
             self._enter_no_sync()
+
+    def _count_forward(self, module: torch.nn.Module, args: Any) -> None:
+        self._wrapped_forwards += 1
+
+    def _check_wrapped(self) -> None:
+        """Refuse an optimizer step none of whose micro-batches went through the DDP wrapper."""
+        if self._wrapped_forwards == 0:
+            raise WrapperBypassed(
+                f"step {self.global_step}: the training forward did not go through trainer.wrapped, so DDP "
+                f"did not average the gradients and the {self.place.world_size} workers' replicas drift "
+                "apart; call trainer.wrapped(...) instead of the model for the training forward"
+            )
+        self._wrapped_forwards = 0
 
     def _enter_no_sync(self) -> None:
         no_sync = getattr(self._ddp, "no_sync", None)
@@ -309,6 +328,7 @@ class Trainer:
                 return None
             health_loss = self._losses.take()
         if self.place.distributed:
+            self._check_wrapped()
             health_loss = mean_over_workers(health_loss)
         self.scaler.unscale_(self.optimizer)
         clip_result = self.clipper.clip()

@@ -19,6 +19,7 @@ import torch.multiprocessing as mp
 
 from gradsweep.objectives.api import TrialContext
 from gradsweep.objectives.distributed import SINGLE, Place, gather, gather_detached, mean_over_workers, shard
+from gradsweep.objectives.trainer import WrapperBypassed
 from gradsweep.spaces.health import HealthConfig
 from gradsweep.spaces.trial_config import OptimizerConfig, StageConfig, TowerConfig, TrialConfig
 from tests.search.engine._support import free_port
@@ -96,12 +97,32 @@ def _worker(rank: int, port: int, queue: Any) -> None:
         dist.destroy_process_group()
 
 
-@pytest.fixture(scope="module")
-def two_workers() -> dict[int, dict[str, Any]]:
+def _bypass_worker(rank: int, port: int, queue: Any) -> None:
+    """Train with ``model(x)`` instead of ``trainer.wrapped(x)``: the step must refuse it."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=WORKERS)
+    try:
+        config = _config(WORKERS, BATCH).model_copy(update={"accumulation_steps": 1})
+        ctx = TrialContext(config, device="cpu", place=Place(rank, WORKERS))
+        model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+        trainer = ctx.trainer(model, steps_per_epoch=1)
+        x = torch.randn(BATCH, 4)
+        trainer.step(trainer.wrapped(x).square().mean())  # through the wrapper: fine
+        try:
+            trainer.step(model(x).square().mean())  # around it
+            queue.put((rank, "no error"))
+        except WrapperBypassed as exc:
+            queue.put((rank, str(exc)))
+    finally:
+        dist.destroy_process_group()
+
+
+def _spawn(target: Any) -> dict[int, Any]:
     spawn = mp.get_context("spawn")
     queue = spawn.Queue()
     port = free_port()
-    procs = [spawn.Process(target=_worker, args=(rank, port, queue)) for rank in range(WORKERS)]
+    procs = [spawn.Process(target=target, args=(rank, port, queue)) for rank in range(WORKERS)]
     for p in procs:
         p.start()
     results = dict(queue.get(timeout=120) for _ in procs)
@@ -109,6 +130,11 @@ def two_workers() -> dict[int, dict[str, Any]]:
         p.join(timeout=30)
         assert p.exitcode == 0
     return results
+
+
+@pytest.fixture(scope="module")
+def two_workers() -> dict[int, dict[str, Any]]:
+    return _spawn(_worker)
 
 
 def test_two_workers_train_as_one_process_with_the_global_batch(
@@ -141,6 +167,13 @@ def test_every_worker_reaches_the_same_health_report(two_workers: dict[int, dict
     # averaged gradients and the loss averaged over workers: the same report on every rank
     reports = [json.dumps(two_workers[rank]["health"], sort_keys=True) for rank in range(WORKERS)]  # NaN-safe
     assert two_workers[0]["health"] and reports[0] == reports[1]
+
+
+def test_a_forward_around_the_ddp_wrapper_fails_the_step_on_every_worker() -> None:
+    messages = _spawn(_bypass_worker)
+    # both workers refuse the same step (no hang in a collective), naming what to call instead
+    for rank in range(WORKERS):
+        assert "did not go through trainer.wrapped" in messages[rank] and "step 1" in messages[rank], messages
 
 
 def test_helpers_are_the_identity_in_one_process() -> None:

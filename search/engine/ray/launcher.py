@@ -149,8 +149,8 @@ def launch(request: LaunchRequest, *, progress: ProgressFactory | None = None) -
     Raises:
         UserError: any bad input or unusable store, before anything is written.
     """
+    check_local_gpus(request.resources)  # this machine's size first: before the objective's code is imported
     checked = validate_request(request)
-    check_local_gpus(request.resources)
     check_address(cluster_address(request.resources))
     prepared = prepare_sweep(request, checked)
     info = start_ray(request.resources)  # GPU / cluster problems surface before the study exists
