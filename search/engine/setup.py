@@ -80,9 +80,10 @@ class PreparedSweep:
     exists: bool
     sampler: optuna.samplers.BaseSampler
     pruner: HealthPruner
+    workers: int = 1  # DDP workers per trial (stored in the plan)
 
-    def open(self, *, workers: int = 1) -> Sweep:
-        """Create or join the study, store the sweep's plan (with ``workers`` per trial) and enqueue its baselines.
+    def open(self) -> Sweep:
+        """Create or join the study, store the sweep's plan and enqueue its baselines.
 
         Raises:
             UserError: the store refuses the write (one line, password masked).
@@ -104,33 +105,44 @@ class PreparedSweep:
             request.pruner,
             seed,
             before + request.n_trials,
-            workers,
+            self.workers,
         )
         study.set_user_attr(SWEEP, plan.to_dict())
         enqueue_baselines(study, checked.baselines)
         return Sweep(study, request.space, plan, self.pruner)
 
 
-def prepare_sweep(request: SweepRequest, checked: CheckedRequest) -> PreparedSweep:
+def prepare_sweep(request: SweepRequest, checked: CheckedRequest, *, workers: int = 1) -> PreparedSweep:
     """Open the store of ``request`` and check that its study may take the sweep (writes nothing).
 
     Args:
         request: the sweep asked for.
         checked: ``validate_request(request)``.
+        workers: DDP workers per trial (``--workers-per-trial``).
 
     Raises:
-        UserError: an unusable store, or an existing study of another space, objective or
-            direction without ``join``.
+        UserError: an unusable store, an existing study of another space, objective or
+            direction without ``join``, or one launched with another worker count (its trials'
+            global batch and LR scaling count the workers).
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     pruner = health_pruner(request.pruner)
     storage = open_storage(request.storage)
     attrs = study_attrs(request.space, objective=checked.objective, scale=checked.scale)
     exists = check_joinable(storage, checked.study, attrs, join=request.join)
+    if exists:
+        plan = storage.get_study_user_attrs(storage.get_study_id_from_name(checked.study)).get(SWEEP)
+        launched = int(plan.get("workers", 1)) if isinstance(plan, dict) else 1
+        if launched != workers:
+            raise UserError(
+                f"study {checked.study!r} was launched with --workers-per-trial {launched}; join it with "
+                f"--workers-per-trial {launched} (batch_size is per worker: the trials' global batch and "
+                "LR scaling count the workers)"
+            )
     sampler = make_sampler(
         request.sampler, seed=sampler_seed(request.seed, storage, checked.study if exists else None)
     )
-    return PreparedSweep(request, checked, storage, attrs, exists, sampler, pruner)
+    return PreparedSweep(request, checked, storage, attrs, exists, sampler, pruner, workers)
 
 
 def reopen_sweep(

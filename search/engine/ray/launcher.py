@@ -152,10 +152,10 @@ def launch(request: LaunchRequest, *, progress: ProgressFactory | None = None) -
     check_local_gpus(request.resources)  # this machine's size first: before the objective's code is imported
     checked = validate_request(request)
     check_address(cluster_address(request.resources))
-    prepared = prepare_sweep(request, checked)
+    prepared = prepare_sweep(request, checked, workers=request.resources.workers_per_trial)
     info = start_ray(request.resources)  # GPU / cluster problems surface before the study exists
     try:
-        sweep = prepared.open(workers=request.resources.workers_per_trial)
+        sweep = prepared.open()
         return execute_sweep(sweep, info=info, n_trials=request.n_trials, settings=request, progress=progress)
     finally:
         stop_ray(info.owned)

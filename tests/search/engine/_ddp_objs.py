@@ -50,7 +50,7 @@ def diverging(config: Any, ctx: Any) -> float:
         if report is not None:
             ctx.report(value if math.isfinite(value) else -1e9, step)
             _note(f"reports-{tag}-rank{ctx.rank}", str(step))
-        time.sleep(0.05)
+        time.sleep(0.02)
     return value if math.isfinite(value) else -1e9
 
 
