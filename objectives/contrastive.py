@@ -37,12 +37,14 @@ from torch import nn
 from gradsweep.objectives.api import TrialContext, refuse_accumulation
 from gradsweep.objectives.data.captions import Tokenizer
 from gradsweep.objectives.data.digits_clips import Clips, ClipSpec, make_clips
-from gradsweep.objectives.distributed import current_place, gather
+from gradsweep.objectives.distributed import gather, local_targets
 from gradsweep.spaces.trial_config import TrialConfig
 
 METRICS = tuple(f"{m}_{d}" for d in ("v2t", "t2v") for m in ("recall_at_1", "recall_at_5", "ndcg_at_5"))
 DEFAULT_METRIC = "recall_at_5_v2t"
 DIRECTION = "maximize"
+#: Runs as a trial of several DDP workers (``--workers-per-trial``).
+DISTRIBUTED = True
 PRESET = "contrastive.yaml"
 
 
@@ -172,7 +174,7 @@ def info_nce(a: torch.Tensor, b: torch.Tensor, logit_scale: torch.Tensor) -> tor
     a = F.normalize(a.float(), dim=-1)
     b = F.normalize(b.float(), dim=-1)
     all_a, all_b = gather(a), gather(b)  # (N*B, E); a and b themselves in a single process
-    target = torch.arange(a.shape[0], device=a.device) + a.shape[0] * current_place().rank  # own rows
+    target = local_targets(a.shape[0], a.device)  # where this worker's rows sit among all
     a_to_b = logit_scale * a @ all_b.T  # (B, N*B)
     b_to_a = logit_scale * b @ all_a.T
     return 0.5 * (F.cross_entropy(a_to_b, target) + F.cross_entropy(b_to_a, target))
@@ -252,6 +254,12 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
 
     # 1. data (a pure function of the seed)
     train, held_out = make_clips(scale.clips, seed=config.seed)
+    if config.workers > 1 and config.global_batch > len(train):  # the shards would not be equal
+        raise ValueError(
+            f"batch_size: {config.batch_size} x {config.workers} workers = {config.global_batch} exceeds the "
+            f"{len(train)} training clips of scale {config.scale!r}; give a batch_size of at most "
+            f"{len(train) // config.workers}"
+        )
     steps_per_epoch = max(1, len(train) // config.global_batch)  # global batches (all workers)
 
     # 2. model and the per-step kit (optimizer groups per tower, schedule, clip, scaler, health)

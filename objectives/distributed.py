@@ -14,6 +14,11 @@ says which worker this is; the helpers here are what an objective's loop needs b
 Every helper is the identity in a single process (no group, or a group of one), so an objective
 written with them runs unchanged as a one-process trial, under ``gradsweep try`` and in tests.
 
+Every worker is seeded alike (``config.seed``): draw the global batch (its order, its
+augmentations) the same way on every worker and then take the shard, as the built-ins do.
+Randomness drawn after sharding (dropout, per-example augmentation of the shard) is then the same
+on every worker; seed a generator with ``config.seed + rank`` where it must differ.
+
 Example:
     >>> SINGLE.rank, SINGLE.world_size, SINGLE.is_main
     (0, 1, True)
@@ -99,6 +104,17 @@ def shard(items: _S, place: Place) -> _S:
     return items[place.rank * part : (place.rank + 1) * part]  # type: ignore[return-value]
 
 
+def _group_size() -> int:
+    """Workers in the initialised ``torch.distributed`` group; 1 without one."""
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def _all_gather(x: torch.Tensor) -> torch.Tensor:
+    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, x.contiguous())
+    return torch.cat(parts)
+
+
 class _GatherWithGrad(torch.autograd.Function):
     """All-gather along dim 0; the backward sums every worker's gradient of this worker's rows.
 
@@ -108,11 +124,8 @@ class _GatherWithGrad(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        world, rank = dist.get_world_size(), dist.get_rank()
-        parts = [torch.empty_like(x) for _ in range(world)]
-        dist.all_gather(parts, x.contiguous())
-        ctx.rows, ctx.rank = x.shape[0], rank
-        return torch.cat(parts)
+        ctx.rows, ctx.rank = x.shape[0], dist.get_rank()
+        return _all_gather(x)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
@@ -127,28 +140,33 @@ def gather(x: torch.Tensor) -> torch.Tensor:
     Every worker must call it with the same shape. In a single process it returns ``x``.
     With DDP averaging the parameter gradients over N workers, a loss that is the mean over the
     local rows of a function of the gathered rows gives the gradient of one process computing
-    the same loss over the global batch.
+    the same loss over the global batch (use :func:`local_targets` for this worker's rows).
     """
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return x
-    return _GatherWithGrad.apply(x)  # type: ignore[no-any-return]
+    return x if _group_size() == 1 else _GatherWithGrad.apply(x)  # type: ignore[no-any-return]
 
 
 @torch.no_grad()
 def gather_detached(x: torch.Tensor) -> torch.Tensor:
     """:func:`gather` without gradient (keys of a momentum encoder, labels)."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return x
-    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, x.contiguous())
-    return torch.cat(parts)
+    return x if _group_size() == 1 else _all_gather(x)
+
+
+def local_targets(rows: int, device: torch.device | str) -> torch.Tensor:
+    """Where this worker's ``rows`` rows sit in a :func:`gather` (the positives of an InfoNCE).
+
+    Example:
+        >>> local_targets(3, "cpu")  # a single process: rows 0..2
+        tensor([0, 1, 2])
+    """
+    return torch.arange(rows, device=device) + rows * current_place().rank
 
 
 @torch.no_grad()
 def mean_over_workers(x: torch.Tensor) -> torch.Tensor:
     """The mean of ``x`` over every worker (a new tensor; ``x`` itself in a single process)."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    world = _group_size()
+    if world == 1:
         return x
     out = x.detach().clone()
     dist.all_reduce(out)  # SUM: gloo has no AVG
-    return out / dist.get_world_size()
+    return out / world

@@ -81,6 +81,11 @@ class GradsweepCallback(pl.Callback):
     """
 
     def __init__(self, config: TrialConfig, ctx: TrialContext, *, monitor: str) -> None:
+        if ctx.world_size > 1:  # each worker would train its own replica: refuse rather than drift
+            raise ValueError(
+                f"GradsweepCallback trains in one process per trial; --workers-per-trial {ctx.world_size} is not "
+                "supported for Lightning objectives (launch without it)"
+            )
         self.config = config
         self.ctx = ctx
         self.monitor = monitor

@@ -37,7 +37,7 @@ from torch import nn
 
 from gradsweep.objectives.api import TrialContext, refuse_accumulation
 from gradsweep.objectives.data.digits_views import load_digits, split, subsample, two_views
-from gradsweep.objectives.distributed import current_place, gather_detached
+from gradsweep.objectives.distributed import gather_detached, local_targets
 from gradsweep.objectives.nets import Backbone
 from gradsweep.spaces.trial_config import TrialConfig
 
@@ -46,6 +46,8 @@ DEFAULT_METRIC = "knn_accuracy"
 #: Other names it accepts for its default metric ("value": TrialConfig\'s unnamed default).
 METRIC_ALIASES = ("value",)
 DIRECTION = "maximize"
+#: Runs as a trial of several DDP workers (``--workers-per-trial``).
+DISTRIBUTED = True
 PRESET = "moco.yaml"
 LOSS_REDUCTIONS = ("sum", "mean")
 
@@ -127,7 +129,7 @@ def contrastive_loss(q: torch.Tensor, k: torch.Tensor, temperature: float) -> to
     q, k = F.normalize(q.float(), dim=1), F.normalize(k.float(), dim=1)
     keys = gather_detached(k)  # every worker's keys, (N*B, D); k itself in a single process
     logits = q @ keys.T / temperature  # (B, N*B)
-    target = torch.arange(q.shape[0], device=q.device) + q.shape[0] * current_place().rank
+    target = local_targets(q.shape[0], q.device)  # this worker's own keys among all
     return F.cross_entropy(logits, target)
 
 

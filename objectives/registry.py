@@ -111,6 +111,24 @@ def check_accumulation(spec: str, accumulates: bool, *, where: str = "accumulati
         )
 
 
+def check_workers(spec: str, workers: int) -> None:
+    """Refuse ``--workers-per-trial`` above 1 for a built-in whose loop trains one process.
+
+    A built-in declares ``DISTRIBUTED = True`` when it shards its batches and trains through
+    ``trainer.wrapped``; the others would fail every trial at its first step. An objective of
+    the user's own cannot be told from here: the trainer refuses a step that bypassed DDP.
+
+    Raises:
+        UserError: one line naming the objective and the built-ins that can.
+    """
+    if workers > 1 and spec in BUILTINS and not getattr(builtin_module(spec), "DISTRIBUTED", False):
+        able = ", ".join(name for name in BUILTINS if getattr(builtin_module(name), "DISTRIBUTED", False))
+        raise UserError(
+            f"--workers-per-trial {workers}: objective {spec!r} trains one process per trial (its loop does "
+            f"not shard its batches or call trainer.wrapped); built-ins that run on several workers: {able}"
+        )
+
+
 def list_objectives() -> list[ObjectiveInfo]:
     """Metadata rows for every built-in objective, in :data:`BUILTINS` order."""
     return [describe(name) for name in BUILTINS]

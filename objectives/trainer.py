@@ -171,6 +171,7 @@ class Trainer:
         self._no_sync = contextlib.ExitStack()  # holds the wrapper's no_sync() between micro-batches
         self._in_no_sync = False
         self._wrapped_forwards = 0  # forwards through the wrapper since the last optimizer step
+        self._forward_hook: Any = None
         if place.distributed:
             self.wrapped  # noqa: B018 (builds DDP now: it makes every replica start from rank 0's weights)
             self._sync_next()
@@ -198,16 +199,17 @@ class Trainer:
 
         in_no_sync = self._in_no_sync
         self._leave_no_sync()
+        if self._forward_hook is not None:
+            self._forward_hook.remove()
+            self._forward_hook = None
         if not any(key):  # a stage that trains nothing: nothing to reduce
             self._ddp = self.model
         else:
-            ids = (
-                [self.device.index if self.device.index is not None else 0]
-                if self.device.type == "cuda"
-                else None
-            )
+            ids = None
+            if self.device.type == "cuda":  # "cuda" without an index is the current device (Ray sets it)
+                ids = [self.device.index if self.device.index is not None else torch.cuda.current_device()]
             self._ddp = DistributedDataParallel(self.model, device_ids=ids)
-        self._ddp.register_forward_pre_hook(self._count_forward)
+            self._forward_hook = self._ddp.register_forward_pre_hook(self._count_forward)
         self._ddp_key = key
         if in_no_sync:
             self._enter_no_sync()
@@ -217,7 +219,7 @@ class Trainer:
 
     def _check_wrapped(self) -> None:
         """Refuse an optimizer step none of whose micro-batches went through the DDP wrapper."""
-        if self._wrapped_forwards == 0:
+        if self._wrapped_forwards == 0 and self._ddp is not self.model:  # (a stage training nothing has none)
             raise WrapperBypassed(
                 f"step {self.global_step}: the training forward did not go through trainer.wrapped, so DDP "
                 f"did not average the gradients and the {self.place.world_size} workers' replicas drift "
@@ -286,11 +288,18 @@ class Trainer:
         as :meth:`step` would; the watch counts :attr:`global_step` and sets :attr:`latest_health`.
         See :mod:`gradsweep.objectives.watch` for the loop.
 
+        In a multi-worker trial every backward through :attr:`wrapped` then averages the
+        gradients; a loop that accumulates uses ``trainer.wrapped.no_sync()`` itself.
+
         Raises:
             WatchAttached: if a watch is already attached.
         """
         if self._watch is not None:
             raise WatchAttached("this trainer already has a watch attached; call watch.remove() first")
+        if (
+            self.place.distributed
+        ):  # the loop owns the step: every backward syncs unless it uses no_sync itself
+            self._leave_no_sync()
         return StepWatch(self.optimizer, self.monitor, clipper=self.clipper, scaler=self.scaler, trainer=self)
 
     def step(self, loss: torch.Tensor) -> HealthReport | None:
@@ -329,7 +338,8 @@ class Trainer:
             health_loss = self._losses.take()
         if self.place.distributed:
             self._check_wrapped()
-            health_loss = mean_over_workers(health_loss)
+            if self.monitor is not None:  # (the same on every worker: one config)
+                health_loss = mean_over_workers(health_loss)
         self.scaler.unscale_(self.optimizer)
         clip_result = self.clipper.clip()
         report = None

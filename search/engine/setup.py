@@ -112,6 +112,20 @@ class PreparedSweep:
         return Sweep(study, request.space, plan, self.pruner)
 
 
+def same_workers(study: str, plan: SweepPlan, workers: int, *, verb: str) -> None:
+    """Refuse to ``verb`` (join, resume) a study with another ``--workers-per-trial`` than its launch's.
+
+    Raises:
+        UserError: one line naming the launch's worker count.
+    """
+    if workers != plan.workers:
+        raise UserError(
+            f"study {study!r} was launched with --workers-per-trial {plan.workers}; {verb} it with "
+            f"--workers-per-trial {plan.workers} (batch_size is per worker: its trials' global batch and "
+            "LR scaling count the workers)"
+        )
+
+
 def prepare_sweep(request: SweepRequest, checked: CheckedRequest, *, workers: int = 1) -> PreparedSweep:
     """Open the store of ``request`` and check that its study may take the sweep (writes nothing).
 
@@ -132,13 +146,8 @@ def prepare_sweep(request: SweepRequest, checked: CheckedRequest, *, workers: in
     exists = check_joinable(storage, checked.study, attrs, join=request.join)
     if exists:
         plan = storage.get_study_user_attrs(storage.get_study_id_from_name(checked.study)).get(SWEEP)
-        launched = int(plan.get("workers", 1)) if isinstance(plan, dict) else 1
-        if launched != workers:
-            raise UserError(
-                f"study {checked.study!r} was launched with --workers-per-trial {launched}; join it with "
-                f"--workers-per-trial {launched} (batch_size is per worker: the trials' global batch and "
-                "LR scaling count the workers)"
-            )
+        if isinstance(plan, dict):
+            same_workers(checked.study, SweepPlan.from_dict(plan), workers, verb="join")
     sampler = make_sampler(
         request.sampler, seed=sampler_seed(request.seed, storage, checked.study if exists else None)
     )
@@ -173,12 +182,8 @@ def reopen_sweep(
     if SWEEP not in attrs or SPACE not in attrs:
         raise UserError(f"study {name!r} was not started by `gradsweep launch`; nothing to resume")
     plan = SweepPlan.from_dict(attrs[SWEEP])
-    if workers is not None and workers != plan.workers:
-        raise UserError(
-            f"study {name!r} was launched with --workers-per-trial {plan.workers}; resume it with "
-            f"--workers-per-trial {plan.workers} (batch_size is per worker: its trials' global batch and "
-            "LR scaling count the workers)"
-        )
+    if workers is not None:
+        same_workers(name, plan, workers, verb="resume")
     if target is not None:
         plan = replace(plan, target=target)
     try:

@@ -13,8 +13,8 @@ starts it, so the CLI can read :class:`~gradsweep.search.engine.ray.runtime.Reso
 - ``ddp``: multi-worker trials, a Ray Train ``TorchTrainer`` per trial (``--workers-per-trial``).
 - ``reaper``: a standard-library script that ends a local Ray's process groups if the driver dies.
 
-Importing the package selects Ray Train's first API (``RAY_TRAIN_V2_ENABLED=0``) for this process
-and, through its environment, the local Ray it starts: Ray reads the switch once, when
+Importing the package selects Ray Train's first API (``RAY_TRAIN_V2_ENABLED=0``, unless the user
+set the variable) for this process and, through its environment, the local Ray it starts: Ray reads the switch once, when
 ``ray.train`` is first imported (``ray.tune`` imports it), and multi-worker trials need that
 API (see :mod:`~gradsweep.search.engine.ray.ddp` for why).
 """
@@ -23,4 +23,5 @@ import os
 
 #: The environment every Ray process of a sweep gets (a cluster's through the job's runtime env).
 TRAIN_ENV = {"RAY_TRAIN_V2_ENABLED": "0"}
-os.environ.update(TRAIN_ENV)
+for _key, _value in TRAIN_ENV.items():
+    os.environ.setdefault(_key, _value)

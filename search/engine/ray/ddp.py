@@ -32,6 +32,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from gradsweep.errors import UserError
 from gradsweep.objectives.distributed import Place
 from gradsweep.search.engine.ray.runtime import Resources
 from gradsweep.search.engine.ray.trainable import run_trial
@@ -68,6 +69,22 @@ def ddp_worker(config: dict[str, Any], checkpoint_every_s: float = 0.0) -> None:
     )
 
 
+def check_train_api() -> None:
+    """Refuse multi-worker trials when ``ray.train`` was imported with Ray Train's second API.
+
+    Raises:
+        UserError: ``RAY_TRAIN_V2_ENABLED=1``, or a program that imported ``ray.tune`` before
+            gradsweep's engine.
+    """
+    from ray.train.torch import TorchTrainer
+
+    if "v2" in TorchTrainer.__module__:
+        raise UserError(
+            "--workers-per-trial needs Ray Train's first API: unset RAY_TRAIN_V2_ENABLED or set it to 0 "
+            "(gradsweep's engine sets it when imported before ray.tune)"
+        )
+
+
 def ddp_trainer(resources: Resources, *, device: str) -> Any:
     """The ``TorchTrainer`` the Tuner runs as each trial of a multi-worker sweep.
 
@@ -76,17 +93,12 @@ def ddp_trainer(resources: Resources, *, device: str) -> Any:
         device: ``cuda`` (NCCL, one GPU per worker) or ``cpu`` (gloo).
 
     Raises:
-        RuntimeError: ``ray.train`` was imported with Ray Train's second API selected (a
-            program that imported ``ray.tune`` before gradsweep's engine).
+        UserError: see :func:`check_train_api` (``launch`` and ``resume`` call it first).
     """
     from ray.train import ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    if "v2" in TorchTrainer.__module__:
-        raise RuntimeError(
-            "multi-worker trials need Ray Train's first API: set RAY_TRAIN_V2_ENABLED=0 before "
-            "importing ray (gradsweep's engine sets it when it is imported before ray.tune)"
-        )
+    check_train_api()
     cuda = device == "cuda"
     per_worker = {"CPU": resources.worker_cpus}
     if cuda:

@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from gradsweep.errors import UserError
+from gradsweep.objectives.registry import check_workers
 from gradsweep.search.engine.ray.bridge import StudyBridge
+from gradsweep.search.engine.ray.ddp import check_train_api
 from gradsweep.search.engine.ray.runner import RunResult, run_trials
 from gradsweep.search.engine.ray.runtime import (
     RayInfo,
@@ -150,7 +152,10 @@ def launch(request: LaunchRequest, *, progress: ProgressFactory | None = None) -
         UserError: any bad input or unusable store, before anything is written.
     """
     check_local_gpus(request.resources)  # this machine's size first: before the objective's code is imported
+    if request.resources.distributed:
+        check_train_api()
     checked = validate_request(request)
+    check_workers(checked.objective, request.resources.workers_per_trial)
     check_address(cluster_address(request.resources))
     prepared = prepare_sweep(request, checked, workers=request.resources.workers_per_trial)
     info = start_ray(request.resources)  # GPU / cluster problems surface before the study exists

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gradsweep.errors import UserError
+from gradsweep.search.engine.ray.ddp import check_train_api
 from gradsweep.search.engine.ray.launcher import ProgressFactory, execute_sweep
 from gradsweep.search.engine.ray.runtime import (
     Resources,
@@ -58,6 +59,8 @@ def resume(request: ResumeRequest, *, progress: ProgressFactory | None = None) -
     if request.n_trials is not None and request.n_trials < 1:
         raise UserError(f"--n-trials must be at least 1, got {request.n_trials}")
     check_local_gpus(request.resources)
+    if request.resources.distributed:
+        check_train_api()
     check_address(cluster_address(request.resources))
     sweep = reopen_sweep(
         request.storage,

@@ -114,10 +114,10 @@ class Resources:
                 f"{flag} sizes a single-process trial; with --workers-per-trial {n} give each worker's share "
                 "with --cpus-per-worker / --gpus-per-worker"
             )
-        if self.cpus_per_worker is not None and not self.cpus_per_worker > 0:
-            raise UserError(f"--cpus-per-worker must be > 0, got {self.cpus_per_worker:g}")
+        if self.cpus_per_worker is not None and not 0 < self.cpus_per_worker < math.inf:  # also nan
+            raise UserError(f"--cpus-per-worker must be > 0 and finite, got {self.cpus_per_worker:g}")
         gpw = self.gpus_per_worker
-        if gpw is not None and (gpw < 0 or gpw != int(gpw)):
+        if gpw is not None and not (0 <= gpw < math.inf and gpw == int(gpw)):  # also nan
             raise UserError(
                 f"--gpus-per-worker must be 0 or a whole number (NCCL gives each worker its own GPUs), got {gpw:g}"
             )
@@ -126,6 +126,20 @@ class Resources:
     def distributed(self) -> bool:
         """Each trial is a DDP job of :attr:`workers_per_trial` workers (Ray Train)."""
         return self.workers_per_trial > 1
+
+    @property
+    def cpu_flag(self) -> str:
+        """The flag that sizes a trial's (or each worker's) CPUs, for messages."""
+        return "--cpus-per-worker" if self.distributed else "--cpus-per-trial"
+
+    @property
+    def gpu_flag(self) -> str:
+        """The flag that sizes a trial's (or each worker's) GPUs, for messages."""
+        return "--gpus-per-worker" if self.distributed else "--gpus-per-trial"
+
+    def one_worker(self) -> Resources:
+        """The request of one worker as a one-process trial (what must fit on a single node)."""
+        return Resources(cpus_per_trial=self.worker_cpus, gpus_per_trial=self.worker_gpus)
 
     @property
     def worker_cpus(self) -> float:
@@ -234,9 +248,8 @@ def check_local_gpus(resources: Resources) -> None:
     if cluster_address(resources) is not None:
         return
     if resources.trial_gpus > 0 and _local_gpus() == 0 and not resources.cpu_fallback:
-        flag = "--gpus-per-worker" if resources.distributed else "--gpus-per-trial"
         raise UserError(
-            f"{flag} {resources.worker_gpus:g} but this machine has no GPU; "
+            f"{resources.gpu_flag} {resources.worker_gpus:g} but this machine has no GPU; "
             "drop the flag, or pass --cpu-fallback to run on CPU"
         )
     if resources.distributed:  # a local Ray gets this machine's CPUs: refuse before starting it
@@ -255,7 +268,7 @@ def _local_cpus() -> int | None:
 
         return int(get_num_cpus())
     except Exception:  # private helper moved: leave the check to Ray's own sizing
-        return os.cpu_count()
+        return None
 
 
 def check_address(address: str | None, *, timeout_s: float = 5.0) -> None:
@@ -370,8 +383,7 @@ def unschedulable(resources: Resources, nodes: list[dict[str, float]]) -> str | 
     """
     need_cpu, need_gpu = resources.worker_cpus, resources.worker_gpus
     eps = 1e-9
-    cpu_flag = "--cpus-per-worker" if resources.distributed else "--cpus-per-trial"
-    gpu_flag = "--gpus-per-worker" if resources.distributed else "--gpus-per-trial"
+    cpu_flag, gpu_flag = resources.cpu_flag, resources.gpu_flag
     most_cpu = max((n.get("CPU", 0.0) for n in nodes), default=0.0)
     most_gpu = max((n.get("GPU", 0.0) for n in nodes), default=0.0)
     if not any(n.get("CPU", 0.0) + eps >= need_cpu and n.get("GPU", 0.0) + eps >= need_gpu for n in nodes):
@@ -455,7 +467,8 @@ def check_schedulable(
     if why is None:
         return None
     if autoscaler_limits is not None:
-        if unschedulable(resources, [autoscaler_limits]) is None:
+        # the autoscaler may add several nodes: one worker of a multi-worker trial must fit one
+        if unschedulable(resources.one_worker(), [autoscaler_limits]) is None:
             return f"{why}; waiting for the autoscaler to add a larger node"
         raise UserError(f"{why}, and the autoscaler adds none larger; lower the request")
     if owned_local:
@@ -510,9 +523,8 @@ def start_ray(resources: Resources) -> RayInfo:
         per_trial = resources
         if resources.trial_gpus > 0 and gpus == 0:
             if not resources.cpu_fallback:
-                flag = "--gpus-per-worker" if resources.distributed else "--gpus-per-trial"
                 raise UserError(
-                    f"{flag} {resources.worker_gpus:g} but the Ray cluster has no GPU; pass --cpu-fallback to run on CPU"
+                    f"{resources.gpu_flag} {resources.worker_gpus:g} but the Ray cluster has no GPU; pass --cpu-fallback to run on CPU"
                 )
             per_trial = resources.without_gpus()
         alive = [dict(n.get("Resources", {})) for n in ray.nodes() if n.get("Alive")]

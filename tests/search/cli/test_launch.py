@@ -56,8 +56,11 @@ def test_worker_options_size_a_multi_worker_trial() -> None:
         resources_from({**OPTIONS, "workers_per_trial": 2})
     with pytest.raises(UserError, match="--gpus-per-worker sizes the workers"):
         resources_from({**single, "gpus_per_worker": 1.0})
-    with pytest.raises(UserError, match="--gpus-per-worker must be 0 or a whole number"):
-        resources_from({**single, "workers_per_trial": 2, "gpus_per_worker": 0.5})
+    for bad in (0.5, float("inf"), float("nan")):  # one line, no OverflowError from int(inf)
+        with pytest.raises(UserError, match="--gpus-per-worker must be 0 or a whole number"):
+            resources_from({**single, "workers_per_trial": 2, "gpus_per_worker": bad})
+    with pytest.raises(UserError, match="--cpus-per-worker must be > 0 and finite"):
+        resources_from({**single, "workers_per_trial": 2, "cpus_per_worker": float("inf")})
 
 
 def test_a_cluster_too_small_for_one_trial_s_workers_is_refused() -> None:
@@ -73,6 +76,12 @@ def test_a_cluster_too_small_for_one_trial_s_workers_is_refused() -> None:
         check_schedulable(four, [{"CPU": 4.0}, {"CPU": 3.0}], autoscaler_limits=None, owned_local=True)
     with pytest.raises(UserError, match="--cpus-per-worker 2 but the largest Ray node has 1 CPUs"):
         check_schedulable(four, [{"CPU": 1.0}] * 8, autoscaler_limits=None, owned_local=True)
+    # an autoscaler that adds nodes of 2 GPUs can hold a trial of four 1-GPU workers over two of them
+    gpus = Resources(workers_per_trial=4, gpus_per_worker=1)
+    warning = check_schedulable(
+        gpus, [{"CPU": 8.0}], autoscaler_limits={"CPU": 8.0, "GPU": 2.0}, owned_local=False
+    )
+    assert warning is not None and "waiting for the autoscaler" in warning
 
 
 @pytest.mark.parametrize("command", [["launch", "contrastive", "-n", "1"], ["resume", "--study", "x"]])
