@@ -13,6 +13,11 @@ effectively frozen. The fix keeps the schedule's progress (``continue``) and set
 head / 10. Each epoch's history (in the checkpoint) records the LR of every tower on its first
 and last step, so the reset is visible in the LR curve.
 
+With several DDP workers (``--workers-per-trial N``) every worker augments the same global batch
+of ``N * batch_size`` images and trains on its shard; the trainer rebuilds its DDP wrapper at the
+unfreeze (DDP reduces only the parameters that trained when it was built), so N workers compute
+the updates of one process with an N times larger batch (the backbone has no batch statistics).
+
 Metric: ``accuracy`` on held-out digits 5-9; maximize.
 """
 
@@ -35,6 +40,8 @@ DEFAULT_METRIC = "accuracy"
 #: Other names it accepts for its default metric ("value": TrialConfig\'s unnamed default).
 METRIC_ALIASES = ("value",)
 DIRECTION = "maximize"
+#: Runs as a trial of several DDP workers (``--workers-per-trial``).
+DISTRIBUTED = True
 PRESET = "finetune.yaml"
 PRETRAIN_CLASSES = (0, 1, 2, 3, 4)
 FINETUNE_CLASSES = (5, 6, 7, 8, 9)
@@ -145,8 +152,9 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
     # 2. data: a small labelled set of digits 5-9 and a held-out test split
     train, test = split(load_digits(FINETUNE_CLASSES), test_fraction=0.4, seed=config.seed)
     train = subsample(train, s.finetune_images, seed=config.seed)
-    batch = min(config.batch_size, len(train))
-    steps_per_epoch = len(train) // batch
+    batch = min(config.batch_size, len(train) // ctx.world_size)  # per worker
+    global_batch = batch * ctx.world_size
+    steps_per_epoch = len(train) // global_batch
 
     # 3. model: pretrained backbone (per-process cache) + fresh head; trainer kit from the config
     torch.manual_seed(config.seed)
@@ -168,16 +176,18 @@ def run(config: TrialConfig, ctx: TrialContext) -> float:
         model.train()
         losses, lr_first, lr_last = [], {}, {}
         for i in range(n_steps):
-            # a. an augmented batch: (B, 1, 8, 8) images, (B,) labels
-            idx = order[i * batch : (i + 1) * batch]
-            x, y = augment(train.x[idx], g).to(ctx.device), train.y[idx].to(ctx.device)
+            # a. an augmented batch: (B, 1, 8, 8) images, (B,) labels (the global batch, the same on
+            #    every worker, then this worker's shard of it)
+            idx = order[i * global_batch : (i + 1) * global_batch]
+            x = ctx.shard(augment(train.x[idx], g)).to(ctx.device)
+            y = ctx.shard(train.y[idx]).to(ctx.device)
             # b. LR of each tower for this step (the schedule's curve, seen at the unfreeze)
             lrs = _tower_lrs(trainer.optimizer, tower_names)
             lr_first = lr_first or lrs
             lr_last = lrs
             # c. cross-entropy; the trainer backprops, clips, monitors, steps and schedules
             with ctx.autocast():
-                loss = F.cross_entropy(model(x).float(), y)
+                loss = F.cross_entropy(trainer.wrapped(x).float(), y)  # DDP's forward on several workers
             trainer.step(loss)
             losses.append(loss.detach())
 

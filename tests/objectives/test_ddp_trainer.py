@@ -118,6 +118,30 @@ def _bypass_worker(rank: int, port: int, queue: Any) -> None:
         dist.destroy_process_group()
 
 
+def _finetune_config(workers: int, batch: int) -> TrialConfig:
+    from gradsweep.spaces.sampling import baseline_config
+    from gradsweep.spaces.space import load_space
+
+    config = baseline_config(load_space("finetune"), "after", scale="tiny", seed=0, workers=workers)
+    return config.model_copy(update={"batch_size": batch})
+
+
+def _finetune_worker(rank: int, port: int, queue: Any) -> None:
+    """The finetune objective (head-only stage, then unfrozen) on one of two gloo workers."""
+    from gradsweep.objectives import finetune
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=WORKERS)
+    try:
+        config = _finetune_config(WORKERS, 8)
+        queue.put(
+            (rank, finetune.run(config, TrialContext(config, device="cpu", place=Place(rank, WORKERS))))
+        )
+    finally:
+        dist.destroy_process_group()
+
+
 def _spawn(target: Any) -> dict[int, Any]:
     spawn = mp.get_context("spawn")
     queue = spawn.Queue()
@@ -174,6 +198,17 @@ def test_a_forward_around_the_ddp_wrapper_fails_the_step_on_every_worker() -> No
     # both workers refuse the same step (no hang in a collective), naming what to call instead
     for rank in range(WORKERS):
         assert "did not go through trainer.wrapped" in messages[rank] and "step 1" in messages[rank], messages
+
+
+def test_finetune_frozen_then_unfrozen_on_two_workers_scores_as_one_process() -> None:
+    from gradsweep.objectives import finetune
+
+    single = _finetune_config(1, 16)
+    torch.set_num_threads(1)
+    one = finetune.run(single, TrialContext(single, device="cpu"))
+    # the DDP wrapper rebuilt at the unfreeze: the backbone's gradients are averaged from then on
+    # (equal here, run for run; the backbone has no batch statistics)
+    assert _spawn(_finetune_worker) == {0: pytest.approx(one, abs=1e-6), 1: pytest.approx(one, abs=1e-6)}
 
 
 def test_helpers_are_the_identity_in_one_process() -> None:

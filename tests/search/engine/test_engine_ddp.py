@@ -198,12 +198,13 @@ def test_bad_worker_values_get_one_line_and_write_nothing(
 def test_a_built_in_that_trains_one_process_is_refused_before_anything_runs(tmp_path: Path) -> None:
     db = tmp_path / "study.db"
     ran = run_cli(
-        ["launch", "finetune", "-n", "1", "--workers-per-trial", "2", "--storage", f"sqlite:///{db}", "-q"]
+        ["launch", "multitower", "-n", "1", "--workers-per-trial", "2", "--storage", f"sqlite:///{db}", "-q"]
     )
     assert ran.code == 1 and not ran.traceback
     assert ran.error_lines == [
-        "error: --workers-per-trial 2: objective 'finetune' trains one process per trial (its loop does not "
-        "shard its batches or call trainer.wrapped); built-ins that run on several workers: contrastive, moco"
+        "error: --workers-per-trial 2: objective 'multitower' trains one process per trial (its loop does not "
+        "shard its batches or call trainer.wrapped); built-ins that run on several workers: contrastive, moco, "
+        "finetune"
     ]
     assert not db.exists()
 
