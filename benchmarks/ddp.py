@@ -83,7 +83,7 @@ def _train_steps(rank: int, workers: int, threads: int, steps: int, global_batch
     config = baseline_config(space, "after", scale="small", seed=0, workers=workers)
     config = config.model_copy(update={"batch_size": global_batch // workers})
     dev = f"cuda:{rank}" if device == "cuda" else "cpu"
-    ctx = TrialContext(config, device=dev, place=Place(rank, workers, rank))
+    ctx = TrialContext(config, device=dev, place=Place(rank, workers))
     train, _ = make_clips(contrastive.SCALES["small"].clips, seed=0)
     model = contrastive.build_model(config)
     trainer = ctx.trainer(model, steps_per_epoch=max(1, len(train) // config.global_batch))
@@ -107,7 +107,7 @@ def _train_steps(rank: int, workers: int, threads: int, steps: int, global_batch
 def _worker(rank: int, workers: int, port: int, args: tuple[Any, ...], queue: Any) -> None:
     import torch.distributed as dist
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), LOCAL_RANK=str(rank))
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     device = args[-1]
     dist.init_process_group("nccl" if device == "cuda" else "gloo", rank=rank, world_size=workers)
     try:

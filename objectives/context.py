@@ -81,7 +81,7 @@ class TrialContext:
                 f"workers: this config is for {config.workers} DDP worker(s) per trial (batch_size is per "
                 f"worker) but runs on {self.place.world_size}; run it in a sweep with --workers-per-trial "
                 f"{config.workers}, or for {self.place.world_size} set workers: {self.place.world_size} and "
-                f"batch_size: {config.global_batch // self.place.world_size} (the same global batch)"
+                f"batch_size: {config.for_workers(self.place.world_size).batch_size} (the same global batch)"
             )
         if reporter is not None and not isinstance(reporter, Reporter):
             raise TypeError(

@@ -28,7 +28,6 @@ Example:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -46,7 +45,6 @@ class Place:
     Args:
         rank: this worker's rank, 0..world_size-1 (rank 0 reports and checkpoints).
         world_size: the trial's workers.
-        local_rank: the rank among the workers on this machine (selects the CUDA device).
 
     Raises:
         ValueError: a rank outside the group, or a group of fewer than one.
@@ -54,7 +52,6 @@ class Place:
 
     rank: int = 0
     world_size: int = 1
-    local_rank: int = 0
 
     def __post_init__(self) -> None:
         if self.world_size < 1:
@@ -80,8 +77,7 @@ def current_place() -> Place:
     """This process's place: from the initialised ``torch.distributed`` group, else :data:`SINGLE`."""
     if not (dist.is_available() and dist.is_initialized()):
         return SINGLE
-    local = int(os.environ.get("LOCAL_RANK", "0") or 0)
-    return Place(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local)
+    return Place(rank=dist.get_rank(), world_size=dist.get_world_size())
 
 
 def shard(items: _S, place: Place) -> _S:

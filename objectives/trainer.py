@@ -168,8 +168,7 @@ class Trainer:
         self.device = device
         self._ddp: torch.nn.Module | None = None
         self._ddp_key: tuple[bool, ...] | None = None
-        self._no_sync = contextlib.ExitStack()  # holds the wrapper's no_sync() between micro-batches
-        self._in_no_sync = False
+        self._no_sync: contextlib.AbstractContextManager[Any] | None = None  # entered between micro-batches
         self._wrapped_forwards = 0  # forwards through the wrapper since the last optimizer step
         self._forward_hook: Any = None
         if place.distributed:
@@ -197,7 +196,7 @@ class Trainer:
     def _build_ddp(self, key: tuple[bool, ...]) -> None:
         from torch.nn.parallel import DistributedDataParallel
 
-        in_no_sync = self._in_no_sync
+        in_no_sync = self._no_sync is not None
         self._leave_no_sync()
         if self._forward_hook is not None:
             self._forward_hook.remove()
@@ -228,14 +227,15 @@ class Trainer:
         self._wrapped_forwards = 0
 
     def _enter_no_sync(self) -> None:
-        no_sync = getattr(self._ddp, "no_sync", None)
+        no_sync = getattr(self._ddp, "no_sync", None)  # (none when a stage trains nothing)
         if callable(no_sync):
-            self._no_sync.enter_context(no_sync())
-            self._in_no_sync = True
+            self._no_sync = no_sync()
+            self._no_sync.__enter__()
 
     def _leave_no_sync(self) -> None:
-        self._no_sync.close()
-        self._in_no_sync = False
+        if self._no_sync is not None:
+            self._no_sync.__exit__(None, None, None)
+            self._no_sync = None
 
     def _sync_next(self) -> None:
         """Set up the wrapper for the next micro-batch: under ``no_sync`` unless it ends an optimizer step."""
@@ -296,9 +296,7 @@ class Trainer:
         """
         if self._watch is not None:
             raise WatchAttached("this trainer already has a watch attached; call watch.remove() first")
-        if (
-            self.place.distributed
-        ):  # the loop owns the step: every backward syncs unless it uses no_sync itself
+        if self.place.distributed:  # the loop owns the step: each backward syncs unless it uses no_sync
             self._leave_no_sync()
         return StepWatch(self.optimizer, self.monitor, clipper=self.clipper, scaler=self.scaler, trainer=self)
 

@@ -251,6 +251,18 @@ class TrialConfig(_Frozen):
         """Examples in one forward/backward over all workers: ``batch_size * workers``."""
         return self.batch_size * self.workers
 
+    def for_workers(self, workers: int) -> TrialConfig:
+        """This config on ``workers`` DDP workers with the same global batch (``batch_size`` per worker).
+
+        Example:
+            >>> cfg = TrialConfig(objective="moco", batch_size=32, workers=2,
+            ...                   towers=[TowerConfig(name="all", patterns=["*"], lr=1e-3)])
+            >>> one = cfg.for_workers(1)
+            >>> one.batch_size, one.workers, one.effective_batch == cfg.effective_batch
+            (64, 1, True)
+        """
+        return self.model_copy(update={"workers": workers, "batch_size": self.global_batch // workers})
+
     def effective_lr(self, tower: str) -> float:
         """Base LR of ``tower`` after the batch-size scaling rule (before schedule and stage multipliers).
 

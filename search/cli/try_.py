@@ -333,7 +333,7 @@ def one_process(cfg: TrialConfig) -> tuple[TrialConfig, str | None]:
 
     ``try`` trains in one process; N workers of ``batch_size`` B compute the updates of one
     process with ``batch_size`` N*B (a model without batch statistics; BatchNorm normalises
-    over N*B here instead of each worker's B).
+    over N*B here instead of each worker's B): :meth:`TrialConfig.for_workers`.
 
     Example:
         >>> from gradsweep.spaces.trial_config import TowerConfig
@@ -344,7 +344,7 @@ def one_process(cfg: TrialConfig) -> tuple[TrialConfig, str | None]:
     """
     if cfg.workers == 1:
         return cfg, None
-    one = cfg.model_copy(update={"workers": 1, "batch_size": cfg.global_batch})
+    one = cfg.for_workers(1)
     note = (
         f"the config is for {cfg.workers} DDP workers of batch_size {cfg.batch_size}; it trains here as one "
         f"process with their global batch, batch_size {one.batch_size} (the same updates, except that batch "

@@ -53,7 +53,7 @@ def ddp_worker(config: dict[str, Any], checkpoint_every_s: float = 0.0) -> None:
     import torch
 
     context = ray.train.get_context()
-    place = Place(context.get_world_rank(), context.get_world_size(), context.get_local_rank())
+    place = Place(context.get_world_rank(), context.get_world_size())
     device = None
     if torch.cuda.is_available() and config.get("gs_device") == "cuda":
         from ray.train.torch import get_device

@@ -167,26 +167,31 @@ class Resources:
 
     def without_gpus(self) -> Resources:
         """The same request on CPU (``--cpu-fallback`` on a cluster without GPUs)."""
-        if self.distributed:
-            return replace(self, gpus_per_worker=None if self.gpus_per_worker is None else 0.0)
-        return replace(self, gpus_per_trial=0.0)
+        return replace(self, gpus_per_worker=0.0) if self.distributed else replace(self, gpus_per_trial=0.0)
 
-    def size_text(self) -> str:
-        """How the request reads on the command line (for messages)."""
-        if self.distributed:
-            text = f"--workers-per-trial {self.workers_per_trial} with --cpus-per-worker {self.worker_cpus:g}"
-            return text + (f" and --gpus-per-worker {self.worker_gpus:g}" if self.worker_gpus else "")
-        text = f"--cpus-per-trial {self.cpus_per_trial:g}"
-        return text + (f" with --gpus-per-trial {self.gpus_per_trial:g}" if self.gpus_per_trial else "")
+    def workers_text(self) -> str:
+        """A multi-worker request as the command line gives it (for messages)."""
+        text = f"--workers-per-trial {self.workers_per_trial} with --cpus-per-worker {self.worker_cpus:g}"
+        return text + (f" and --gpus-per-worker {self.worker_gpus:g}" if self.worker_gpus else "")
 
     def concurrency_for(self, *, cpus: float, gpus: float) -> int:
         """Trials at once: ``--concurrency`` if given, else what ``cpus`` (and ``gpus``) fit, at least 1."""
         if self.concurrency is not None:
             return self.concurrency
-        fit = math.floor(cpus / self.trial_cpus + 1e-9)
-        if self.trial_gpus > 0:
-            fit = min(fit, math.floor(gpus / self.trial_gpus + 1e-9))
-        return max(1, fit)
+        return max(1, how_many(cpus, gpus, need_cpus=self.trial_cpus, need_gpus=self.trial_gpus))
+
+
+def how_many(cpus: float, gpus: float, *, need_cpus: float, need_gpus: float) -> int:
+    """How many requests of ``need_cpus`` CPUs and ``need_gpus`` GPUs fit in ``cpus`` and ``gpus``.
+
+    Example:
+        >>> how_many(8.0, 2.0, need_cpus=2.0, need_gpus=1.0), how_many(8.0, 0.0, need_cpus=3.0, need_gpus=0.0)
+        (2, 2)
+    """
+    fit = math.floor(cpus / need_cpus + 1e-9)
+    if need_gpus > 0:
+        fit = min(fit, math.floor(gpus / need_gpus + 1e-9))
+    return fit
 
 
 @dataclass(frozen=True)
@@ -256,7 +261,7 @@ def check_local_gpus(resources: Resources) -> None:
         cpus = _local_cpus()
         if cpus is not None and resources.trial_cpus > cpus + 1e-9:
             raise UserError(
-                f"{resources.size_text()} needs {resources.trial_cpus:g} CPUs per trial but this machine "
+                f"{resources.workers_text()} needs {resources.trial_cpus:g} CPUs per trial but this machine "
                 f"has {cpus}; lower --workers-per-trial or --cpus-per-worker"
             )
 
@@ -393,12 +398,10 @@ def unschedulable(resources: Resources, nodes: list[dict[str, float]]) -> str | 
             return f"{gpu_flag} {need_gpu:g} but the largest Ray node has {most_gpu:g} GPUs"
         return f"{cpu_flag} {need_cpu:g} with {gpu_flag} {need_gpu:g}: no Ray node has both"
     if resources.distributed:  # the workers of one trial may spread over nodes: count them all
-        fits = 0
-        for n in nodes:
-            per_node = math.floor(n.get("CPU", 0.0) / need_cpu + eps)
-            if need_gpu > 0:
-                per_node = min(per_node, math.floor(n.get("GPU", 0.0) / need_gpu + eps))
-            fits += per_node
+        fits = sum(
+            how_many(n.get("CPU", 0.0), n.get("GPU", 0.0), need_cpus=need_cpu, need_gpus=need_gpu)
+            for n in nodes
+        )
         if fits < resources.workers_per_trial:
             cpus = sum(n.get("CPU", 0.0) for n in nodes)
             gpus = sum(n.get("GPU", 0.0) for n in nodes)
@@ -406,7 +409,7 @@ def unschedulable(resources: Resources, nodes: list[dict[str, float]]) -> str | 
                 f" and {resources.trial_gpus:g} GPUs" if need_gpu else ""
             )
             have = f"{cpus:g} CPUs" + (f", {gpus:g} GPUs" if need_gpu else "")
-            return f"{resources.size_text()} needs {need} per trial but the Ray cluster holds {fits} such workers ({have})"
+            return f"{resources.workers_text()} needs {need} per trial but the Ray cluster holds {fits} such workers ({have})"
     return None
 
 
