@@ -2,6 +2,7 @@
 #   make sweep   set up .venv and run a real default sweep (contrastive, small scale, local Ray, SQLite)
 #   make test    set up .venv, lint, and run the test suite
 #   make bench   the benchmarks' quick modes (figures and commands in BENCHMARKS.md)
+#   make bench-deps   Syne Tune for search_efficiency.py's syne_* methods (skipped without it)
 #   make gpu-check   the <= 8-minute GPU check (needs CUDA; BENCHMARKS.md "The GPU check"); make gpu-wheels first
 PYTHON ?= python3
 VENV   ?= .venv
@@ -13,7 +14,7 @@ TEST_WORKERS ?= 2
 SWEEP_TRIALS ?= 8
 SWEEP_ARGS   ?=
 
-.PHONY: setup sweep test lint bench clean gpu-check gpu-wheels
+.PHONY: setup sweep test lint bench bench-deps clean gpu-check gpu-wheels
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +48,13 @@ bench: setup
 	@if $(PY) -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then \
 		$(PY) -u -m benchmarks.gpu --quick; \
 	else echo "benchmarks/gpu.py: skipped (no CUDA GPU here)"; fi
+
+# Syne Tune for benchmarks/search_efficiency.py --methods syne_asha,syne_bohb (~75 MB). --no-deps: syne-tune
+# requires xgboost, whose Linux wheel pulls nvidia-nccl-cu12 (350 MB); the [bench] extra has the rest.
+SYNE_TUNE_VERSION ?= 0.16.0
+bench-deps: setup
+	$(PY) -m pip install --quiet -e ".[bench]"
+	$(PY) -m pip install --quiet --no-deps "syne-tune==$(SYNE_TUNE_VERSION)"
 
 # The GPU check: one command, <= 8 minutes on one GPU; JSON + summary under $$OUT or gpu_check_out/.
 gpu-check:

@@ -60,7 +60,13 @@ class TrialRecord:
         reports: every report in step order.
         pruned: stopped early by the method's pruner or scheduler.
         final_value: the value of a trial that trained to the end (None when pruned or failed).
-        kind: why it was pruned (``unstable`` / ``underperforming``) when the method says.
+        kind: why it was pruned (``unstable`` / ``underperforming`` / ``paused``) when the method says.
+        start_step: steps of this trial already counted in an earlier record (a thawed trial
+            goes on from its pause; 0 for a trial that started from scratch).
+        paused: the method paused the trial (stopped it with its checkpoint kept); ``pruned``
+            is then True as well, since the record ends without a final value.
+        thawed: a later record continues this paused trial (the method thawed it).
+        thaw_of: for a continuation, the index (in the run's records) of the paused record it continues.
     """
 
     params: dict[str, Any]
@@ -68,11 +74,15 @@ class TrialRecord:
     pruned: bool = False
     final_value: float | None = None
     kind: str | None = None
+    start_step: int = 0
+    paused: bool = False
+    thawed: bool = False
+    thaw_of: int | None = None
 
     @property
     def steps(self) -> int:
-        """Optimizer steps consumed: the step of the last report (0 without reports)."""
-        return max((r.step for r in self.reports), default=0)
+        """Optimizer steps this record consumed: the step of its last report less ``start_step``."""
+        return max(max((r.step for r in self.reports), default=0) - self.start_step, 0)
 
     @property
     def onset(self) -> int | None:
@@ -93,8 +103,11 @@ def record_from_dict(data: dict[str, Any]) -> TrialRecord:
     """Inverse of ``dataclasses.asdict`` on a :class:`TrialRecord` (for records saved as JSON)."""
     reports = [Report(int(r["step"]), float(r["value"]), r.get("health")) for r in data.get("reports", [])]
     final = data.get("final_value")
+    thaw_of = data.get("thaw_of")
     return TrialRecord(params=dict(data.get("params", {})), reports=reports, pruned=bool(data.get("pruned")),
-                       final_value=None if final is None else float(final), kind=data.get("kind"))  # fmt: skip
+                       final_value=None if final is None else float(final), kind=data.get("kind"),
+                       start_step=int(data.get("start_step", 0)), paused=bool(data.get("paused")),
+                       thawed=bool(data.get("thawed")), thaw_of=None if thaw_of is None else int(thaw_of))  # fmt: skip
 
 
 class CountingReporter:

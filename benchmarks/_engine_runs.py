@@ -21,7 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from benchmarks._common import Report, TrialRecord
 from benchmarks._optuna_runs import RunSpec
-from gradsweep.search.attrs import HEALTH_HISTORY
+from gradsweep.search.attrs import HEALTH_HISTORY, PAUSE, PRUNE_KIND, THAW_OF
 from gradsweep.search.engine.algorithms import DEFAULT_PRUNER, make_sampler
 from gradsweep.search.engine.outcome import R_STEP
 from gradsweep.search.engine.ray.bridge import StudyBridge
@@ -39,14 +39,21 @@ class BudgetBridge(StudyBridge):
         super().__init__(*args, **kwargs)
         self.budget = budget
         self.steps: dict[str, int] = {}
+        self.starts: dict[str, int] = {}  # a thawed trial's steps count from its checkpoint's step
 
     @property
-    def done_asking(self) -> bool:
-        return super().done_asking or sum(self.steps.values()) >= self.budget
+    def stopped(self) -> bool:
+        """Neither new nor thawed trials once the budget is spent."""
+        return super().stopped or sum(self.steps.values()) >= self.budget
+
+    def _thaw(self, paused: FrozenTrial, path: str, step: int, ray_trial_id: str) -> dict[str, Any]:
+        self.starts[ray_trial_id] = step
+        return super()._thaw(paused, path, step, ray_trial_id)
 
     def on_result(self, ray_trial_id: str, result: dict[str, Any]) -> bool:
         if result.get(R_STEP) is not None:
-            self.steps[ray_trial_id] = max(self.steps.get(ray_trial_id, 0), int(result[R_STEP]))
+            used = int(result[R_STEP]) - self.starts.get(ray_trial_id, 0)
+            self.steps[ray_trial_id] = max(self.steps.get(ray_trial_id, 0), used)
         return super().on_result(ray_trial_id, result)
 
 
@@ -69,8 +76,28 @@ def record_from_trial(trial: FrozenTrial) -> TrialRecord:
         reports=reports,
         pruned=trial.state == TrialState.PRUNED,
         final_value=value if value is not None and math.isfinite(value) else None,
-        kind=trial.user_attrs.get("gradsweep.prune.kind"),
+        kind=trial.user_attrs.get(PRUNE_KIND),
+        paused=trial.state == TrialState.PRUNED and isinstance(trial.user_attrs.get(PAUSE), dict),
     )
+
+
+def records_from_trials(finished: list[FrozenTrial]) -> list[TrialRecord]:
+    """Records in completion order; a thawed trial's record counts its steps from its pause's checkpoint.
+
+    A paused trial that a later trial continues (``gradsweep.thaw_of``) is marked ``thawed``, and the
+    continuation's ``thaw_of`` is the index of the paused trial's record.
+    """
+    index = {t.number: i for i, t in enumerate(finished)}
+    records = [record_from_trial(t) for t in finished]
+    for t, rec in zip(finished, records, strict=True):
+        source = t.user_attrs.get(THAW_OF)
+        if source is None or source not in index:
+            continue
+        paused = finished[index[source]]
+        rec.thaw_of = index[source]
+        rec.start_step = int(paused.user_attrs[PAUSE].get("checkpoint_step", 0))
+        records[index[source]].thawed = True
+    return records
 
 
 def run_gradsweep(spec: RunSpec, *, base_pruner: str = DEFAULT_PRUNER) -> list[TrialRecord]:
@@ -100,6 +127,6 @@ def run_gradsweep(spec: RunSpec, *, base_pruner: str = DEFAULT_PRUNER) -> list[T
         run_trials(bridge, info=info, resources=resources, runs_dir=Path(tmp), study_name=name)
         finished = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
         finished.sort(key=lambda t: (t.datetime_complete or t.datetime_start, t.number))
-        records = [record_from_trial(t) for t in finished]
+        records = records_from_trials(finished)
         storage.engine.dispose()
     return records

@@ -21,6 +21,9 @@ class PruneKind(StrEnum):
 
     UNSTABLE = "unstable"
     UNDERPERFORMING = "underperforming"
+    #: stopped with its checkpoint kept; the freeze-thaw scheduler may continue it (the sweep's
+    #: call only: an objective raises ``unstable`` or ``underperforming``)
+    PAUSED = "paused"
 
 
 class TrialPruned(optuna.TrialPruned):
@@ -39,8 +42,10 @@ class TrialPruned(optuna.TrialPruned):
         try:
             prune_kind = PruneKind(str(kind))
         except ValueError:
-            allowed = ", ".join(k.value for k in PruneKind)
-            raise ValueError(f"kind must be one of {allowed} but got {str(kind)!r}") from None
+            prune_kind = PruneKind.PAUSED
+        if prune_kind is PruneKind.PAUSED:
+            allowed = ", ".join(k.value for k in (PruneKind.UNSTABLE, PruneKind.UNDERPERFORMING))
+            raise ValueError(f"kind must be one of {allowed} but got {str(kind)!r}")
         super().__init__(f"{prune_kind}: {reason}")
         self.kind = prune_kind
         self.reason = reason

@@ -32,3 +32,8 @@ FAIL_REASON = "gradsweep.fail.reason"
 RAY_TRIAL_ID = "gradsweep.ray.trial_id"
 BASELINE = "gradsweep.baseline"
 RETRY_OF = "gradsweep.retry_of"
+#: on a trial the freeze-thaw scheduler paused (stored PRUNED, kind ``paused``): ``{"step": the pause's
+#: report step, "checkpoint": the persisted checkpoint's path, "checkpoint_step": the step it holds}``
+PAUSE = "gradsweep.pause"
+#: on a thawed trial: the number of the paused trial it continues from that trial's checkpoint
+THAW_OF = "gradsweep.thaw_of"

@@ -27,7 +27,10 @@ Decision order in :meth:`HealthPruner.decide`:
    were at the final report, and the guard cut that run's false prunes from 8 to 1; see
    BENCHMARKS.md "Search efficiency");
 3. otherwise the base pruner judges a view of the trial WITHOUT its non-finite intermediate
-   values -> prune, kind ``underperforming``, with the comparison for Median/Percentile.
+   values -> prune, kind ``underperforming``, with the comparison for Median/Percentile; with a
+   :class:`~gradsweep.search.freeze_thaw.FreezeThawPruner` kind ``paused`` (the Ray engine keeps the
+   checkpoint and may thaw it; :meth:`HealthPruner.prune`, the plain ``study.optimize`` path, stores it
+   ``underperforming``: nothing there thaws a trial).
 
 Why the filtering: in Optuna 5 ``PercentilePruner``/``MedianPruner`` prune a trial whose reported
 values are all NaN (``nanmax`` of them is NaN -> ``return True``), ``SuccessiveHalvingPruner`` and
@@ -67,6 +70,7 @@ from gradsweep.objectives.pruned import PruneKind
 from gradsweep.search.attrs import CONFIG, HEALTH_FLAGS, TOTAL_STEPS
 from gradsweep.search.calibration import evidence
 from gradsweep.search.catchup import CatchUpPruner
+from gradsweep.search.freeze_thaw import FreezeThawPruner
 from gradsweep.search.health_attrs import read_flags, read_health
 from gradsweep.search.population import population_finding, reference_norms, tower_norms
 from gradsweep.search.prune_attrs import PruneRecord, write_prune_attrs
@@ -142,6 +146,12 @@ class HealthPruner(BasePruner):
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         """:meth:`decide`, storing ``gradsweep.prune.kind/reason/step`` on the trial when pruning."""
         decision = self.decide(study, trial)
+        if decision.kind is PruneKind.PAUSED:  # nothing thaws a trial in a plain study.optimize
+            decision = PruneDecision(
+                True,
+                PruneKind.UNDERPERFORMING,
+                decision.reason.replace("paused: ", "", 1) + " (FreezeThawPruner)",
+            )
         if decision.prune and decision.kind is not None:
             step = trial.last_step
             if step is None:
@@ -196,7 +206,7 @@ class HealthPruner(BasePruner):
             if allowed:
                 return PruneDecision(True, PruneKind.UNSTABLE, found + note)
             flag_note += f"; {found}{note}"
-        decision = self._base_decision(study, trial)
+        decision = self._base_decision(study, trial, latest)
         if flag_note and not decision.prune:
             return PruneDecision(False, None, decision.reason + flag_note)
         return decision
@@ -220,7 +230,9 @@ class HealthPruner(BasePruner):
             )
         return finding.reason()
 
-    def _base_decision(self, study: optuna.Study, trial: FrozenTrial) -> PruneDecision:
+    def _base_decision(
+        self, study: optuna.Study, trial: FrozenTrial, latest: HealthReport | None = None
+    ) -> PruneDecision:
         """Steps 2-3 of :meth:`decide`: the final-report guard, then the base pruner."""
         total, step = trial.user_attrs.get(TOTAL_STEPS), trial.last_step
         if isinstance(total, int) and step is not None and step >= total - 1:  # 0- or 1-based step counts
@@ -241,6 +253,13 @@ class HealthPruner(BasePruner):
             + (f" ({skipped} non-finite value(s) not shown to it)" if skipped else ""),
         )
         base = self.base_pruner
+        if isinstance(base, FreezeThawPruner):
+            judgement = base.judge(study, view, latest)
+            if not judgement.pause:
+                return PruneDecision(
+                    False, None, f"{name} keeps the trial: {judgement.reason(view.last_step)}"
+                )
+            return PruneDecision(True, PruneKind.PAUSED, f"paused: {judgement.reason(view.last_step)}")
         if isinstance(base, CatchUpPruner) and type(base).prune is CatchUpPruner.prune:
             verdict = base.judge(study, view)  # judged once: its comparison is the reason
             if verdict is None or not verdict.prune:

@@ -14,6 +14,7 @@ from gradsweep.errors import UserError
 from gradsweep.search.attrs import CONFIG
 from gradsweep.search.cli._app import app, console
 from gradsweep.search.cli._study_args import DEFAULT_STORAGE, JsonOpt, StorageOpt, StudyOpt, echo_json
+from gradsweep.search.thaw_attrs import PAUSED
 from gradsweep.search.views import (
     SortKey,
     StudySummary,
@@ -62,11 +63,15 @@ def _print_status(s: StudySummary) -> None:
     console.print(f"[bold]study {escape(s.study)}[/] ({escape(about)}): {s.total} trials", highlight=False)
     counts = "  ".join(f"{state.lower()} {n}" for state, n in s.counts.items())
     console.print(f"  {counts}", highlight=False)
-    if s.prune_groups:
-        table = Table(title=f"pruned ({s.counts['PRUNED']})", title_justify="left")
+    for line in (s.config_line(), s.pause_line()):  # freeze-thaw: configs, not trials; pauses and thaws
+        if line:
+            console.print(f"  {line}", highlight=False)
+    groups = [g for g in s.prune_groups if g.kind != PAUSED]  # the paused ones: their own table
+    if groups:
+        table = Table(title=f"pruned ({sum(g.count for g in groups)})", title_justify="left")
         for col in ("kind", "rule", "count", "trials", "example"):
             table.add_column(col, overflow="fold")
-        for g in s.prune_groups:
+        for g in groups:
             table.add_row(
                 escape(g.kind),
                 escape(g.rule_label),
@@ -75,6 +80,8 @@ def _print_status(s: StudySummary) -> None:
                 escape(g.example_label),
             )
         console.print(table)
+    if s.pauses:
+        _print_pauses(s)
     if s.flagged:
         table = Table(
             title="flagged by soft health rules, not pruned",
@@ -97,6 +104,7 @@ def _print_status(s: StudySummary) -> None:
         console.print("best: none yet (no complete trial)", highlight=False)
     else:
         tag = f" (baseline {s.best.baseline})" if s.best.baseline else ""
+        tag += f" (thaw of #{s.best.thaw_of})" if s.best.thaw_of is not None else ""
         console.print(
             f"best: trial #{s.best.number}{tag} value {format_value(s.best.value)}  "
             f"{format_knobs(s.best.params, limit=8)}",
@@ -118,6 +126,22 @@ def _print_status(s: StudySummary) -> None:
         console.print(table)
 
 
+def _print_pauses(s: StudySummary) -> None:
+    table = Table(title=f"paused ({len(s.pauses)})", title_justify="left")
+    for col in ("trial", "step", "thawed as", "config ends", "reason"):
+        table.add_column(col, overflow="fold", no_wrap=col != "reason")
+    for p in s.pauses:
+        ends = p.ends if p.ends_at == p.number else f"{p.ends} (#{p.ends_at})"
+        table.add_row(
+            f"#{p.number}" + (f" (thaw of #{p.thaw_of})" if p.thaw_of is not None else ""),
+            _NONE if p.step is None else str(p.step),
+            _NONE if p.thawed_as is None else f"#{p.thawed_as}",
+            escape(ends),
+            escape(p.reason),
+        )
+    console.print(table)
+
+
 @app.command()
 def trials(
     storage: StorageOpt = DEFAULT_STORAGE,
@@ -129,6 +153,9 @@ def trials(
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV (params as param:NAME columns).")] = False,
 ) -> None:
     """List the trials of a study: number, state, value, reason, key knobs, duration.
+
+    With --pruner freeze-thaw a paused trial shows as PAUSED ("thawed as #M" once a later trial
+    continues it from its checkpoint), and that continuation as "thaw of #N".
 
     Example: [bold]gradsweep trials --study demo --sort value --csv > trials.csv[/]
     """
@@ -143,7 +170,17 @@ def trials(
         names = sorted({p for r in rows for p in r.params})
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(
-            ["number", "state", "value", "kind", "reason", "duration_s", *(f"param:{n}" for n in names)]
+            [
+                "number",
+                "state",
+                "value",
+                "kind",
+                "reason",
+                "duration_s",
+                "thaw_of",
+                "thawed_as",
+                *(f"param:{n}" for n in names),
+            ]
         )
         for r in rows:
             writer.writerow(
@@ -154,6 +191,8 @@ def trials(
                     _cell(r.kind),
                     _cell(r.reason),
                     _cell(r.duration_s),
+                    _cell(r.thaw_of),
+                    _cell(r.thawed_as),
                     *(_cell(r.params.get(n)) for n in names),
                 ]
             )
@@ -162,11 +201,13 @@ def trials(
     for col in ("#", "state", "value", "reason", "key knobs", "duration"):
         table.add_column(col, overflow="fold", no_wrap=col in ("#", "state", "value", "duration"))
     for r in rows:
+        # "thaw of #N" / "thawed as #M" first, then the stored reason
+        reason = "; ".join(part for part in (r.thaw_note, r.reason) if part)
         table.add_row(
             str(r.number),
-            r.state,
+            r.shown_state,
             _NONE if r.value is None else format_value(r.value),
-            escape(r.reason or _NONE),
+            escape(reason or _NONE),
             escape(format_knobs(r.params, sep="\n") or _NONE),
             _duration(r.duration_s),
         )
@@ -201,6 +242,7 @@ def best(
                     "params": r.params,
                     "duration_s": r.duration_s,
                     "baseline": r.baseline,
+                    "thaw_of": r.thaw_of,
                     "config": t.user_attrs.get(CONFIG),
                 }
                 for r, t in zip(rows, chosen, strict=True)
@@ -210,6 +252,7 @@ def best(
     direction = study_direction(loaded)
     for rank, r in enumerate(rows, start=1):
         tag = f" (baseline {r.baseline})" if r.baseline else ""
+        tag += f" (thaw of #{r.thaw_of})" if r.thaw_of is not None else ""
         console.print(
             f"[bold]#{rank}[/] trial {r.number}{tag}: value {format_value(r.value)} ({direction}), "
             f"ran {_duration(r.duration_s)}",

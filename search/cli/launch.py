@@ -158,10 +158,12 @@ def _report(summary: SweepSummary, *, quiet: bool, as_json: bool) -> None:
                 console.print(f"  {key} = {value}", highlight=False)
         else:
             console.print("no trial completed", highlight=False)
-        pruned = ", ".join(f"{k} {n}" for k, n in sorted(summary.pruned.items())) or "0"
+        kinds = sorted((k, n) for k, n in summary.pruned.items() if k != "paused")  # paused: pause_counts
+        pruned = ", ".join(f"{k} {n}" for k, n in kinds) or "0"
+        pauses = summary.pause_counts(", ")
         console.print(
             f"{summary.finished}/{summary.target} finished: complete {summary.complete}, pruned {pruned}, "
-            f"{summary.counts(', ')}",
+            f"{pauses + ', ' if pauses else ''}{summary.counts(', ')}",
             highlight=False,
         )
         console.print(f"study {summary.study!r} in {summary.storage}", highlight=False)
@@ -197,7 +199,7 @@ def launch_cmd(
     ),
     pruner: str = typer.Option(
         DEFAULT_PRUNER,
-        help="Base pruner the health rules wrap: catchup | median | percentile | hyperband | successive_halving | wilcoxon | patient | none.",
+        help="Base pruner the health rules wrap: catchup | median | percentile | hyperband | successive_halving | wilcoxon | patient | freeze-thaw (pause, keep the checkpoint, thaw on a learning-curve model) | none.",
     ),
     seed: int | None = typer.Option(
         None, help="Seed for the sampler and every trial (reproducible configs)."

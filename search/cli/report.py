@@ -11,6 +11,7 @@ from gradsweep.errors import UserError
 from gradsweep.search.cli._app import app, console
 from gradsweep.search.cli._study_args import DEFAULT_STORAGE, StorageOpt, StudyOpt
 from gradsweep.search.report import collect, write_html, write_pngs
+from gradsweep.search.thaw_attrs import PAUSED
 from gradsweep.search.views import load_study
 
 
@@ -51,8 +52,10 @@ def report(
     loaded = load_study(storage, study)
     data = collect(loaded)
     write_html(data, out)
+    pruned = sum(g.count for g in data.prune_groups if g.kind != PAUSED)
+    paused = f", {len(data.summary.pauses)} paused" if data.summary.pauses else ""
     console.print(
-        f"wrote {out} ({len(data.curves)} health curves, {sum(g.count for g in data.prune_groups)} pruned trials)",
+        f"wrote {out} ({len(data.curves)} health curves, {pruned} pruned trials{paused})",
         highlight=False,
         soft_wrap=True,
         markup=False,

@@ -19,6 +19,7 @@ import optuna
 
 from gradsweep.errors import UserError
 from gradsweep.search.catchup import CatchUpPruner
+from gradsweep.search.freeze_thaw import FreezeThawPruner
 from gradsweep.search.pruner import DEFAULT_N_STARTUP_TRIALS
 
 #: The ``--pruner`` default: measured against ``median`` in BENCHMARKS.md "Search efficiency".
@@ -40,6 +41,7 @@ class PrunerName(StrEnum):
     SUCCESSIVE_HALVING = "successive_halving"
     WILCOXON = "wilcoxon"
     PATIENT = "patient"
+    FREEZE_THAW = "freeze_thaw"
     NONE = "none"
 
 
@@ -140,7 +142,8 @@ def make_base_pruner(
     Args:
         name: ``catchup`` (default: :class:`gradsweep.search.catchup.CatchUpPruner`), ``median``,
             ``percentile`` (25th), ``hyperband``, ``successive_halving``, ``wilcoxon``,
-            ``patient`` (median with patience 2) or ``none``.
+            ``patient`` (median with patience 2), ``freeze-thaw`` (pause and thaw on a learning-curve
+            model: :class:`gradsweep.search.freeze_thaw.FreezeThawPruner`) or ``none``.
         n_startup_trials: finished trials before catchup/median/percentile may prune.
         n_warmup_steps: steps of each trial before catchup/median/percentile may prune.
 
@@ -171,6 +174,8 @@ def _base_pruner(kind: PrunerName, n_startup_trials: int, n_warmup_steps: int) -
         return optuna.pruners.SuccessiveHalvingPruner()
     if kind is PrunerName.WILCOXON:
         return optuna.pruners.WilcoxonPruner()
+    if kind is PrunerName.FREEZE_THAW:
+        return FreezeThawPruner()
     if kind is PrunerName.PATIENT:
         return optuna.pruners.PatientPruner(
             optuna.pruners.MedianPruner(n_startup_trials=n_startup_trials, n_warmup_steps=n_warmup_steps),

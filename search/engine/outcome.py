@@ -38,6 +38,7 @@ R_FINAL = "gs_final"
 R_OUTCOME = "gs_outcome"
 R_KIND = "gs_kind"
 R_REASON = "gs_reason"
+R_CKPT_STEP = "gs_checkpoint_step"  # sent with a report that hands Ray a new checkpoint: its step
 R_TOTAL = "gs_total_steps"  # the step of the final report: sent with every report, stored once by the driver
 
 INTERRUPTED = "interrupted"

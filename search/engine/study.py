@@ -6,7 +6,9 @@ seed and the number of finished trials wanted) so ``gradsweep resume`` can conti
 nothing but the study name. No storage URL is ever written into the study.
 
 "Finished" means COMPLETE, PRUNED or FAIL, except trials that failed only because the sweep
-was interrupted: they were never evaluated, so they do not count toward the target.
+was interrupted: they were never evaluated, so they do not count toward the target. It counts
+configs: a thaw (``gradsweep.thaw_of``, a paused trial continued by ``--pruner freeze-thaw``) is
+no new config, its paused trial already counted.
 
 Example:
     >>> plan = SweepPlan(objective="contrastive", scale="tiny", sampler="tpe", pruner="median", seed=0, target=8)
@@ -37,6 +39,7 @@ from gradsweep.search.attrs import (
     VERSION,
 )
 from gradsweep.search.engine.outcome import INTERRUPTED
+from gradsweep.search.thaw_attrs import is_thaw
 from gradsweep.spaces.sampling import space_to_dict
 from gradsweep.spaces.space import SearchSpace
 from gradsweep.version import __version__
@@ -170,9 +173,10 @@ def is_interrupted(trial: optuna.trial.FrozenTrial) -> bool:
 
 
 def count_finished(study: optuna.Study) -> int:
-    """COMPLETE + PRUNED + FAIL trials, not counting interrupted ones."""
+    """COMPLETE + PRUNED + FAIL trials, not counting interrupted ones nor thaws (configs, not
+    continuations: a paused trial counts once, however often it is thawed)."""
     trials = study.get_trials(deepcopy=False, states=FINAL_STATES)
-    return sum(1 for t in trials if not is_interrupted(t))
+    return sum(1 for t in trials if not is_interrupted(t) and not is_thaw(t))
 
 
 def reconcile_running(
@@ -219,8 +223,11 @@ def requeue(study: optuna.Study, numbers: list[int]) -> int:
 
 
 def retryable(study: optuna.Study) -> list[int]:
-    """Numbers of interrupted trials that no later trial retried yet."""
-    retried = {t.user_attrs.get(RETRY_OF) for t in study.get_trials(deepcopy=False)}
-    return [
-        t.number for t in study.get_trials(deepcopy=False) if is_interrupted(t) and t.number not in retried
-    ]
+    """Numbers of interrupted trials that no later trial retried yet.
+
+    An interrupted thaw is not one of them: its config already counted as finished (its paused
+    trial), and a retry would run that config again from step 0 as a new one.
+    """
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get(RETRY_OF) for t in trials}
+    return [t.number for t in trials if is_interrupted(t) and not is_thaw(t) and t.number not in retried]

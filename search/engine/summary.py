@@ -12,6 +12,7 @@ from optuna.trial import TrialState
 
 from gradsweep.search.attrs import PRUNE_KIND
 from gradsweep.search.engine.study import count_finished, is_interrupted
+from gradsweep.search.thaw_attrs import PAUSED, PauseCounts, chain_ends, pause_counts
 
 
 def resume_command(study: str, storage: str, runs_dir: str | None = None) -> str:
@@ -32,7 +33,10 @@ class SweepSummary:
     """The end state of one ``launch`` / ``resume`` (JSON-able through :meth:`to_dict`).
 
     Counts are over the whole study (earlier runs included), so a resumed sweep reports
-    where the study stands.
+    where the study stands. They count configs: a paused trial a thaw continues
+    (``--pruner freeze-thaw``) is no outcome, the thaw carries on, so ``complete + sum(pruned) +
+    failed == finished`` unless a thaw was interrupted; ``pruned["paused"]`` are the configs left
+    paused, and ``thaws`` the continuations by how they ended (``{"complete": 1, "paused": 5}``).
     """
 
     study: str
@@ -54,6 +58,7 @@ class SweepSummary:
     first_failures: list[str] = field(default_factory=list)
     runs_dir: str | None = None  # ``--runs-dir`` when not the default (the resume command repeats it)
     signal: int | None = None  # the signal that interrupted the sweep (2 SIGINT, 15 SIGTERM)
+    thaws: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,9 +82,19 @@ class SweepSummary:
         text = f"failed {self.failed}"
         return text + (f"{sep}interrupted {self.interrupted_trials}" if self.interrupted_trials else "")
 
+    def pause_counts(self, sep: str = "  ") -> str:
+        """``paused N`` (configs left paused) and ``thaws M (complete a, paused again b)``;
+        ``""`` for a study without pauses."""
+        paused = self.pruned.get(PAUSED, 0)
+        if not paused and not self.thaws:
+            return ""
+        thaws = PauseCounts(thaws=self.thaws).thaws_text()
+        return f"paused {paused}" + (f"{sep}{thaws}" if thaws else "")
+
     def line(self) -> str:
         """One summary line (``--quiet`` prints just this)."""
-        pruned = sum(self.pruned.values())
+        pruned = sum(n for kind, n in self.pruned.items() if kind != PAUSED)
+        pauses = self.pause_counts()
         best = (
             f"best {self.best_value:.4g} (trial {self.best_number})"
             if self.best_value is not None
@@ -88,7 +103,7 @@ class SweepSummary:
         state = "interrupted" if self.interrupted else ("stopped early" if self.aborted else "done")
         return (
             f"{state}: study {self.study}  {self.finished}/{self.target} finished  complete {self.complete}  "
-            f"pruned {pruned}  {self.counts()}  {best}  store {self.storage}"
+            f"pruned {pruned}  {pauses + '  ' if pauses else ''}{self.counts()}  {best}  store {self.storage}"
         )
 
 
@@ -107,8 +122,10 @@ def summarize(
 ) -> SweepSummary:
     """Build the :class:`SweepSummary` of ``study`` (``storage`` must already be masked)."""
     trials = study.get_trials(deepcopy=False)
-    pruned = Counter(
-        str(t.user_attrs.get(PRUNE_KIND, "underperforming")) for t in trials if t.state == TrialState.PRUNED
+    pruned = Counter(  # a thawed pause is no outcome: its thaw carries on
+        str(t.user_attrs.get(PRUNE_KIND, "underperforming"))
+        for t in chain_ends(trials)
+        if t.state == TrialState.PRUNED
     )
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     best = None
@@ -134,4 +151,5 @@ def summarize(
         first_failures=list(first_failures or []),
         runs_dir=runs_dir,
         signal=signal,
+        thaws=pause_counts(trials).thaws,
     )

@@ -34,9 +34,10 @@ class ReportData:
     Attributes:
         summary: as ``gradsweep status`` shows it.
         history / parallel / importances / lr: data of the four study-level plots.
-        curves: per-trial health curves (pruned trials first when capped), by trial number.
+        curves: per-trial health curves (pruned trials first when capped), by trial number; a
+            config paused and thawed (``--pruner freeze-thaw``) is one curve under its latest trial.
         omitted_curves: trial numbers whose curves were left out by the cap.
-        prune_groups: pruned trials grouped by kind and reason.
+        prune_groups: pruned trials grouped by kind and reason (``paused`` ones included).
     """
 
     summary: StudySummary
@@ -53,7 +54,8 @@ def collect(study: optuna.Study, *, max_curves: int = MAX_CURVES) -> ReportData:
     """Read ``study`` into :class:`ReportData`.
 
     Health curves of pruned trials come first (they explain the prunes), then the others by
-    number, up to ``max_curves``.
+    number, up to ``max_curves``. A paused trial that was thawed has no curve of its own: its
+    thaw's curve starts with it (:func:`gradsweep.search.views.health_curves`).
 
     Raises:
         ValueError: ``max_curves`` < 1.

@@ -14,6 +14,7 @@ from plotly.offline import get_plotlyjs
 
 from gradsweep.search.report import plotly_figs
 from gradsweep.search.report.data import ReportData
+from gradsweep.search.thaw_attrs import PAUSED
 from gradsweep.search.views.trials import format_knobs, format_value
 
 _STYLE = """
@@ -40,7 +41,11 @@ def figures(data: ReportData) -> list[tuple[str, str, go.Figure]]:
         ("lr", "Per-tower LR vs value", plotly_figs.lr_figure(data.lr, metric)),
     ]
     figs += [
-        (f"health-{c.number}", f"Gradient health: trial {c.number}", plotly_figs.health_figure(c))
+        (
+            f"health-{c.number}",
+            f"Gradient health: trial {' then '.join(map(str, c.trials))}",
+            plotly_figs.health_figure(c),
+        )
         for c in data.curves
     ]
     return figs
@@ -63,22 +68,42 @@ def render_html(data: ReportData) -> str:
         f"<p>objective {esc(str(s.objective))}, metric {esc(str(s.metric))} ({esc(s.direction)}); "
         f"{s.total} trials: {esc(counts)}</p>",
     ]
+    for line in (s.config_line(), s.pause_line()):  # freeze-thaw: configs, pauses and thaws
+        if line:
+            parts.append(f"<p class='pauses'>{esc(line)}</p>")
     if s.best is not None:
+        thaw = f" (thaw of paused trial {s.best.thaw_of})" if s.best.thaw_of is not None else ""
         parts.append(
-            f"<p><b>best:</b> trial {s.best.number}, value {esc(format_value(s.best.value))}, "
+            f"<p><b>best:</b> trial {s.best.number}{thaw}, value {esc(format_value(s.best.value))}, "
             f"{esc(format_knobs(s.best.params, limit=12))}</p>"
         )
     else:
         parts.append("<p><b>best:</b> none yet (no complete trial)</p>")
-    if data.prune_groups:
+    groups = [g for g in data.prune_groups if g.kind != PAUSED]  # paused ones: their own table
+    if groups:
         parts.append(
             "<h2>Pruned trials by reason</h2><table><tr><th>kind</th><th>count</th>"
             "<th>rule</th><th>trials</th><th>example</th></tr>"
         )
-        for g in data.prune_groups:
+        for g in groups:
             parts.append(
                 f"<tr><td>{esc(g.kind)}</td><td>{g.count}</td><td>{esc(g.rule_label)}</td>"
                 f"<td>{esc(', '.join(map(str, g.trials)))}</td><td>{esc(g.example_label)}</td></tr>"
+            )
+        parts.append("</table>")
+    if s.pauses:
+        parts.append(
+            f"<h2>Paused trials ({len(s.pauses)})</h2><p>paused by the freeze-thaw scheduler, checkpoint "
+            "kept; a thaw continues one as a new trial</p><table><tr><th>trial</th><th>step</th>"
+            "<th>thawed as</th><th>config ends</th><th>reason</th></tr>"
+        )
+        for p in s.pauses:
+            trial = f"{p.number}" + (f" (thaw of {p.thaw_of})" if p.thaw_of is not None else "")
+            ends = p.ends if p.ends_at == p.number else f"{p.ends} (trial {p.ends_at})"
+            parts.append(
+                f"<tr><td>{esc(trial)}</td><td>{'' if p.step is None else p.step}</td>"
+                f"<td>{'' if p.thawed_as is None else p.thawed_as}</td><td>{esc(ends)}</td>"
+                f"<td>{esc(p.reason)}</td></tr>"
             )
         parts.append("</table>")
     if s.failures:
@@ -93,6 +118,10 @@ def render_html(data: ReportData) -> str:
         )
     if not data.curves:
         parts.append("<h2>Gradient health</h2><p>no trial recorded a health history</p>")
+    continued = [(t.paused, c.number) for c in data.curves for t in c.thaws]
+    if continued:
+        pairs = ", ".join(f"{paused} in {thaw}" for paused, thaw in continued)
+        parts.append(f"<p>health curves of thawed trials go on in their thaws' curves: {esc(pairs)}</p>")
     if data.omitted_curves:
         parts.append(
             f"<p>health curves not shown for trials {esc(', '.join(map(str, data.omitted_curves)))}</p>"

@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from gradsweep.search.report.axes import value_axis, wrap
+from gradsweep.search.thaw_attrs import PAUSED
 from gradsweep.search.views import HealthCurve, History, Importances, LrPoints, ParallelData
 
 
@@ -120,7 +121,9 @@ def health_figure(c: HealthCurve) -> go.Figure:
     """One trial's grad norm per tower (log y) above its training loss, against step.
 
     Checks with a warning or unstable verdict are marked on the loss curve, their reasons in the
-    hover text; the prune point is a dashed line, its reason wrapped into the title.
+    hover text; the prune point is a dashed line, its reason wrapped into the title (a pause is
+    named ``pause``, not ``prune``). A paused-then-thawed config is one curve: each thaw's start
+    is a dotted line with a ``thaw`` marker.
     """
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.6, 0.4], vertical_spacing=0.06)
     for tower, values in c.series.items():
@@ -159,20 +162,37 @@ def health_figure(c: HealthCurve) -> go.Figure:
             row=2,
             col=1,
         )
-    title = f"Trial {c.number} ({c.state.lower()}): gradient health"
+    title = f"{c.title}: gradient health"
     lines = 1
+    norms = [v for vs in c.series.values() for v in vs if math.isfinite(v) and v > 0]
+    for thaw in c.thaws:  # a paused-then-thawed config: where each thaw went on
+        fig.add_vline(x=thaw.step, line_dash="dot", line_color="royalblue")
+    if c.thaws:
+        fig.add_trace(
+            go.Scatter(
+                x=[t.step for t in c.thaws],
+                y=[max(norms) if norms else 1.0] * len(c.thaws),
+                mode="markers",
+                name="thaw",
+                marker={"symbol": "triangle-right", "size": 13, "color": "royalblue"},
+                text=[t.label for t in c.thaws],
+                hovertext=[t.label for t in c.thaws],
+                hoverinfo="text",
+            ),
+            row=1,
+            col=1,
+        )
     if c.prune is not None:
-        label = f"pruned ({c.prune.kind or 'unknown'}) at step {c.prune.step}: {c.prune.reason}"
+        label = c.prune.label
         wrapped = wrap(label, 110)
         lines += len(wrapped)
         fig.add_vline(x=c.prune.step, line_dash="dash", line_color="red")
-        norms = [v for vs in c.series.values() for v in vs if math.isfinite(v) and v > 0]
         fig.add_trace(
             go.Scatter(
                 x=[c.prune.step],
                 y=[max(norms) if norms else 1.0],
                 mode="markers",
-                name="prune",
+                name="pause" if c.prune.kind == PAUSED else "prune",
                 marker={"symbol": "x", "size": 14, "color": "red"},
                 text=[c.prune.reason],
                 hovertext=["<br>".join(wrapped)],

@@ -113,11 +113,11 @@ def lr_png(lr: LrPoints, metric: str) -> Figure:
 
 
 def health_png(c: HealthCurve) -> Figure:
-    """Grad norm per tower (log) above the loss; warning/unstable checks marked; the prune reason wrapped."""
-    label = (
-        f"pruned ({c.prune.kind or 'unknown'}) at step {c.prune.step}: {c.prune.reason}" if c.prune else ""
-    )
+    """Grad norm per tower (log) above the loss; warning/unstable checks marked; the prune (or pause)
+    reason wrapped; each thaw of a paused-then-thawed config a dotted line."""
+    label = c.prune.label if c.prune else ""
     wrapped = wrap(label, 100) if label else []
+    wrapped += [line for t in c.thaws for line in wrap(t.label, 100)]
     fig, (ax, ax_loss) = plt.subplots(
         2, 1, figsize=(8, 6 + 0.25 * len(wrapped)), sharex=True, gridspec_kw={"height_ratios": [3, 2]}
     )
@@ -161,7 +161,10 @@ def health_png(c: HealthCurve) -> Figure:
     if c.prune is not None:
         for a in (ax, ax_loss):
             a.axvline(c.prune.step, color="red", linestyle="--")
-    title = "\n".join([f"Trial {c.number} ({c.state.lower()}): gradient health", *wrapped])
+    for thaw in c.thaws:  # a paused-then-thawed config: where each thaw went on
+        for a in (ax, ax_loss):
+            a.axvline(thaw.step, color="royalblue", linestyle=":")
+    title = "\n".join([f"{c.title}: gradient health", *wrapped])
     ax.set_title(title, fontsize=9, loc="left")
     fig.tight_layout()
     return fig

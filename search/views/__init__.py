@@ -6,7 +6,13 @@ Only :mod:`gradsweep.search.views.store` does I/O; the other modules are pure fu
 from __future__ import annotations
 
 from gradsweep.search.engine.storage import DEFAULT_STORAGE
-from gradsweep.search.views.health_curves import HealthCurve, PrunePoint, health_curve, health_curves
+from gradsweep.search.views.health_curves import (
+    HealthCurve,
+    PrunePoint,
+    ThawPoint,
+    health_curve,
+    health_curves,
+)
 from gradsweep.search.views.plots import (
     History,
     Importances,
@@ -19,7 +25,7 @@ from gradsweep.search.views.plots import (
 )
 from gradsweep.search.views.reasons import PruneGroup, group_prunes, reason_key
 from gradsweep.search.views.store import load_study, mask_url, open_storage
-from gradsweep.search.views.summary import StudySummary, study_direction, summarize
+from gradsweep.search.views.summary import Pause, StudySummary, study_direction, summarize
 from gradsweep.search.views.trials import SortKey, TrialRow, best_trials, format_knobs, trial_row, trial_rows
 
 __all__ = [
@@ -29,10 +35,12 @@ __all__ = [
     "Importances",
     "LrPoints",
     "ParallelData",
+    "Pause",
     "PruneGroup",
     "PrunePoint",
     "SortKey",
     "StudySummary",
+    "ThawPoint",
     "TrialRow",
     "best_trials",
     "format_knobs",

@@ -18,6 +18,8 @@ Example:
     'loss # above its start # for # checks (steps #-#)'
     >>> reason_key("best 1.9 by step 2 - the largest later drop ... (lower is better) (CatchUpPruner)")
     'CatchUpPruner'
+    >>> reason_rule("paused: predicted final 0.12 +- 0.11 at step 36 (own-curve fit); chance to beat ...")
+    'FreezeThawPruner'
 """
 
 from __future__ import annotations
@@ -42,6 +44,10 @@ _TRAILING = re.compile(r"(?:\s+|[:=<>(,]|\b(?:at|step|steps|of|for|is|was|below|
 # The base pruner a HealthPruner reason names: "... (CatchUpPruner)" or "... pruned by HyperbandPruner".
 _PRUNER = re.compile(r"(?:\((\w+Pruner)\)|pruned by (\w+))\s*$")
 _NUM = r"\S+"
+# The freeze-thaw scheduler's line (gradsweep.search.freeze_thaw.Judgement.reason), "paused: " first
+# when it paused the trial; kind ``paused``, or ``underperforming`` when no checkpoint could be kept.
+_FREEZE_THAW = re.compile(rf"^(?:paused: )?predicted final {_NUM} \+- ")
+FREEZE_THAW_RULE = "FreezeThawPruner"
 # The health rules' lines (objectives/health/rules.py), first match wins; the name is the rule's.
 _HEALTH_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("nonfinite", re.compile(r"^non-finite (?:loss|gradients)\b")),
@@ -90,9 +96,12 @@ def first_finding(line: str) -> str:
 
 
 def _pruner_name(line: str) -> str | None:
-    """The base pruner a reason line names at its end (``(CatchUpPruner)``, ``pruned by X``)."""
+    """The base pruner a reason line names at its end (``(CatchUpPruner)``, ``pruned by X``), or
+    ``FreezeThawPruner`` for the freeze-thaw scheduler's pause line."""
     match = _PRUNER.search(line)
-    return (match.group(1) or match.group(2)) if match else None
+    if match:
+        return match.group(1) or match.group(2)
+    return FREEZE_THAW_RULE if _FREEZE_THAW.search(line) else None
 
 
 def reason_key(reason: str | None) -> str:
@@ -126,7 +135,7 @@ class PruneGroup:
     """Pruned trials sharing a kind, a rule and a reason key.
 
     Attributes:
-        kind: ``unstable``, ``underperforming`` or ``unknown``.
+        kind: ``unstable``, ``underperforming``, ``paused`` (freeze-thaw) or ``unknown``.
         key: the reason key (see :func:`reason_key`): the rule with its tower, e.g.
             ``text_encoder grad norm``, or the base pruner's name.
         count: how many trials.

@@ -19,6 +19,7 @@ from typing import Any
 from optuna.trial import FrozenTrial, TrialState
 
 from gradsweep.search import attrs as _keys
+from gradsweep.search.thaw_attrs import PAUSED, thaw_of, thawed_as
 
 
 class SortKey(StrEnum):
@@ -36,10 +37,12 @@ class TrialRow:
         state: ``COMPLETE`` / ``PRUNED`` / ``FAIL`` / ``RUNNING`` / ``WAITING``.
         value: the objective value (COMPLETE trials; None otherwise).
         reason: prune reason, first line of the failure, or the latest health verdict of a running trial.
-        kind: prune kind (``unstable`` / ``underperforming``) for pruned trials.
+        kind: prune kind (``unstable`` / ``underperforming`` / ``paused``) for pruned trials.
         params: the sampled knobs.
         duration_s: seconds from start to end (to now for running trials); None if never started.
         baseline: the baseline name for enqueued baselines.
+        thaw_of: for a thaw (``--pruner freeze-thaw``): the paused trial it continues.
+        thawed_as: for a paused trial: the trial that continues it (None: still paused).
     """
 
     number: int
@@ -50,9 +53,33 @@ class TrialRow:
     params: dict[str, Any] = field(default_factory=dict)
     duration_s: float | None = None
     baseline: str | None = None
+    thaw_of: int | None = None
+    thawed_as: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def paused(self) -> bool:
+        """A trial the freeze-thaw scheduler paused (stored PRUNED), thawed or not."""
+        return self.state == "PRUNED" and self.kind == PAUSED
+
+    @property
+    def shown_state(self) -> str:
+        """The state as the table shows it: ``PAUSED`` for a paused trial, else the Optuna state."""
+        return "PAUSED" if self.paused else self.state
+
+    @property
+    def thaw_note(self) -> str | None:
+        """``thaw of #2``, ``thawed as #11`` (both for a thaw paused and thawed again), or None."""
+        notes = []
+        if self.thaw_of is not None:
+            notes.append(f"thaw of #{self.thaw_of}")
+        if self.thawed_as is not None:
+            notes.append(f"thawed as #{self.thawed_as}")
+        elif self.paused:
+            notes.append("not thawed")
+        return ", ".join(notes) or None
 
 
 def first_line(text: str | None) -> str | None:
@@ -101,8 +128,8 @@ def trial_reason(trial: FrozenTrial) -> str | None:
     return None
 
 
-def trial_row(trial: FrozenTrial, *, now: datetime | None = None) -> TrialRow:
-    """The :class:`TrialRow` of one trial."""
+def trial_row(trial: FrozenTrial, *, now: datetime | None = None, thawed_as: int | None = None) -> TrialRow:
+    """The :class:`TrialRow` of one trial (``thawed_as``: the trial continuing it, see :func:`trial_rows`)."""
     kind = trial.user_attrs.get(_keys.PRUNE_KIND) if trial.state == TrialState.PRUNED else None
     return TrialRow(
         number=trial.number,
@@ -113,6 +140,8 @@ def trial_row(trial: FrozenTrial, *, now: datetime | None = None) -> TrialRow:
         params=dict(trial.params),
         duration_s=trial_duration(trial, now=now),
         baseline=trial.user_attrs.get(_keys.BASELINE),
+        thaw_of=thaw_of(trial),
+        thawed_as=thawed_as,
     )
 
 
@@ -140,7 +169,8 @@ def trial_rows(
     """
     key = _sort_key(sort)
     sign = _direction_sign(direction)
-    rows = [trial_row(t, now=now) for t in trials]
+    continued = thawed_as(trials)
+    rows = [trial_row(t, now=now, thawed_as=continued.get(t.number)) for t in trials]
     if key == SortKey.NUMBER:
         return sorted(rows, key=lambda r: r.number)
     if key == SortKey.VALUE:

@@ -27,21 +27,31 @@ def _run(args: list[str], timeout: float) -> list[str]:
     return [line for line in proc.stdout.splitlines() if line.strip()]
 
 
-def test_search_efficiency_plain_optuna_methods(tmp_path: Path) -> None:
+def test_search_efficiency_plain_optuna_methods_on_two_objectives(tmp_path: Path) -> None:
     plot = tmp_path / "curves.png"
     lines = _run(
         ["-m", "benchmarks.search_efficiency", "--scale", "tiny", "--seeds", "1", "--budget-trials", "1.5",
+         "--objectives", "benchmarks/spaces/unseen_twotower.yaml,benchmarks/spaces/multitower_bench.yaml",
          "--methods", "tpe_nop,tpe_median,tpe_hyperband", "--rerun", "all", "--plot", str(plot)],
-        timeout=120,
+        timeout=180,
     )  # fmt: skip
-    # the very last line is the headline ratio (nan: gradsweep did not run)
+    # the very last line is the headline ratio over objectives (nan: gradsweep did not run)
     assert re.fullmatch(
         rf"budget to target vs no-pruning TPE: {NUM} \(vs best other method: {NUM}\)", lines[-1]
     )
-    # the table has one row per method
-    assert sum(line.startswith("| Optuna TPE") or line.startswith("| TPE, no pruning") for line in lines) == 3
-    # the anytime plot was written as a PNG
-    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # right before it, one line per objective, after the line of the targets
+    assert lines[-3].startswith("unseen_twotower (tiny): gradsweep vs no-pruning TPE ")
+    assert lines[-2].startswith("bench_multitower (tiny): gradsweep vs no-pruning TPE ")
+    assert lines[-4].startswith("targets: median vs no-pruning TPE ")
+    # each objective's table has one row per method
+    assert sum(line.startswith("| Optuna TPE") or line.startswith("| TPE, no pruning") for line in lines) == 6
+    # the summary table has one row per objective
+    assert (
+        sum(line.startswith(("| unseen_twotower | tiny", "| bench_multitower | tiny")) for line in lines) == 2
+    )
+    # one anytime plot per objective, as PNGs named after the objectives
+    for name in ("unseen_twotower", "bench_multitower"):
+        assert (tmp_path / f"curves_{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_pruner_ablation_runs_its_variants_and_ends_with_the_default_s_ratio() -> None:
@@ -70,7 +80,8 @@ def test_pruner_ablation_runs_its_variants_and_ends_with_the_default_s_ratio() -
 def test_search_efficiency_ray_methods_and_gradsweep(tmp_path: Path) -> None:
     lines = _run(
         ["-m", "benchmarks.search_efficiency", "--scale", "tiny", "--seeds", "1", "--budget-trials", "1",
-         "--methods", "random_fifo,ray_asha,gradsweep", "--rerun", "none", "--plot", ""],
+         "--space", "benchmarks/spaces/multitower_bench.yaml", "--methods", "random_fifo,ray_asha,gradsweep",
+         "--rerun", "none", "--plot", ""],
         timeout=240,
     )  # fmt: skip
     # gradsweep ran, so both ratios are numbers or inf (never nan: the reference reaches its own target)
@@ -78,8 +89,10 @@ def test_search_efficiency_ray_methods_and_gradsweep(tmp_path: Path) -> None:
         r"budget to target vs no-pruning TPE: (\S+) \(vs best other method: (\S+)\)", lines[-1]
     )
     assert match is not None and match.group(1) != "nan", lines[-1]
-    # the gradsweep summary line comes right before it
-    assert lines[-2].startswith("gradsweep: best at budget")
+    # the objective's line comes right before it, judging gradsweep (gradsweep_ft did not run)
+    assert lines[-2].startswith("bench_multitower (tiny): gradsweep vs no-pruning TPE")
+    # and the objective's section ends with gradsweep's own line
+    assert any(line.startswith("gradsweep: best at budget") for line in lines)
     # every method ran one seed, and its trials trained (an erroring trainable reports 0 steps)
     seeds = [line for line in lines if " seed 0 " in line]
     assert len(seeds) == 4 and all(re.search(r"trials, +[1-9][0-9]* steps", line) for line in seeds), seeds

@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 import optuna
@@ -31,8 +33,21 @@ import sqlalchemy.exc
 from optuna.trial import TrialState
 
 from gradsweep.objectives.health.verdict import HealthReport
-from gradsweep.search.attrs import CONFIG, FAIL_REASON, RAY_TRIAL_ID, TOTAL_STEPS
+from gradsweep.objectives.pruned import PruneKind
+from gradsweep.search.attrs import (
+    CONFIG,
+    FAIL_REASON,
+    HEALTH_HISTORY,
+    PAUSE,
+    PRUNE_KIND,
+    PRUNE_REASON,
+    PRUNE_STEP,
+    RAY_TRIAL_ID,
+    THAW_OF,
+    TOTAL_STEPS,
+)
 from gradsweep.search.engine.outcome import (
+    R_CKPT_STEP,
     R_FINAL,
     R_HEALTH,
     R_STEP,
@@ -48,15 +63,23 @@ from gradsweep.search.engine.ray.runtime import DEFAULT_STORE_WAIT_S
 from gradsweep.search.engine.storage import retry_for
 from gradsweep.search.engine.study import reconcile_running
 from gradsweep.search.engine.tally import Tally
+from gradsweep.search.freeze_thaw import FreezeThawPruner
 from gradsweep.search.health_attrs import record_health
 from gradsweep.search.prune_attrs import PruneRecord, write_prune_attrs
 from gradsweep.spaces.sampling import resolve, suggest
 from gradsweep.spaces.space import SearchSpace
+from gradsweep.spaces.trial_config import TrialConfig
 
 C_CONFIG = "gs_config"
 C_OBJECTIVE = "gs_objective"
 C_DEVICE = "gs_device"
+#: a thawed trial's config: the persisted checkpoint of the paused trial it continues
+C_RESUME = "gs_resume_from"
+#: what :meth:`StudyBridge.ask` returns when it has no config now but may later (Ray asks again)
+WAIT = "wait"
 _RETRY_ON = (optuna.exceptions.StorageInternalError,)
+#: user attrs of a paused trial its thawed continuation does not take over
+_NOT_CARRIED = frozenset({PRUNE_KIND, PRUNE_REASON, PRUNE_STEP, PAUSE, RAY_TRIAL_ID, FAIL_REASON})
 #: What a store that stopped taking writes raises (after the retries).
 STORE_ERRORS = (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError, OSError)
 _T = TypeVar("_T")
@@ -110,6 +133,7 @@ class _Live:
     total_steps: int | None = None
     reported: set[int] = field(default_factory=set)
     health_history: list[dict[str, Any]] | None = None  # as stored (the bridge is the trial's only writer)
+    checkpoint_step: int | None = None  # the report step of the newest checkpoint handed to Ray
 
 
 class StudyBridge:
@@ -173,6 +197,14 @@ class StudyBridge:
         self._live: dict[str, _Live] = {}
         self._pending: dict[str, PruneRecord] = {}
         self._errors: dict[str, str] = {}
+        base = getattr(decider, "base_pruner", None)
+        #: the freeze-thaw rule when the sweep pauses instead of pruning (``--pruner freeze-thaw``)
+        self.thawer: FreezeThawPruner | None = base if isinstance(base, FreezeThawPruner) else None
+        self._checkpoints: dict[str, str] = {}  # Ray trial id -> its newest persisted checkpoint's path
+        self._unthawable: set[int] = set()  # paused trials whose checkpoint is gone
+        self._thaw_checked_at: int | None = None  # self._changes when no paused trial was worth thawing
+        self._changes = 0  # trials finished or paused so far (a thaw choice can only change then)
+        self._thaws: dict[int, int] = {}  # thaw's trial number -> the paused trial's number
 
     # --- helpers ------------------------------------------------------------------------
     def _retry(self, fn: Callable[[], _T]) -> _T:
@@ -200,21 +232,37 @@ class StudyBridge:
         return live.trial.number if live else None
 
     @property
+    def stopped(self) -> bool:
+        """No more trials of any kind (new or thawed): aborted, or the store stopped taking writes."""
+        return self.aborted is not None or self.store_error is not None
+
+    @property
     def done_asking(self) -> bool:
-        return self._asked >= self.n_trials or self.aborted is not None or self.store_error is not None
+        """No more new configs (a freeze-thaw sweep may still thaw paused trials)."""
+        return self._asked >= self.n_trials or self.stopped
 
     # --- ask ----------------------------------------------------------------------------
     @_store_guarded(None)
-    def ask(self, ray_trial_id: str) -> dict[str, Any] | None:
+    def ask(self, ray_trial_id: str) -> dict[str, Any] | str | None:
         """Start the next Optuna trial for Ray trial ``ray_trial_id``.
 
-        Enqueued trials (baselines, retries) come first. A sampled combination that does not
-        resolve to a valid config is stored FAIL with the reason, and the next one is tried.
+        With ``--pruner freeze-thaw`` a paused trial the learning-curve model now gives a chance
+        comes first (:meth:`FreezeThawPruner.choose_thaw
+        <gradsweep.search.freeze_thaw.FreezeThawPruner.choose_thaw>`): it continues from its
+        checkpoint as a new Optuna trial (``gradsweep.thaw_of``). Then enqueued trials (baselines,
+        retries), then the sampler. A sampled combination that does not resolve to a valid config
+        is stored FAIL with the reason, and the next one is tried.
 
         Returns:
-            The Ray config (trial number, resolved TrialConfig, objective spec, device), or
-            None when this run has started all its trials or was aborted.
+            The Ray config (trial number, resolved TrialConfig, objective spec, device); None
+            when this run has started all its trials or was aborted; :data:`WAIT` when a
+            freeze-thaw sweep has no new config left but running trials may still make a paused
+            one worth thawing.
         """
+        if self.thawer is not None and not self.stopped:
+            thaw = self._thaw_next(ray_trial_id)
+            if thaw is not None:
+                return thaw
         while not self.done_asking:
             self._asked += 1
             trial = self.study.ask()  # not retried: a retry could create a second trial
@@ -225,7 +273,66 @@ class StudyBridge:
                 raise
             except _InvalidConfig:
                 continue
+        if self.thawer is not None and self._live and not self.stopped:
+            return WAIT
         return None
+
+    def _thaw_next(self, ray_trial_id: str) -> dict[str, Any] | None:
+        """Continue the paused trial the freeze-thaw rule picks now, if any (see :meth:`ask`)."""
+        assert self.thawer is not None
+        thawer = self.thawer
+        while self._thaw_checked_at != self._changes:
+            choice = self._retry(lambda: thawer.choose_thaw(self.study, exclude=self._unthawable))
+            if choice is None:
+                self._thaw_checked_at = self._changes  # nothing changes until a trial finishes
+                return None
+            pause = choice.trial.user_attrs[PAUSE]
+            path = str(pause.get("checkpoint") or "")
+            if not path or ("://" not in path and not os.path.exists(path)):
+                self._unthawable.add(choice.trial.number)  # its checkpoint is gone: it stays paused
+                continue
+            return self._thaw(
+                choice.trial, path, int(pause.get("checkpoint_step", pause.get("step", 0))), ray_trial_id
+            )
+        return None
+
+    def _thaw(
+        self, paused: optuna.trial.FrozenTrial, path: str, step: int, ray_trial_id: str
+    ) -> dict[str, Any]:
+        """Create the trial that continues ``paused`` from its checkpoint at ``step`` (its curve up to it copied)."""
+        attrs = {k: v for k, v in paused.user_attrs.items() if k not in _NOT_CARRIED}
+        attrs[THAW_OF] = paused.number
+        values = {s: v for s, v in paused.intermediate_values.items() if s <= step}
+        template = optuna.trial.FrozenTrial(
+            number=0, state=TrialState.RUNNING, value=None, datetime_start=datetime.now(), datetime_complete=None,
+            params=dict(paused.params), distributions=dict(paused.distributions), user_attrs=attrs,
+            system_attrs={}, intermediate_values=values, trial_id=0,
+        )  # fmt: skip
+        tid = self.storage.create_new_trial(
+            self.study._study_id, template_trial=template
+        )  # not retried: once
+        trial = optuna.Trial(self.study, tid)
+        self._retry(lambda: trial.set_user_attr(RAY_TRIAL_ID, ray_trial_id))
+        config = dict(paused.user_attrs[CONFIG])
+        history = attrs.get(HEALTH_HISTORY)
+        total = attrs.get(TOTAL_STEPS)
+        self._live[ray_trial_id] = _Live(
+            trial,
+            TrialConfig.from_dict(config).health.history,
+            total_steps=int(total) if isinstance(total, int) else None,
+            reported=set(values),
+            health_history=list(history) if isinstance(history, list) else None,
+            checkpoint_step=step,
+        )
+        self.tally.running += 1
+        self._thaws[trial.number] = paused.number
+        return {
+            R_TRIAL: trial.number,
+            C_CONFIG: config,
+            C_OBJECTIVE: self.objective,
+            C_DEVICE: self.device,
+            C_RESUME: path,
+        }
 
     def _start(self, trial: optuna.Trial, ray_trial_id: str) -> dict[str, Any]:
         """Sample and store the config of a new trial (raises ``_InvalidConfig`` after storing FAIL)."""
@@ -287,6 +394,8 @@ class StudyBridge:
         if total is not None and int(total) != live.total_steps:
             live.total_steps = int(total)
             self._retry(lambda: live.trial.set_user_attr(TOTAL_STEPS, int(total)))
+        if result.get(R_CKPT_STEP) is not None:  # this report handed Ray a checkpoint
+            live.checkpoint_step = int(result[R_CKPT_STEP])
         value_f, step_i = float(value), int(step)
         if step_i not in live.reported:  # a retried trial reports its steps again; the first value stays
             live.reported.add(step_i)
@@ -300,6 +409,30 @@ class StudyBridge:
         reason = decision.reason or f"pruned at step {step} (value {value_f:.4g})"
         self._pending[ray_trial_id] = PruneRecord(kind, reason, int(step))
         return True
+
+    def note_checkpoint(self, ray_trial_id: str, path: str | None) -> None:
+        """The path of the newest checkpoint Ray persisted for a trial that ends now (a pause keeps it)."""
+        with self._lock:
+            if path:
+                self._checkpoints[ray_trial_id] = path
+
+    def _paused(self, ray_trial_id: str, live: _Live, record: PruneRecord) -> PruneRecord:
+        """Store a pause's checkpoint on the trial; without one the pause is a prune (nothing to thaw from)."""
+        path = self._checkpoints.pop(ray_trial_id, None)
+        if path is None or live.checkpoint_step is None:
+            reason = record.reason.removeprefix("paused: ")
+            return PruneRecord(
+                PruneKind.UNDERPERFORMING,
+                f"{reason}; pruned, not paused: the objective saved no checkpoint to continue from "
+                "(ctx.save_progress before ctx.report)",
+                record.step,
+            )
+        pause = {"step": int(record.step), "checkpoint": path, "checkpoint_step": int(live.checkpoint_step)}
+        tid = live.trial._trial_id
+        self._retry(lambda: self.storage.set_trial_user_attr(tid, PAUSE, pause))
+        return PruneRecord(
+            record.kind, f"{record.reason}; checkpoint at step {live.checkpoint_step} kept", record.step
+        )
 
     def on_error(self, ray_trial_id: str, text: str) -> None:
         """Remember the latest error of a trial (used if the trial ends in error, not if a retry succeeds)."""
@@ -320,7 +453,7 @@ class StudyBridge:
         }[outcome.state]
         values = outcome.value if outcome.state is FinalState.COMPLETE else None
         self._retry(lambda: self.study.tell(trial, values, state=state, skip_if_finished=True))
-        self.tally.add(trial.number, outcome)
+        self.tally.add(trial.number, outcome, thaw_of=self._thaws.get(trial.number))
         if (
             self.abort_after
             and self.aborted is None
@@ -351,10 +484,16 @@ class StudyBridge:
             error_text = None
         elif error_text is None:
             error_text = "the trial raised an error (see the Ray trial's error.txt)"
-        outcome = classify(result, pending=self._pending.pop(ray_trial_id, None), error=error_text)
+        pending = self._pending.get(ray_trial_id)
+        if pending is not None and str(pending.kind) == PruneKind.PAUSED:
+            pending = self._paused(ray_trial_id, live, pending)
+        outcome = classify(result, pending=pending, error=error_text)
         self._tell(live.trial, outcome)  # a store error here keeps it live: reconcile tries again
+        self._pending.pop(ray_trial_id, None)
+        self._checkpoints.pop(ray_trial_id, None)
         self._live.pop(ray_trial_id)
         self.tally.running -= 1
+        self._changes += 1
         return outcome
 
     def reconcile(self, reason: str) -> list[int]:
@@ -368,7 +507,7 @@ class StudyBridge:
             numbers = {live.trial.number for live in self._live.values()}
             outcome = failed(reason)
             for live in self._live.values():
-                self.tally.add(live.trial.number, outcome)
+                self.tally.add(live.trial.number, outcome, thaw_of=self._thaws.get(live.trial.number))
             self.tally.running = 0
             self._live.clear()
             if not ids:

@@ -11,6 +11,7 @@ the cut-off watchdog of :class:`_Signals` when the signal ended the local Ray to
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import threading
@@ -157,6 +158,8 @@ def run_trials(
     storage_path = run_dir(runs_dir, study_name)  # one safe directory, whatever the study's name
     storage_path.mkdir(parents=True, exist_ok=True)
     run_name = time.strftime("run-%Y%m%d-%H%M%S") + f"-{os.getpid()}"  # two launches in one second differ
+    if bridge.thawer is not None:  # a pause keeps the checkpoint of the report that paused it
+        resources = dataclasses.replace(resources, checkpoint_every_s=0.0)
     if resources.distributed:  # each trial a Ray Train job of N DDP workers
         trainable: Any = ddp_trainer(resources, device=info.device)
     else:
@@ -169,7 +172,8 @@ def run_trials(
         tune_config=tune.TuneConfig(
             search_alg=StudySearcher(bridge, nest=LOOP_CONFIG if resources.distributed else None),
             scheduler=PruningScheduler(bridge),
-            num_samples=max(bridge.n_trials, 1),
+            # thawed trials are Ray trials too: the searcher says when it is finished
+            num_samples=-1 if bridge.thawer is not None else max(bridge.n_trials, 1),
             max_concurrent_trials=info.concurrency,
             # a reused TorchTrainer actor runs the next trial with the first trial's config
             # (Ray 2.60: its train_loop_config is bound when the actor is built)

@@ -63,6 +63,15 @@ class PruningScheduler(FIFOScheduler):
             return TrialScheduler.STOP
         return TrialScheduler.CONTINUE
 
+    def on_trial_complete(self, tune_controller: Any, trial: Trial, result: dict[str, Any]) -> None:
+        """Hand the bridge the trial's newest persisted checkpoint before the searcher ends it (a pause keeps it).
+
+        Ray saves the checkpoint of the report that stopped the trial before it completes the
+        trial, so this is the checkpoint of the pause's report when that report carried one."""
+        checkpoint = trial.checkpoint
+        self.bridge.note_checkpoint(trial.trial_id, checkpoint.path if checkpoint is not None else None)
+        super().on_trial_complete(tune_controller, trial, result)
+
     def on_trial_error(self, tune_controller: Any, trial: Trial) -> None:
         self.bridge.on_error(trial.trial_id, error_text(trial))
 

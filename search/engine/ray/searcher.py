@@ -13,7 +13,7 @@ from typing import Any
 from ray.tune.search import Searcher
 
 from gradsweep.search.engine.outcome import R_VALUE
-from gradsweep.search.engine.ray.bridge import StudyBridge
+from gradsweep.search.engine.ray.bridge import WAIT, StudyBridge
 
 
 class StudySearcher(Searcher):
@@ -44,6 +44,9 @@ class StudySearcher(Searcher):
         config = self.bridge.ask(trial_id)
         if config is None:
             return Searcher.FINISHED
+        if config == WAIT:  # nothing to start now; Ray asks again
+            return None
+        assert isinstance(config, dict)
         return {self.nest: config} if self.nest else config
 
     def on_trial_complete(

@@ -35,6 +35,7 @@ from gradsweep.objectives.distributed import SINGLE, Place
 from gradsweep.objectives.registry import load_objective
 from gradsweep.search.engine.outcome import (
     NON_FINITE,
+    R_CKPT_STEP,
     R_FINAL,
     R_HEALTH,
     R_KIND,
@@ -46,7 +47,7 @@ from gradsweep.search.engine.outcome import (
     R_VALUE,
     FinalState,
 )
-from gradsweep.search.engine.ray.bridge import C_CONFIG, C_DEVICE, C_OBJECTIVE
+from gradsweep.search.engine.ray.bridge import C_CONFIG, C_DEVICE, C_OBJECTIVE, C_RESUME
 from gradsweep.spaces.trial_config import TrialConfig
 
 
@@ -148,7 +149,10 @@ class RayReporter:
         if self.total_steps is not None:
             metrics[R_TOTAL] = self.total_steps
         self.last_step = int(step)
-        self._send(metrics, checkpoint=self._checkpoint())
+        checkpoint = self._checkpoint()
+        if checkpoint is not None:
+            metrics[R_CKPT_STEP] = int(step)
+        self._send(metrics, checkpoint=checkpoint)
 
     def final(
         self, outcome: FinalState, *, value: float = math.nan, kind: str = "", reason: str = ""
@@ -167,8 +171,12 @@ class RayReporter:
         )
 
 
-def _restore_checkpoint(into: Path, get_checkpoint: GetCheckpoint) -> None:
+def _restore_checkpoint(into: Path, get_checkpoint: GetCheckpoint, resume_from: str | None = None) -> None:
+    """Copy the checkpoint Ray hands a retried trial into ``into``; else, for a thawed trial, the
+    paused trial's persisted checkpoint at ``resume_from``."""
     checkpoint = get_checkpoint()
+    if checkpoint is None and resume_from:
+        checkpoint = ray.tune.Checkpoint(resume_from)
     if checkpoint is None:
         return
     with checkpoint.as_directory() as src:
@@ -202,7 +210,8 @@ def run_trial(
     try:
         ckpt_dir = workdir / "checkpoints"
         ckpt_dir.mkdir()
-        _restore_checkpoint(ckpt_dir, get_checkpoint)  # every worker of a DDP trial loads rank 0's
+        # every worker of a DDP trial loads rank 0's; a thawed trial starts from its pause's
+        _restore_checkpoint(ckpt_dir, get_checkpoint, config.get(C_RESUME))
         reporter = RayReporter(
             number, ckpt_dir, checkpoint_every_s=checkpoint_every_s, send=send, is_main=place.is_main
         )

@@ -7,7 +7,7 @@ import optuna
 import pytest
 
 from tests._cli import run_cli
-from tests.search.views.study_factory import build_pruned_only, build_study
+from tests.search.views.study_factory import build_freeze_thaw, build_pruned_only, build_study
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
@@ -59,4 +59,12 @@ def two_studies_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = f"sqlite:///{tmp_path_factory.mktemp('cli') / 'two.db'}"
     for name in ("alpha", "beta"):
         optuna.create_study(study_name=name, storage=url).optimize(lambda t: 1.0, n_trials=1)
+    return url
+
+
+@pytest.fixture(scope="session")
+def freeze_thaw_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A ``--pruner freeze-thaw`` study with paused and thawed trials (``build_freeze_thaw``)."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('cli') / 'ft.db'}"
+    build_freeze_thaw(url)
     return url

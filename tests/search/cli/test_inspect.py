@@ -161,3 +161,41 @@ def test_status_names_each_rule_once_with_a_real_example_and_its_trial(
         ("nonfinite", "non-finite loss", 1, 3),
         ("MedianPruner", "MedianPruner", 1, 5),
     }
+
+
+def test_status_of_a_freeze_thaw_study(gradsweep: Callable, freeze_thaw_url: str) -> None:
+    ran = gradsweep("status", "--storage", freeze_thaw_url)
+    lines = [line.strip() for line in ran.out.splitlines()]
+    # Optuna's states as stored, then the configs and the pauses and thaws
+    assert ran.code == 0 and "complete 2  pruned 4  fail 1  running 0  waiting 0" in lines
+    assert "5 configs: complete 2  pruned 1  paused 1  failed 1" in lines
+    assert "paused 3 trials: thawed 2, never thawed 1; thaws 2 (complete 1, paused again 1)" in lines
+    # the pruned table holds the real prune only; the paused ones have their own, with their thaws
+    assert "pruned (1)" in ran.out and "paused (3)" in ran.out and "complete (#5)" in ran.out
+    assert "#4 (thaw of #1)" in ran.out and "best: trial #5 (thaw of #4) value 0.8" in ran.out
+    data = json.loads(gradsweep("status", "--storage", freeze_thaw_url, "--json").out)
+    # JSON has the same
+    assert data["configs"] == {"complete": 2, "pruned": 1, "paused": 1, "failed": 1}
+    assert [p["thawed_as"] for p in data["pauses"]] == [4, None, 5] and data["best"]["thaw_of"] == 4
+
+
+def test_trials_of_a_freeze_thaw_study(gradsweep: Callable, freeze_thaw_url: str) -> None:
+    table = gradsweep("trials", "--storage", freeze_thaw_url).out
+    # paused trials show as PAUSED with their thaw; thaws name the trial they continue
+    assert table.count("PAUSED") == 3 and "thawed as #4; paused: predicted final 0.3" in table
+    assert "thaw of #1, thawed as #5" in table and "thaw of #4" in table and "not thawed" in table
+    rows = json.loads(gradsweep("trials", "--storage", freeze_thaw_url, "--json", "--sort", "value").out)
+    # JSON: the stored state, the kind and both links; the thaw that completed sorts first
+    assert [(r["number"], r["state"], r["kind"], r["thaw_of"], r["thawed_as"]) for r in rows[:3]] == [
+        (5, "COMPLETE", None, 4, None),
+        (0, "COMPLETE", None, None, None),
+        (1, "PRUNED", "paused", None, 4),
+    ]
+    csv_rows = list(
+        csv.DictReader(io.StringIO(gradsweep("trials", "--storage", freeze_thaw_url, "--csv").out))
+    )
+    # CSV: empty where there is no link
+    assert [(r["thaw_of"], r["thawed_as"]) for r in csv_rows[:2]] == [("", ""), ("", "4")]
+    best = json.loads(gradsweep("best", "--storage", freeze_thaw_url, "--json").out)
+    # the best is the thaw, named as one
+    assert (best[0]["number"], best[0]["thaw_of"]) == (5, 4)

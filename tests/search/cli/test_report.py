@@ -163,3 +163,15 @@ def test_parallel_axis_handles_conditional_and_categorical_knobs() -> None:
     assert axis["ticktext"] == ["0.1", "0.3", "None"] and axis["values"] == [1, 2, 0]
     # booleans are categories, not numbers
     assert parallel_axis("amp", [True, False])["ticktext"] == ["False", "True"]
+
+
+def test_report_of_a_freeze_thaw_study(gradsweep: Callable, freeze_thaw_url: str, tmp_path: Path) -> None:
+    ran = gradsweep(
+        "report", "--storage", freeze_thaw_url, "--out", tmp_path / "r.html", "--png", tmp_path / "png"
+    )
+    # pauses are not counted as prunes; one health curve per config
+    assert ran.code == 0 and "(3 health curves, 1 pruned trials, 3 paused)" in ran.out
+    page = _Figures()
+    page.feed((tmp_path / "r.html").read_text())
+    assert {k for k in page.figures if k.startswith("health")} == {"health-0", "health-2", "health-5"}
+    assert len(list((tmp_path / "png").glob("health_trial_*.png"))) == 3

@@ -92,6 +92,30 @@ OBJECTIVES = textwrap.dedent(
         return resumed
 
 
+    def ft_curve(config, ctx):
+        """Six reports of a curve the LR fixes (best 1.0 at 1e-2), a checkpoint at each; resumes from one.
+
+        LRs above 0.05 learn late: at 0.05 until report 4, then up to their final value. At LR 0.011
+        each report takes 20 s while a file ``slow`` is next to this module. Every step it trains is
+        appended to ``steps-<lr>`` there (a thaw must not repeat one).
+        """
+        lr = config.towers[0].lr
+        final = max(0.0, 1.0 - abs(math.log10(lr) + 2.0) / 4)
+        state = ctx.load_checkpoint()
+        start = int(state["k"]) + 1 if state else 1
+        log = Path(__file__).parent / f"steps-{lr:.6g}"
+        value = float("nan")
+        for k in range(start, 7):
+            if abs(lr - 0.011) < 1e-9 and (Path(__file__).parent / "slow").exists():
+                time.sleep(20)  # the test interrupts the sweep during this trial
+            with open(log, "a") as fh:
+                fh.write(f"{k}\\n")
+            value = final * k / 6 if lr <= 0.05 else (0.05 if k <= 4 else final * (k - 4) / 2)
+            ctx.save_checkpoint({"k": k})
+            ctx.report(value, k)
+        return value
+
+
     def tiny_torch(config, ctx):
         """A linear regression trained with the real Trainer (real health reports)."""
         import torch

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from gradsweep.search.engine.outcome import FinalState
 from gradsweep.search.engine.progress import format_duration, progress_line
 from gradsweep.search.engine.tally import Tally
 
@@ -120,3 +121,28 @@ def test_unreachable_ray_address_fails_fast_without_a_store(make_space, tmp_path
     assert result.returncode == 1 and "cannot reach the Ray cluster" in result.stderr
     # no store was created
     assert not (tmp_path / "gradsweep.db").exists() and time.monotonic() - started < 60
+
+
+def test_tally_counts_configs_not_thaws() -> None:
+    from gradsweep.search.engine.outcome import INTERRUPTED, Outcome, failed, pruned
+
+    tally = Tally(target=3, direction="maximize", started=time.monotonic() - 30)
+    tally.add(0, pruned("paused", "paused: predicted final 0.1", 20))
+    tally.add(1, pruned("paused", "paused: predicted final 0.2", 20))
+    tally.add(2, pruned("unstable", "loss is nan", 5))
+    # three configs, two of them paused
+    assert (tally.finished, tally.pruned) == (3, Counter({"paused": 2, "unstable": 1}))
+    tally.add(3, pruned("paused", "paused: predicted final 0.3", 40), thaw_of=0)
+    tally.add(4, Outcome(FinalState.COMPLETE, value=0.9), thaw_of=3)
+    # #0 paused, thawed as #3, paused again, thawed as #4, complete: still one config, now complete
+    assert (tally.finished, tally.complete, tally.pruned["paused"]) == (3, 1, 1)
+    assert tally.thaws == Counter({"paused": 1, "complete": 1}) and tally.best_number == 4
+    # an interrupted thaw leaves its config paused
+    tally.add(5, failed(INTERRUPTED), thaw_of=1)
+    assert (tally.finished, tally.failed, tally.pruned["paused"]) == (3, 0, 1)
+    # the thaw of a trial another run paused is counted as a thaw only
+    tally.add(6, Outcome(FinalState.COMPLETE, value=0.5), thaw_of=99)
+    assert (tally.finished, tally.complete, tally.thaws["complete"]) == (3, 1, 2)
+    line = progress_line("ft", tally, now=tally.started + 30)
+    # the line counts configs; paused ones and thaws apart from the prunes
+    assert "3/3 finished" in line and "complete 1  pruned 1 (unstable 1)  paused 1  thaws 4  failed 0" in line

@@ -127,3 +127,56 @@ def test_baseline_from_a_trial_config_file_and_by_name(tmp_path: Path) -> None:
     assert (baselines[1].name, baselines[1].params) == ("good", {"towers.all.lr": 0.01})
     # an export file with a top-level `config` works too
     assert baselines[2].params == {"towers.all.lr": 0.2}
+
+
+def test_thaws_are_no_new_configs() -> None:
+    from gradsweep.search.engine.summary import summarize
+    from tests.search.views.study_factory import build_freeze_thaw
+
+    study = build_freeze_thaw()
+    # 5 configs finished (#0, #1 paused then thawed twice, #2, #3, #6): the thaws #4 and #5 are none
+    assert count_finished(study) == 5
+    summary = summarize(
+        study, storage="sqlite://", target=5, interrupted=False, aborted=None, elapsed_s=1.0, results_dir="r"
+    )
+    # configs by their latest trial: complete 2 (#0, #5), unstable 1, left paused 1 (#2), failed 1
+    assert (summary.finished, summary.complete, summary.failed) == (5, 2, 1)
+    assert summary.pruned == {"unstable": 1, "paused": 1}
+    assert summary.complete + sum(summary.pruned.values()) + summary.failed == summary.finished
+    # the thaws by how they ended
+    assert summary.thaws == {"complete": 1, "paused": 1}
+    # the line counts configs, with the pauses and thaws apart from the prunes
+    assert (
+        "5/5 finished  complete 2  pruned 1  paused 1  thaws 2 (complete 1, paused again 1)  failed 1  "
+        in (summary.line())
+    )
+    assert summary.best_number == 5 and summary.to_dict()["thaws"] == {"complete": 1, "paused": 1}
+
+
+def test_summary_line_without_pauses_is_unchanged() -> None:
+    from gradsweep.search.engine.summary import summarize
+
+    study = optuna.create_study()
+    study.add_trial(optuna.trial.create_trial(value=0.5))
+    study.add_trial(
+        optuna.trial.create_trial(state=TrialState.PRUNED, user_attrs={"gradsweep.prune.kind": "unstable"})
+    )
+    summary = summarize(
+        study, storage="s", target=2, interrupted=False, aborted=None, elapsed_s=1.0, results_dir="r"
+    )
+    # no "paused" nor "thaws" in a study without pauses
+    assert "2/2 finished  complete 1  pruned 1  failed 0  best 0.5 (trial 0)" in summary.line()
+    assert summary.pause_counts() == "" and summary.thaws == {}
+
+
+def test_an_interrupted_thaw_is_not_retried_nor_counted() -> None:
+    from tests.search.views.study_factory import build_freeze_thaw
+
+    study = build_freeze_thaw()
+    thaw = study.ask()  # a thaw of #2 the sweep's interruption failed
+    study._storage.set_trial_user_attr(thaw._trial_id, "gradsweep.thaw_of", 2)
+    assert reconcile_running(study) == [thaw.number]
+    # its config was counted already (paused trial #2), and the thaw adds none
+    assert count_finished(study) == 5
+    # a retry would run #2's config from step 0 as a new config: it is not offered
+    assert retryable(study) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -93,3 +94,46 @@ def test_pngs_draw_two_panels_and_scale_the_value_axis() -> None:
     lr = lr_png(LrPoints(towers={"image": [(1e-3, 0.42, 0), (10.0, 1e6, 2)]}), "val_loss")
     # a diverged value puts the LR plot's value axis on a log scale
     assert lr.axes[0].get_yscale() == "log"
+
+
+def test_report_of_a_paused_and_thawed_config(tmp_path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    from gradsweep.search.report import collect, render_html, write_pngs
+    from tests.search.views.study_factory import build_freeze_thaw
+
+    data = collect(build_freeze_thaw())
+    # one curve per config: the thawed trials #1 and #4 go on in #5's
+    assert [c.number for c in data.curves] == [0, 2, 5] and data.omitted_curves == []
+    fig = health_figure(data.curves[2]).to_plotly_json()
+    by_name = {t["name"]: t for t in fig["data"]}
+    # the thaws are marked where each went on, with the trials named; a complete trial has no prune
+    assert list(by_name["thaw"]["x"]) == [20, 40] and "prune" not in by_name
+    assert by_name["thaw"]["text"][0] == "trial 1 paused, thawed as trial 4 from its checkpoint at step 20"
+    assert (
+        "Trial 5 (complete, thaw of #4 paused at step 40, thaw of #1 paused at step 20)"
+        in (fig["layout"]["title"]["text"])
+    )
+    # a trial left paused is marked as a pause, not as a prune
+    paused = {t["name"]: t for t in health_figure(data.curves[1]).to_plotly_json()["data"]}
+    assert "prune" not in paused and list(paused["pause"]["x"]) == [20]
+    assert (
+        health_figure(data.curves[1])
+        .to_plotly_json()["layout"]["title"]["text"]
+        .startswith("Trial 2 (paused): gradient health<br><sup>paused at step 20: predicted final 0.2")
+    )
+    page = render_html(data)
+    # the summary counts configs, pauses and thaws; paused trials get their own table
+    assert "5 configs: complete 2  pruned 1  paused 1  failed 1" in page
+    assert "paused 3 trials: thawed 2, never thawed 1; thaws 2 (complete 1, paused again 1)" in page
+    assert "<h2>Paused trials (3)</h2>" in page and "<td>complete (trial 5)</td>" in page
+    # the prune table keeps the unstable prune only; the best is the thaw, named as one
+    assert "Pruned trials by reason" in page and "FreezeThawPruner" not in page
+    assert "trial 5 (thaw of paused trial 4), value 0.8" in page
+    assert "health curves of thawed trials go on in their thaws' curves: 1 in 5, 4 in 5" in page
+    # the PNGs draw too (one health plot per config)
+    names = sorted(p.name for p in write_pngs(data, tmp_path))
+    assert [n for n in names if n.startswith("health")] == [f"health_trial_{n}.png" for n in (0, 2, 5)]
+    png = health_png(data.curves[2])
+    assert "trial 1 paused, thawed as trial 4" in png.axes[0].get_title(loc="left")
+    plt.close(png)

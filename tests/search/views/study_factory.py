@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 
 import optuna
+from optuna.trial import TrialState
 
 from gradsweep.spaces.trial_config import MetricConfig, TowerConfig, TrialConfig
 
@@ -146,3 +147,76 @@ def build_pruned_only(path: Path, name: str = "nothing-done") -> str:
 
     study.optimize(objective, n_trials=2)
     return url
+
+
+PAUSE_REASON_1 = (
+    "paused: predicted final 0.3 +- 0.05 at step 20 (own-curve fit); chance to beat the best 0.5: 0.1%; "
+    "checkpoint at step 20 kept"
+)
+PAUSE_REASON_2 = (
+    "paused: predicted final 0.2 +- 0.02 at step 20 (own-curve fit); chance to beat the best 0.5: 0.0%; "
+    "checkpoint at step 20 kept"
+)
+PAUSE_REASON_4 = (
+    "paused: predicted final 0.45 +- 0.03 at step 40 (population 2 curves + own-curve fit); chance to beat "
+    "the best 0.5: 4.0%; checkpoint at step 40 kept"
+)
+
+
+def _entries(steps: range | list[int], grad: float) -> list[dict]:
+    return [
+        {
+            "step": s,
+            "verdict": "healthy",
+            "metrics": {"health/text_encoder/grad_norm_pre": grad + s, "health/loss": 3.0 - 0.01 * s},
+        }
+        for s in steps
+    ]
+
+
+def build_freeze_thaw(url: str = "sqlite:///:memory:", name: str = "ft") -> optuna.Study:
+    """A ``--pruner freeze-thaw`` study as the Ray bridge writes it (maximize, 5 configs, 2 thaws).
+
+    * #0 COMPLETE 0.5;
+    * #1 paused at step 20 (checkpoint 20), thawed as #4, which is paused again at 40 and thawed as
+      #5, which completes with 0.8 (the best): one config, three trials;
+    * #2 paused at step 20, never thawed;
+    * #3 pruned ``unstable``; #6 FAIL.
+
+    #4's history starts with #1's copied entries (as the bridge copies them), #5's holds only its own
+    steps (the curve must still be one). Thaws carry ``gradsweep.thaw_of`` and the paused trial's
+    intermediate values up to its checkpoint.
+    """
+    study = optuna.create_study(study_name=name, storage=url, direction="maximize")
+    study.set_user_attr("gradsweep.metric", "recall@1")
+    dist = {"towers.text_encoder.lr": optuna.distributions.FloatDistribution(1e-5, 1e-2, log=True)}
+
+    def add(state: TrialState, lr: float, values: dict[int, float], attrs: dict, value: float | None = None):
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=state,
+                value=value,
+                params={"towers.text_encoder.lr": lr},
+                distributions=dist,
+                intermediate_values=values,
+                user_attrs=attrs,
+            )
+        )
+
+    def paused(step: int, reason: str) -> dict:
+        return {
+            "gradsweep.prune.kind": "paused",
+            "gradsweep.prune.reason": reason,
+            "gradsweep.prune.step": step,
+            "gradsweep.pause": {"step": step, "checkpoint": f"/runs/ckpt_{step}", "checkpoint_step": step},
+        }
+
+    curve = {s: s / 100 for s in range(10, 70, 10)}  # config B's whole curve, 10..60
+    add(TrialState.COMPLETE, 1e-3, {s: 0.5 * s / 60 for s in curve}, {"gradsweep.health.history": _entries(range(10, 70, 10), 1.0)}, 0.5)  # fmt: skip
+    add(TrialState.PRUNED, 2e-3, {10: 0.1, 20: 0.2}, {**paused(20, PAUSE_REASON_1), "gradsweep.health.history": _entries([10, 20], 2.0)})  # fmt: skip
+    add(TrialState.PRUNED, 3e-3, {10: 0.1, 20: 0.15}, {**paused(20, PAUSE_REASON_2), "gradsweep.health.history": _entries([10, 20], 3.0)})  # fmt: skip
+    add(TrialState.PRUNED, 4e-3, {10: 0.05}, {"gradsweep.prune.kind": "unstable", "gradsweep.prune.reason": NONFINITE_REASON, "gradsweep.prune.step": 10})  # fmt: skip
+    add(TrialState.PRUNED, 2e-3, {s: v for s, v in curve.items() if s <= 40}, {**paused(40, PAUSE_REASON_4), "gradsweep.thaw_of": 1, "gradsweep.health.history": _entries([10, 20, 30, 40], 2.0)})  # fmt: skip
+    add(TrialState.COMPLETE, 2e-3, curve, {"gradsweep.thaw_of": 4, "gradsweep.health.history": _entries([50, 60], 2.0)}, 0.8)  # fmt: skip
+    add(TrialState.FAIL, 5e-3, {}, {"gradsweep.fail.reason": "RuntimeError: boom"})
+    return study

@@ -72,3 +72,44 @@ def test_soft_flags_of_trials_that_were_not_pruned_are_listed_by_rule() -> None:
     assert (s.flagged[0].rule, s.flagged[0].trials) == ("exploding", [(0, "complete"), (3, "complete")])
     assert s.flagged[0].example.startswith("enc grad norm 5e+02 > 1e+02")
     assert json.loads(json.dumps(s.to_dict()))["flagged"][0]["rule"] == "exploding"
+
+
+def test_summary_of_freeze_thaw_study() -> None:
+    from tests.search.views.study_factory import PAUSE_REASON_2, build_freeze_thaw
+
+    study = build_freeze_thaw()
+    s = summarize(study.study_name, study.trials, "maximize", study.user_attrs)
+    # Optuna's states as stored: the paused trials are PRUNED
+    assert s.counts["PRUNED"] == 4 and s.total == 7
+    # configs (trials that are no thaw) by how their latest trial ended: #1 -> #4 -> #5 is one config
+    assert s.configs == {"complete": 2, "pruned": 1, "paused": 1, "failed": 1} and s.n_configs == 5
+    assert s.config_line() == "5 configs: complete 2  pruned 1  paused 1  failed 1"
+    # the thaws by how they ended, and every pause with what became of it
+    assert s.thaws == {"complete": 1, "paused": 1}
+    assert [(p.number, p.thaw_of, p.thawed_as, p.ends, p.ends_at) for p in s.pauses] == [
+        (1, None, 4, "complete", 5),
+        (2, None, None, "paused", 2),
+        (4, 1, 5, "complete", 5),
+    ]
+    assert s.pauses[1].step == 20 and s.pauses[1].checkpoint_step == 20
+    # a pause's reason without its "paused: " prefix
+    assert s.pauses[1].reason == PAUSE_REASON_2.removeprefix("paused: ")
+    assert s.pause_line() == (
+        "paused 3 trials: thawed 2, never thawed 1; thaws 2 (complete 1, paused again 1)"
+    )
+    # the best is the thaw that completed, marked as one
+    assert s.best is not None and (s.best.number, s.best.value, s.best.thaw_of) == (5, 0.8, 4)
+    # paused groups are named after the freeze-thaw scheduler, the unstable prune after its rule
+    assert {(g.kind, g.rule, g.count) for g in s.prune_groups} == {
+        ("paused", "FreezeThawPruner", 3),
+        ("unstable", "nonfinite", 1),
+    }
+    # all of it is JSON-able
+    data = json.loads(json.dumps(s.to_dict()))
+    assert data["configs"]["paused"] == 1 and data["pauses"][0]["thawed_as"] == 4
+
+
+def test_summary_without_pauses_has_no_config_counts(demo_study: optuna.Study) -> None:
+    s = summarize(demo_study.study_name, demo_study.trials, "maximize")
+    # a study without pauses shows nothing new
+    assert (s.configs, s.thaws, s.pauses, s.config_line(), s.pause_line()) == ({}, {}, [], "", "")

@@ -105,3 +105,33 @@ def test_duration_of_unstarted_trial_is_none() -> None:
     assert trial_duration(waiting) is None
     # and its row says so
     assert trial_row(waiting).state == "WAITING"
+
+
+def test_rows_of_paused_and_thawed_trials() -> None:
+    from tests.search.views.study_factory import build_freeze_thaw
+
+    rows = {r.number: r for r in trial_rows(build_freeze_thaw().trials)}
+    # a thawed paused trial names its continuation; a thaw names the paused trial it continues
+    assert (rows[1].kind, rows[1].thaw_of, rows[1].thawed_as) == ("paused", None, 4)
+    assert (rows[4].thaw_of, rows[4].thawed_as) == (1, 5)
+    assert (rows[5].thaw_of, rows[5].thawed_as) == (4, None)
+    # the table shows a paused trial as PAUSED (the stored state stays PRUNED), with its thaw
+    assert (rows[1].state, rows[1].shown_state, rows[1].thaw_note) == ("PRUNED", "PAUSED", "thawed as #4")
+    assert rows[4].thaw_note == "thaw of #1, thawed as #5"
+    assert (rows[2].shown_state, rows[2].thaw_note) == ("PAUSED", "not thawed")
+    # an unstable prune, a complete config and a thaw that completed read as before
+    assert (rows[3].shown_state, rows[3].thaw_note) == ("PRUNED", None)
+    assert (rows[0].shown_state, rows[5].shown_state) == ("COMPLETE", "COMPLETE")
+    assert rows[5].thaw_note == "thaw of #4"
+    # JSON rows carry both fields
+    assert {"thaw_of", "thawed_as"} <= set(rows[0].to_dict())
+
+
+def test_sort_and_best_with_thaws() -> None:
+    from tests.search.views.study_factory import build_freeze_thaw
+
+    trials = build_freeze_thaw().trials
+    # the thaw that completed holds its config's value: it sorts first; paused trials have none
+    assert [r.number for r in trial_rows(trials, sort="value")] == [5, 0, 1, 2, 3, 4, 6]
+    # and it is the best trial, paused ones never are
+    assert [t.number for t in best_trials(trials, "maximize", top=3)] == [5, 0]
