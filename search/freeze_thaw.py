@@ -73,7 +73,7 @@ from gradsweep.objectives.health.verdict import HealthReport, Verdict
 from gradsweep.search.attrs import PAUSE, TOTAL_STEPS
 from gradsweep.search.health_attrs import read_health
 from gradsweep.search.learning_curve import Curve, Prediction, predict_final
-from gradsweep.search.thaw_attrs import config_outcome, is_paused, thaw_of
+from gradsweep.search.thaw_attrs import is_paused, thawed_as
 
 __all__ = [
     "DEFAULT_P_PAUSE",
@@ -94,9 +94,7 @@ DEFAULT_P_THAW = 0.10
 
 def _continued(trials: Sequence[FrozenTrial]) -> set[int]:
     """Numbers of the paused trials some trial continues (running or ended, but not interrupted)."""
-    return {
-        parent for t in trials if (parent := thaw_of(t)) is not None and config_outcome(t) != "interrupted"
-    }
+    return set(thawed_as(trials))
 
 
 def curve_of(trial: FrozenTrial) -> Curve:
@@ -299,11 +297,12 @@ class FreezeThawPruner(BasePruner):
         candidates: Sequence[FrozenTrial] = self.paused_trials(study, exclude=exclude)
         if not candidates:
             return None
-        finished = self._finished(study, exclude=-1)
         best: Thaw | None = None
         for trial in candidates:
             latest, _ = read_health(trial)
-            judgement = self.judge(study, trial, latest, references=finished)
+            # the bar without the candidate's own prediction, as when it was paused (else a trial
+            # just paused below p_pause could pass p_thaw at once on its own removal from the bar)
+            judgement = self.judge(study, trial, latest, references=self._finished(study, trial.number))
             if judgement.chance < self.p_thaw:
                 continue
             if best is None or judgement.chance > best.judgement.chance:

@@ -76,20 +76,32 @@ def is_thaw(trial: FrozenTrial) -> bool:
     return thaw_of(trial) is not None
 
 
+def _interrupted_thaw(trial: FrozenTrial) -> bool:
+    """A thaw the sweep's interruption ended: its paused trial is still paused (``resume`` may thaw it again)."""
+    return is_thaw(trial) and config_outcome(trial) == _INTERRUPTED
+
+
 def thawed_as(trials: Sequence[FrozenTrial]) -> dict[int, int]:
-    """``{paused trial number: number of the trial that continues it}`` (the first, if several)."""
+    """``{paused trial number: number of the trial that continues it}`` (the first, if several).
+
+    A thaw the sweep's interruption ended continues nothing: its paused trial is still paused.
+    """
     out: dict[int, int] = {}
     for t in sorted(trials, key=lambda t: t.number):
         parent = thaw_of(t)
-        if parent is not None:
+        if parent is not None and not _interrupted_thaw(t):
             out.setdefault(parent, t.number)
     return out
 
 
 def chain_ends(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
-    """The trials no trial continues, by number: one per config (its latest trial)."""
+    """The trials no trial continues, by number: one per config (its latest trial).
+
+    An interrupted thaw is no config's end (its paused trial is)."""
     continued = thawed_as(trials)
-    return sorted((t for t in trials if t.number not in continued), key=lambda t: t.number)
+    return sorted(
+        (t for t in trials if t.number not in continued and not _interrupted_thaw(t)), key=lambda t: t.number
+    )
 
 
 def chain_of(trial: FrozenTrial, trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:

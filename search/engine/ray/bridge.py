@@ -37,7 +37,9 @@ from gradsweep.objectives.pruned import PruneKind
 from gradsweep.search.attrs import (
     CONFIG,
     FAIL_REASON,
+    HEALTH_FLAGS,
     HEALTH_HISTORY,
+    HEALTH_LATEST,
     PAUSE,
     PRUNE_KIND,
     PRUNE_REASON,
@@ -83,6 +85,25 @@ _NOT_CARRIED = frozenset({PRUNE_KIND, PRUNE_REASON, PRUNE_STEP, PAUSE, RAY_TRIAL
 #: What a store that stopped taking writes raises (after the retries).
 STORE_ERRORS = (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError, OSError)
 _T = TypeVar("_T")
+
+
+def _carried_attrs(paused: optuna.trial.FrozenTrial, step: int) -> dict[str, Any]:
+    """The user attrs a thaw of ``paused`` starts with: its own, less the prune's and the pause's, with
+    the health record cut back to the checkpoint's ``step`` (the thaw trains the steps after it again
+    when the checkpoint is older than the pause)."""
+    attrs = {k: v for k, v in paused.user_attrs.items() if k not in _NOT_CARRIED}
+    history = attrs.get(HEALTH_HISTORY)
+    if isinstance(history, list):
+        kept = [e for e in history if isinstance(e, dict) and int(e.get("step", 0)) <= step]
+        attrs[HEALTH_HISTORY] = kept
+        if kept:
+            attrs[HEALTH_LATEST] = kept[-1]
+        else:
+            attrs.pop(HEALTH_LATEST, None)
+    flags = attrs.get(HEALTH_FLAGS)
+    if isinstance(flags, dict):
+        attrs[HEALTH_FLAGS] = {rule: first for rule, first in flags.items() if int(first) <= step}
+    return attrs
 
 
 class _InvalidConfig(Exception):
@@ -300,8 +321,11 @@ class StudyBridge:
         self, paused: optuna.trial.FrozenTrial, path: str, step: int, ray_trial_id: str
     ) -> dict[str, Any]:
         """Create the trial that continues ``paused`` from its checkpoint at ``step`` (its curve up to it copied)."""
-        attrs = {k: v for k, v in paused.user_attrs.items() if k not in _NOT_CARRIED}
+        config = dict(paused.user_attrs[CONFIG])
+        limit = TrialConfig.from_dict(config).health.history  # before the trial exists: nothing to undo
+        attrs = _carried_attrs(paused, step)
         attrs[THAW_OF] = paused.number
+        attrs[RAY_TRIAL_ID] = ray_trial_id  # one write: the trial exists with everything or not at all
         values = {s: v for s, v in paused.intermediate_values.items() if s <= step}
         template = optuna.trial.FrozenTrial(
             number=0, state=TrialState.RUNNING, value=None, datetime_start=datetime.now(), datetime_complete=None,
@@ -312,17 +336,20 @@ class StudyBridge:
             self.study._study_id, template_trial=template
         )  # not retried: once
         trial = optuna.Trial(self.study, tid)
-        self._retry(lambda: trial.set_user_attr(RAY_TRIAL_ID, ray_trial_id))
-        config = dict(paused.user_attrs[CONFIG])
         history = attrs.get(HEALTH_HISTORY)
+        latest = attrs.get(HEALTH_LATEST)
         total = attrs.get(TOTAL_STEPS)
         self._live[ray_trial_id] = _Live(
             trial,
-            TrialConfig.from_dict(config).health.history,
+            limit,
+            latest_health=HealthReport.from_dict(latest) if isinstance(latest, dict) else None,
             total_steps=int(total) if isinstance(total, int) else None,
             reported=set(values),
             health_history=list(history) if isinstance(history, list) else None,
             checkpoint_step=step,
+        )
+        self._checkpoints[ray_trial_id] = (
+            path  # paused again before its next checkpoint: this one still holds
         )
         self.tally.running += 1
         self._thaws[trial.number] = paused.number
@@ -457,7 +484,7 @@ class StudyBridge:
         if (
             self.abort_after
             and self.aborted is None
-            and self.tally.finished >= min(self.abort_after, self.n_trials)
+            and self.tally.finished >= max(min(self.abort_after, self.n_trials), 1)
             and self.tally.failed == self.tally.finished
         ):
             self.aborted = f"the first {self.tally.finished} trials all failed; stopping the sweep early"

@@ -27,6 +27,7 @@ from gradsweep.search.engine.setup import reopen_sweep
 from gradsweep.search.engine.storage import DEFAULT_STORAGE, mask_url
 from gradsweep.search.engine.study import count_finished
 from gradsweep.search.engine.summary import SweepSummary, summarize
+from gradsweep.search.freeze_thaw import FreezeThawPruner
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,9 @@ def resume(request: ResumeRequest, *, progress: ProgressFactory | None = None) -
     """Continue an interrupted sweep until its target number of finished trials is reached.
 
     Stale RUNNING trials (a killed driver) become FAIL ``interrupted``; with ``retry_failed``
-    every interrupted trial's params are enqueued again. Finished trials are never re-run.
+    every interrupted trial's params are enqueued again. Finished trials are never re-run. A
+    ``--pruner freeze-thaw`` sweep with paused trials runs even when no new config is left: its
+    paused trials are judged again and the ones worth it are thawed first.
 
     Args:
         request: study, store and optional new target (``n_trials`` = finished trials wanted in all).
@@ -71,7 +74,9 @@ def resume(request: ResumeRequest, *, progress: ProgressFactory | None = None) -
     )
     remaining = max(sweep.plan.target - count_finished(sweep.study), 0)
     started = time.monotonic()
-    if remaining == 0:
+    base = sweep.pruner.base_pruner
+    paused = isinstance(base, FreezeThawPruner) and bool(base.paused_trials(sweep.study))
+    if remaining == 0 and not paused:  # with paused trials the run may thaw them (no new config)
         return summarize(
             sweep.study,
             storage=mask_url(request.storage),

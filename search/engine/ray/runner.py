@@ -204,7 +204,7 @@ def run_trials(
         return abandon(result) if abandon is not None else 128 + (flag.signum or signal.SIGINT)
 
     try:
-        if bridge.n_trials > 0:
+        if bridge.n_trials > 0 or bridge.thawer is not None:  # a resume may only thaw paused trials
             with _Signals(flag, cut_off):
                 tuner.fit()
     except KeyboardInterrupt:
