@@ -199,3 +199,21 @@ def test_step_zero_is_kept_out_of_the_own_curve_fit() -> None:
     p = predict_final(Curve((0, 10, 20, 30), (0.1, 0.3, 0.4, 0.45)), 80, refs, maximize=True)
     assert "own-curve fit (calibrated on 3 curves)" in p.source
     assert math.isfinite(p.mean) and math.isfinite(p.std)
+
+
+def test_a_flat_curve_is_not_predicted_with_zero_uncertainty() -> None:
+    # a real sweep (a GRU of a new user's, accuracy at 8 epochs): four finished curves, and a trial at
+    # chance for three reports, which all three families fit exactly (raw std 0): the calibration on
+    # four references cannot vouch for +- 0 (it claimed exactly that before)
+    refs = [
+        Curve(tuple(range(16, 129, 16)), v)
+        for v in (
+            (0.8515625, 0.94140625, 0.94921875, 0.96875, 0.98046875, 0.98046875, 0.98828125, 0.98828125),
+            (0.90234375, 0.90234375, 0.9609375, 0.984375, 0.94140625, 0.97265625, 0.9921875, 0.984375),
+            (0.69921875, 0.9453125, 0.953125, 0.953125, 0.9921875, 0.9921875, 0.98828125, 0.984375),
+            (0.609375, 0.9375, 0.96875, 0.9609375, 0.97265625, 0.98828125, 0.99609375, 0.99609375),
+        )
+    ]
+    p = predict_final(Curve((16, 32, 48), (0.48046875,) * 3), 128, refs, maximize=True)
+    assert "own-curve fit (calibrated on 4 curves)" in p.source
+    assert p.std > 0.01
