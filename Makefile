@@ -41,9 +41,10 @@ test: lint
 	@scripts/ensure_chromium.sh
 	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
-# ~10 min on 2 CPU cores; benchmarks/gpu.py only where a CUDA GPU is (it refuses without one).
+# ~30 min on 2 CPU cores; benchmarks/gpu.py only where a CUDA GPU is (it refuses without one). The
+# search-efficiency quick mode on one objective (multitower); all four objectives: BENCHMARKS.md "Freeze-thaw".
 bench: setup
-	$(PY) -u -m benchmarks.search_efficiency --quick --plot benchmarks/figures/search_efficiency_quick.png
+	$(PY) -u -m benchmarks.search_efficiency --quick --objectives benchmarks/spaces/multitower_bench.yaml --plot benchmarks/figures/search_efficiency_quick.png
 	$(PY) -u -m benchmarks.overhead --quick
 	@if $(PY) -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then \
 		$(PY) -u -m benchmarks.gpu --quick; \
