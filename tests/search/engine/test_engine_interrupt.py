@@ -23,9 +23,9 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 GRADSWEEP = [str(Path(sys.executable).parent / "gradsweep")]
 
 
-def _start(space: Path, url: str, tmp_path: Path, n: int) -> subprocess.Popen[bytes]:
+def _start(space: Path, url: str, tmp_path: Path, n: int, pruner: str = "none") -> subprocess.Popen[bytes]:
     cmd = [*GRADSWEEP, "launch", str(space), "-n", str(n), "--storage", url, "--runs-dir", str(tmp_path / "runs"),
-           "--quiet", "--seed", "0", "--pruner", "none", "--concurrency", "2"]  # fmt: skip
+           "--quiet", "--seed", "0", "--pruner", pruner, "--concurrency", "2"]  # fmt: skip
     return subprocess.Popen(
         cmd,
         cwd=tmp_path,
@@ -75,9 +75,13 @@ def _finished_before(study: optuna.Study) -> dict[int, tuple[TrialState, float |
     }
 
 
-def test_sigint_records_interrupted_trials_and_resume_completes(make_space, tmp_path: Path) -> None:
+# freeze-thaw: its searcher may answer "not now" (WAIT) and Tune runs without a sample count
+@pytest.mark.parametrize("pruner", ["none", "freeze-thaw"])
+def test_sigint_records_interrupted_trials_and_resume_completes(
+    make_space, tmp_path: Path, pruner: str
+) -> None:
     url = f"sqlite:///{tmp_path / 'study.db'}"
-    proc = _start(make_space("slow_quality"), url, tmp_path, n=6)
+    proc = _start(make_space("slow_quality"), url, tmp_path, n=6, pruner=pruner)
     try:
         _wait_for_complete(url, proc, at_least=1)
         proc.send_signal(signal.SIGINT)
