@@ -259,7 +259,9 @@ class FreezeThawPruner(BasePruner):
         prediction = self._predict(trial, refs, maximize)
         curve = curve_of(trial)
         total = trial.user_attrs.get(TOTAL_STEPS)
-        final_step = total if isinstance(total, int) else max([c.steps[-1] for c in refs if c.steps], default=0)
+        final_step = (
+            total if isinstance(total, int) else max([c.steps[-1] for c in refs if c.steps], default=0)
+        )
         warning = latest is not None and latest.verdict == Verdict.WARNING
         if bar is None:
             return Judgement(False, prediction, None, 1.0, warning)
