@@ -112,9 +112,9 @@ def test_sigkilled_worker_retries_the_trial_from_rank0_checkpoint_or_fails(
     space = ddp_space("kill_rank1")
     started = time.monotonic()
     by_name = _sweep(space, tmp_path, ("good", "bad"), max_failures=1)
-    assert (
-        time.monotonic() - started < 60
-    )  # two trials, three attempts with Ray Train start-ups (28 s here): no hang
+    # no hang: two trials, three attempts with Ray Train start-ups take 28 s on a quiet machine, 151 s
+    # next to other Ray tests and a benchmark on 2 cores; a hang (a dead worker nobody notices) is forever
+    assert time.monotonic() - started < 300
     good, bad = by_name["good"], by_name["bad"]
     records = ddp_space.records
     # killed once: retried in new worker processes, both of which loaded rank 0's checkpoint of step 1
