@@ -60,7 +60,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,11 +90,6 @@ DEFAULT_P_PAUSE = 0.05
 #: Thaw at or above this chance: twice the pause's, so a trial is not thawed for one report and paused
 #: again on the next (each thaw restarts a worker and loads a checkpoint).
 DEFAULT_P_THAW = 0.10
-
-
-def _continued(trials: Sequence[FrozenTrial]) -> set[int]:
-    """Numbers of the paused trials some trial continues (running or ended, but not interrupted)."""
-    return set(thawed_as(trials))
 
 
 def curve_of(trial: FrozenTrial) -> Curve:
@@ -194,7 +189,15 @@ class FreezeThawPruner(BasePruner):
         return study.direction == StudyDirection.MAXIMIZE
 
     def _finished(self, study: optuna.Study, exclude: int) -> tuple[list[Curve], float | None]:
-        """The complete trials' curves (references) and the bar (None before a trial completed).
+        """The complete trials' curves (references) and the bar without trial ``exclude``
+        (None before a trial completed)."""
+        refs, values, paused = self._population(study, exclude)
+        return refs, self._bar(values, paused.values(), study)
+
+    def _population(
+        self, study: optuna.Study, exclude: int
+    ) -> tuple[list[Curve], list[float], dict[int, float]]:
+        """The complete trials' curves and finals, and the still-paused trials' predicted finals.
 
         The bar's values are the complete trials' finals and the still-paused trials' *predicted*
         finals (their means; a paused trial's partial value is not comparable with a final one).
@@ -212,31 +215,41 @@ class FreezeThawPruner(BasePruner):
             values.append(float(t.value))
             if t.intermediate_values:
                 refs.append(curve_of(t))
-        if not refs:
-            return refs, None
-        continued = _continued(trials)
+        if not refs:  # no curve to predict from: no bar either
+            return refs, [], {}
+        continued = set(thawed_as(trials))
         key = (study._study_id, len(refs))
         if self._cache_key != key:
             self._cache_key, self._cache = key, {}
+        paused: dict[int, float] = {}
         for t in trials:
             if t.number == exclude or not is_paused(t) or t.number in continued:
                 continue
             if t.number not in self._cache:
                 self._cache[t.number] = self._predict(t, refs, maximize).mean
             if math.isfinite(self._cache[t.number]):
-                values.append(self._cache[t.number])
-        q = self.quantile if maximize else 1.0 - self.quantile
-        return refs, float(np.quantile(values, q))
+                paused[t.number] = self._cache[t.number]
+        return refs, values, paused
+
+    def _bar(self, values: list[float], paused: Iterable[float], study: optuna.Study) -> float | None:
+        """The top quartile's edge of the complete finals and the paused predictions (None without finals)."""
+        if not values:
+            return None
+        q = self.quantile if self._maximize(study) else 1.0 - self.quantile
+        return float(np.quantile([*values, *paused], q))
 
     @staticmethod
-    def _predict(trial: FrozenTrial, refs: list[Curve], maximize: bool) -> Prediction:
-        curve = curve_of(trial)
+    def _final_step(curve: Curve, trial: FrozenTrial, refs: list[Curve]) -> int:
+        """The step of the trial's final report: declared, else where the finished trials ended."""
         total = trial.user_attrs.get(TOTAL_STEPS)
         if isinstance(total, int):
-            final_step = total
-        else:  # not declared (a plain study.optimize): where the finished trials ended
-            final_step = max([c.steps[-1] for c in refs if c.steps] + list(curve.steps[-1:]), default=0)
-        return predict_final(curve, final_step, refs, maximize=maximize)
+            return total
+        return max([c.steps[-1] for c in refs if c.steps] + list(curve.steps[-1:]), default=0)
+
+    @classmethod
+    def _predict(cls, trial: FrozenTrial, refs: list[Curve], maximize: bool) -> Prediction:
+        curve = curve_of(trial)
+        return predict_final(curve, cls._final_step(curve, trial, refs), refs, maximize=maximize)
 
     def judge(
         self,
@@ -256,12 +269,9 @@ class FreezeThawPruner(BasePruner):
         """
         refs, bar = references if references is not None else self._finished(study, trial.number)
         maximize = self._maximize(study)
-        prediction = self._predict(trial, refs, maximize)
         curve = curve_of(trial)
-        total = trial.user_attrs.get(TOTAL_STEPS)
-        final_step = (
-            total if isinstance(total, int) else max([c.steps[-1] for c in refs if c.steps], default=0)
-        )
+        final_step = self._final_step(curve, trial, refs)
+        prediction = predict_final(curve, final_step, refs, maximize=maximize)
         warning = latest is not None and latest.verdict == Verdict.WARNING
         if bar is None:
             return Judgement(False, prediction, None, 1.0, warning)
@@ -279,7 +289,7 @@ class FreezeThawPruner(BasePruner):
         A thaw the sweep's interruption ended (FAIL ``interrupted``) does not count: its trial can be
         thawed again from its pause's checkpoint (``gradsweep resume``)."""
         trials = study.get_trials(deepcopy=False)
-        continued = _continued(trials)
+        continued = set(thawed_as(trials))
         return [
             t
             for t in trials
@@ -299,12 +309,14 @@ class FreezeThawPruner(BasePruner):
         candidates: Sequence[FrozenTrial] = self.paused_trials(study, exclude=exclude)
         if not candidates:
             return None
+        refs, values, paused = self._population(study, exclude=-1)
         best: Thaw | None = None
         for trial in candidates:
             latest, _ = read_health(trial)
             # the bar without the candidate's own prediction, as when it was paused (else a trial
             # just paused below p_pause could pass p_thaw at once on its own removal from the bar)
-            judgement = self.judge(study, trial, latest, references=self._finished(study, trial.number))
+            others = (v for n, v in paused.items() if n != trial.number)
+            judgement = self.judge(study, trial, latest, references=(refs, self._bar(values, others, study)))
             if judgement.chance < self.p_thaw:
                 continue
             if best is None or judgement.chance > best.judgement.chance:
